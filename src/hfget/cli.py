@@ -1,0 +1,236 @@
+"""The `hfget` command line. Thin: parse options, resolve settings, call one library function, render its result.
+
+Heavy modules (requests, huggingface_hub, the transfer engine) are imported inside the commands so that
+`hfget --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .errors import EXIT_INTERRUPTED, HfgetError
+
+app = typer.Typer(
+    name="hfget",
+    help="Fetch Hugging Face models through whatever route works here, into the standard cache.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class RepoType(str, Enum):
+    model = "model"
+    dataset = "dataset"
+    space = "space"
+
+
+# --- shared options ---------------------------------------------------------------------------------------------
+
+EnvFile = Annotated[
+    Optional[Path], typer.Option("--env-file", help="Read settings from this .env file instead of the nearest one.")
+]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print a machine-readable result on stdout.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display; errors only.")]
+Endpoint = Annotated[
+    Optional[str],
+    typer.Option("--endpoint", "--mirror", help="Hub endpoint or mirror URL (overrides HF_ENDPOINT).", show_default=False),
+]
+Token = Annotated[
+    Optional[str],
+    typer.Option("--token", help="HF token (overrides HF_TOKEN). Sent only to huggingface.co unless allowed.", show_default=False),
+]
+CacheDir = Annotated[
+    Optional[Path], typer.Option("--cache-dir", help="Hugging Face hub cache (overrides HF_HUB_CACHE / HF_HOME).")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"hfget {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = None,
+) -> None:
+    """Fetch Hugging Face models through whatever route works here, into the standard cache."""
+
+
+# --- the error boundary -----------------------------------------------------------------------------------------
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def boundary(json_mode: bool = False, secrets: Callable[[], list[str]] = lambda: []):
+    """Map every failure to a friendly message and an exit code; a traceback only with HFGET_DEBUG=1."""
+    from .tokens import redact
+
+    debug = os.environ.get("HFGET_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except HfgetError as err:
+        err.message = redact(err.message, *secrets())
+        err.hint = redact(err.hint, *secrets()) if err.hint else err.hint
+        if json_mode:
+            from .render import emit_json
+
+            emit_json({"ok": False, "error": err.to_dict()})
+        from .render import error
+
+        error(_stderr(), err)
+        if debug:
+            _print_traceback(secrets())
+        raise typer.Exit(err.exit_code) from None
+    except KeyboardInterrupt:
+        _stderr().print("[yellow]Interrupted.[/] Run the same command again to resume.")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Exception as exc:  # a bug: say so plainly, keep the traceback for HFGET_DEBUG=1
+        from .tokens import redact as _redact
+
+        message = _redact(f"{type(exc).__name__}: {exc}", *secrets())
+        if json_mode:
+            from .render import emit_json
+
+            emit_json({"ok": False, "error": {"kind": "internal", "message": message, "exit_code": 1}})
+        _stderr().print(f"[bold red]Internal error:[/] {message}")
+        _stderr().print("Run again with HFGET_DEBUG=1 for the traceback, and please report it.")
+        if debug:
+            _print_traceback(secrets())
+        raise typer.Exit(1) from None
+
+
+def _print_traceback(secrets: list[str]) -> None:
+    from .tokens import redact
+
+    print(redact(traceback.format_exc(), *secrets), file=sys.stderr)
+
+
+def _progress_mode(quiet: bool, json_mode: bool) -> str:
+    if quiet or json_mode:
+        return "none"
+    return "rich" if sys.stdout.isatty() and sys.stderr.isatty() else "plain"
+
+
+# --- commands ---------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def download(
+    repo: Annotated[
+        Optional[str], typer.Argument(help="Repo id, owner/name (default: DEFAULT_MODEL from the settings).", show_default=False)
+    ] = None,
+    files: Annotated[
+        Optional[list[str]], typer.Argument(help="Only these files (paths in the repo).", show_default=False)
+    ] = None,
+    revision: Annotated[str, typer.Option("--revision", "-r", help="Branch, tag or commit.")] = "main",
+    repo_type: Annotated[RepoType, typer.Option("--repo-type", help="Kind of repo.")] = RepoType.model,
+    include: Annotated[
+        Optional[list[str]], typer.Option("--include", help="Glob of files to take (repeatable).", show_default=False)
+    ] = None,
+    exclude: Annotated[
+        Optional[list[str]], typer.Option("--exclude", help="Glob of files to skip (repeatable).", show_default=False)
+    ] = None,
+    cache_dir: CacheDir = None,
+    local_dir: Annotated[
+        Optional[Path], typer.Option("--local-dir", help="Write a plain folder here instead of the cache.")
+    ] = None,
+    endpoint: Endpoint = None,
+    token: Token = None,
+    allow_token_to_mirror: Annotated[
+        bool, typer.Option("--allow-token-to-mirror", help="Also send the HF token to a non-official endpoint.")
+    ] = False,
+    allow_insecure_token: Annotated[
+        bool, typer.Option("--allow-insecure-token", help="Allow sending the token over plain http to a remote host.")
+    ] = False,
+    max_workers: Annotated[
+        Optional[int], typer.Option("--max-workers", help="Files downloaded at once (default 8).", show_default=False)
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be downloaded; write nothing.")] = False,
+    json_out: JsonOut = False,
+    quiet: Quiet = False,
+    env_file: EnvFile = None,
+) -> None:
+    """Download a repo (or some of its files) into the Hugging Face cache, verified and resumable."""
+    flags = {
+        "HF_ENDPOINT": endpoint,
+        "HF_TOKEN": token,
+        "HF_HUB_CACHE": str(cache_dir) if cache_dir else None,
+        "HFGET_MAX_WORKERS": str(max_workers) if max_workers is not None else None,
+        "HFGET_ALLOW_TOKEN_TO_MIRROR": "1" if allow_token_to_mirror else None,
+        "HFGET_ALLOW_INSECURE_TOKEN": "1" if allow_insecure_token else None,
+    }
+    settings_box: list = []
+    with boundary(json_out, secrets=lambda: _secrets(settings_box, token)):
+        from . import config
+        from .download import DownloadRequest
+        from .download import download as run_download
+        from .errors import UsageError
+        from .progress import for_mode
+        from .render import download_summary, dry_run_table, emit_json
+        from .repo import parse_repo_id, validate_revision
+
+        settings = config.resolve(flags, env_file=env_file)
+        settings_box.append(settings)
+        repo_text = repo or settings.get("DEFAULT_MODEL")
+        if not repo_text:
+            raise UsageError(
+                "No repo given, and DEFAULT_MODEL is not set.",
+                "Pass a repo id (hfget download Qwen/Qwen3-4B) or set DEFAULT_MODEL=owner/name in .env.",
+            )
+        request = DownloadRequest(
+            repo=parse_repo_id(repo_text, repo_type.value),
+            revision=validate_revision(revision),
+            files=tuple(files or ()),
+            include=tuple(include or ()),
+            exclude=tuple(exclude or ()),
+            local_dir=local_dir,
+            dry_run=dry_run,
+        )
+        settings.max_workers  # validate before any network traffic
+        stdout = Console(highlight=False, soft_wrap=True)
+        mode = "none" if dry_run else _progress_mode(quiet, json_out)
+        with for_mode(mode, _stderr(), sys.stderr) as progress:
+            result = run_download(request, settings, on_event=progress)
+        if json_out:
+            emit_json({"ok": True, **result.to_dict()})
+        elif dry_run:
+            dry_run_table(stdout, result)
+        elif not quiet:
+            download_summary(stdout, result)
+
+
+def _secrets(settings_box: list, *explicit: str | None) -> list[str]:
+    found = [s for s in explicit if s]
+    for settings in settings_box:
+        for key in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "MODELSCOPE_API_TOKEN"):
+            if settings.get(key):
+                found.append(settings.get(key))
+        if settings.token.is_set:
+            found.append(settings.token.value)
+    return found
+
+
+def main() -> None:
+    app()

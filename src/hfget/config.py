@@ -1,0 +1,244 @@
+"""Settings resolved at call time, each value with where it came from.
+
+Precedence: command-line flag > process environment > `.env` file > default. The `.env` file is the nearest one
+from the working directory upward, or the one given with `--env-file`. Nothing here runs at import time: the CLI
+calls `resolve()` for every command, so tests and `diagnose` see exactly what a run would use.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UsageError
+
+FLAG, ENV, DOTENV, DEFAULT, DERIVED, TOKEN_FILE = "flag", "env", ".env", "default", "derived", "token file"
+
+OFFICIAL_ENDPOINT = "https://huggingface.co"
+MODELSCOPE_ENDPOINT = "https://modelscope.cn"
+
+# Every key hfget reads. Values are the defaults; None means "unset unless given".
+KEYS: dict[str, str | None] = {
+    "HF_ENDPOINT": None,
+    "HF_TOKEN": None,
+    "HUGGING_FACE_HUB_TOKEN": None,
+    "HF_TOKEN_PATH": None,
+    "HF_HOME": None,
+    "HF_HUB_CACHE": None,
+    "HUGGINGFACE_HUB_CACHE": None,  # legacy name, still honoured by huggingface_hub
+    "HF_HUB_OFFLINE": "0",
+    "HTTP_PROXY": None,
+    "HTTPS_PROXY": None,
+    "ALL_PROXY": None,
+    "NO_PROXY": None,
+    "USE_MODELSCOPE": "0",
+    "MODELSCOPE_ENDPOINT": None,
+    "MODELSCOPE_CACHE": None,
+    "MODELSCOPE_API_TOKEN": None,
+    "DEFAULT_MODEL": None,
+    "XDG_CACHE_HOME": None,
+    "HFGET_ALLOW_TOKEN_TO_MIRROR": "0",
+    "HFGET_ALLOW_INSECURE_TOKEN": "0",
+    "HFGET_MAX_WORKERS": "8",
+}
+
+# Proxy variables are conventionally honoured in lower case too (curl, requests).
+_LOWER_CASE_ALIASES = {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"}
+
+_TRUE = {"1", "ON", "YES", "TRUE", "Y"}
+_FALSE = {"0", "OFF", "NO", "FALSE", "N", ""}
+
+
+@dataclass(frozen=True)
+class Value:
+    """One setting: its value, and where it came from (`origin`, plus `where` for the file or flag name)."""
+
+    value: str | None
+    origin: str
+    where: str | None = None
+
+    @property
+    def is_set(self) -> bool:
+        return self.value is not None and self.value != ""
+
+    def describe(self) -> str:
+        return f"{self.origin} ({self.where})" if self.where else self.origin
+
+
+@dataclass(frozen=True)
+class Settings:
+    values: Mapping[str, Value]
+    env_file: Path | None = None
+    home: Path = field(default_factory=Path.home)
+
+    def __getitem__(self, key: str) -> Value:
+        return self.values[key]
+
+    def get(self, key: str) -> str | None:
+        value = self.values[key]
+        return value.value if value.is_set else None
+
+    def flag(self, key: str) -> bool:
+        raw = self.get(key) or "0"
+        if raw.strip().upper() in _TRUE:
+            return True
+        if raw.strip().upper() in _FALSE:
+            return False
+        origin = self.values[key].describe()
+        raise UsageError(
+            f"{key}={raw!r} (from {origin}) is not a yes/no value.",
+            f"Set {key} to 1 or 0 (true/false also work).",
+        )
+
+    # --- derived values -------------------------------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> Value:
+        value = self.values["HF_ENDPOINT"]
+        if not value.is_set:
+            return Value(OFFICIAL_ENDPOINT, DEFAULT)
+        return Value(value.value.strip().rstrip("/"), value.origin, value.where)
+
+    @property
+    def hf_home(self) -> Value:
+        value = self.values["HF_HOME"]
+        if value.is_set:
+            return Value(str(_expand(value.value, self.home)), value.origin, value.where)
+        xdg = self.values["XDG_CACHE_HOME"]
+        if xdg.is_set:
+            return Value(str(_expand(xdg.value, self.home) / "huggingface"), DERIVED, "XDG_CACHE_HOME")
+        return Value(str(self.home / ".cache" / "huggingface"), DEFAULT)
+
+    @property
+    def hub_cache(self) -> Value:
+        for key in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+            value = self.values[key]
+            if value.is_set:
+                return Value(str(_expand(value.value, self.home)), value.origin, value.where or key)
+        home = self.hf_home
+        origin = DEFAULT if home.origin == DEFAULT else DERIVED
+        return Value(str(Path(home.value) / "hub"), origin, None if origin == DEFAULT else "HF_HOME")
+
+    @property
+    def token_path(self) -> Path:
+        value = self.values["HF_TOKEN_PATH"]
+        if value.is_set:
+            return _expand(value.value, self.home)
+        return Path(self.hf_home.value) / "token"
+
+    @property
+    def token(self) -> Value:
+        """The HF token in effect: HF_TOKEN, then HUGGING_FACE_HUB_TOKEN, then huggingface_hub's token file."""
+        for key in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+            value = self.values[key]
+            if value.is_set:
+                return Value(value.value.strip(), value.origin, value.where if value.origin != ENV else key)
+        path = self.token_path
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except OSError:
+            text = ""
+        if text:
+            return Value(text, TOKEN_FILE, str(path))
+        return Value(None, DEFAULT)
+
+    @property
+    def offline(self) -> bool:
+        return self.flag("HF_HUB_OFFLINE")
+
+    @property
+    def max_workers(self) -> int:
+        raw = self.get("HFGET_MAX_WORKERS") or "8"
+        try:
+            workers = int(raw)
+        except ValueError:
+            workers = 0
+        if not 1 <= workers <= 64:
+            raise UsageError(
+                f"max workers must be a number from 1 to 64, got {raw!r} (from {self.values['HFGET_MAX_WORKERS'].describe()}).",
+                "Pass --max-workers 8, or leave it out for the default.",
+            )
+        return workers
+
+
+def _expand(raw: str, home: Path) -> Path:
+    if raw == "~" or raw.startswith("~/"):
+        return home / raw[2:]
+    return Path(os.path.expandvars(raw))
+
+
+def find_env_file(cwd: Path) -> Path | None:
+    """The nearest `.env` from `cwd` upward, like python-dotenv's `find_dotenv(usecwd=True)`."""
+    for folder in (cwd, *cwd.parents):
+        candidate = folder / ".env"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def resolve(
+    flags: Mapping[str, str | None] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    env_file: Path | str | None = None,
+    home: Path | None = None,
+) -> Settings:
+    """Resolve every key in KEYS. `flags` maps KEY -> value given on the command line (None = not given)."""
+    flags = flags or {}
+    environ = os.environ if environ is None else environ
+    unknown = set(flags) - set(KEYS)
+    if unknown:
+        raise ValueError(f"unknown setting(s): {sorted(unknown)}")
+
+    dotenv_path: Path | None
+    if env_file is not None:
+        dotenv_path = Path(env_file).expanduser()
+        if not dotenv_path.is_file():
+            raise UsageError(
+                f"The .env file {dotenv_path} does not exist or is not a file.",
+                "Check the path given to --env-file, or leave the option out to use the nearest .env.",
+            )
+    else:
+        dotenv_path = find_env_file(Path.cwd() if cwd is None else cwd)
+    dotenv = _read_dotenv(dotenv_path) if dotenv_path else {}
+
+    values: dict[str, Value] = {}
+    for key, default in KEYS.items():
+        flag_value = flags.get(key)
+        if flag_value is not None:
+            values[key] = Value(str(flag_value), FLAG)
+            continue
+        env_value = _lookup(environ, key)
+        if env_value is not None:
+            values[key] = Value(env_value[1], ENV, env_value[0] if env_value[0] != key else None)
+            continue
+        dotenv_value = _lookup(dotenv, key)
+        if dotenv_value is not None:
+            values[key] = Value(dotenv_value[1], DOTENV, str(dotenv_path))
+            continue
+        values[key] = Value(default, DEFAULT)
+    return Settings(values=values, env_file=dotenv_path, home=home or Path.home())
+
+
+def _lookup(source: Mapping[str, str | None], key: str) -> tuple[str, str] | None:
+    names = [key, key.lower()] if key in _LOWER_CASE_ALIASES else [key]
+    for name in names:
+        value = source.get(name)
+        if value is not None:
+            return name, value
+    return None
+
+
+def _read_dotenv(path: Path) -> dict[str, str | None]:
+    from dotenv import dotenv_values  # imported here: only commands that resolve settings pay for it
+
+    try:
+        return dict(dotenv_values(path, interpolate=True))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(
+            f"The .env file {path} could not be read: {exc}.",
+            "Fix the file (UTF-8, KEY=value lines) or point --env-file elsewhere.",
+        ) from exc

@@ -1,0 +1,147 @@
+"""One error hierarchy for everything hfget can tell a user went wrong.
+
+Every error carries a one-paragraph *message* (what happened), a *hint* (the fix that will work) and an *exit code*.
+The CLI boundary renders them; library code raises them and never prints. Subclasses exist per failure kind so the
+source chain can decide what to fall through on (network trouble) and what to stop on (bad input, full disk).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class HfgetError(Exception):
+    """Base of every error hfget reports to a user."""
+
+    exit_code: int = EXIT_FAILURE
+    kind: str = "error"
+
+    def __init__(self, message: str, hint: str | None = None, *, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": self.message, "hint": self.hint, "exit_code": self.exit_code}
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} Hint: {self.hint}"
+
+
+class UsageError(HfgetError):
+    """The user asked for something malformed (repo id, option value, path)."""
+
+    exit_code = EXIT_USAGE
+    kind = "usage"
+
+
+# --- reaching a server ------------------------------------------------------------------------------------------
+
+
+class NetworkError(HfgetError):
+    """The server could not be reached or the connection broke. A source chain falls through on these."""
+
+    kind = "network"
+
+
+class DnsError(NetworkError):
+    kind = "dns"
+
+
+class ConnectError(NetworkError):
+    kind = "connect"
+
+    def __init__(self, message: str, hint: str | None = None, *, refused: bool = False) -> None:
+        super().__init__(message, hint)
+        self.refused = refused  # nothing listens there: retrying the same host is pointless
+
+
+class TlsError(NetworkError):
+    kind = "tls"
+
+
+class NetworkTimeout(NetworkError):
+    kind = "timeout"
+
+
+class ProxyError(NetworkError):
+    kind = "proxy"
+
+
+class ServerError(HfgetError):
+    """The server answered, but with 5xx/429 after retries or with something that is not the hub protocol."""
+
+    kind = "server"
+
+
+class ProtocolError(ServerError):
+    """A response that breaks the protocol: malformed JSON, unsafe paths, missing headers, a body of the wrong size."""
+
+    kind = "protocol"
+
+
+# --- what the hub said ------------------------------------------------------------------------------------------
+
+
+class AuthError(HfgetError):
+    """The token is missing, invalid, or does not open this repo."""
+
+    kind = "auth"
+
+
+class GatedRepoError(AuthError):
+    kind = "gated"
+
+
+class NotFoundError(HfgetError):
+    kind = "not_found"
+
+
+class RepoNotFoundError(NotFoundError):
+    kind = "repo_not_found"
+
+
+class RevisionNotFoundError(NotFoundError):
+    kind = "revision_not_found"
+
+
+class EntryNotFoundError(NotFoundError):
+    kind = "entry_not_found"
+
+
+# --- local side -------------------------------------------------------------------------------------------------
+
+
+class IntegrityError(HfgetError):
+    """Bytes arrived but their hash is not the one the hub promised. They never enter the cache."""
+
+    kind = "integrity"
+
+
+class DiskError(HfgetError):
+    kind = "disk"
+
+
+class DiskFullError(DiskError):
+    kind = "disk_full"
+
+
+class CachePermissionError(DiskError):
+    kind = "permission"
+
+
+class Interrupted(HfgetError):
+    exit_code = EXIT_INTERRUPTED
+    kind = "interrupted"
+
+
+def is_fall_through(error: BaseException) -> bool:
+    """Whether another source may succeed where this one failed (DESIGN §6)."""
+    return isinstance(error, (NetworkError, ServerError))

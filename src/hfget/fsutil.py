@@ -1,0 +1,86 @@
+"""Small file-system helpers shared by the cache writer and the transfer engine."""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import CachePermissionError, DiskError, DiskFullError, ProtocolError
+
+
+class disk_errors:
+    """Context manager: turn ENOSPC/EACCES/EROFS from the file system into hfget's disk errors."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is None or not isinstance(exc, OSError) or isinstance(exc, DiskError):
+            return False
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(
+                f"The disk holding {self.root} is full ({exc.strerror}).",
+                "Free some space and run the same command again: finished files are kept and partial ones resume.",
+            ) from None
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR):
+            raise permission_error(self.root, Path(exc.filename or self.root), exc.strerror) from None
+        raise DiskError(
+            f"Writing to the cache at {self.root} failed: {exc.strerror or exc} ({exc.filename}).",
+            "Check the disk and the directory's permissions, then run the same command again.",
+        ) from None
+
+
+def permission_error(root: Path, where: Path, why: str | None = None) -> CachePermissionError:
+    return CachePermissionError(
+        f"The cache directory {root} is not writable ({why or 'permission denied'} at {where}).",
+        "Point --cache-dir (or HF_HUB_CACHE / HF_HOME) at a directory you can write, or fix its permissions.",
+    )
+
+
+def atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        chmod_like_umask(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def chmod_like_umask(path: Path) -> None:
+    # mkstemp creates 0600 files; cache files should be readable like any file the user creates (0644 by default).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+
+
+def file_size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def ensure_inside(target: Path, base: Path, shown: str) -> None:
+    """Refuse a path whose folder resolves outside `base` (`..`, or a symlinked folder pointing elsewhere).
+
+    The file itself is not resolved: in the cache it is a symlink into blobs/, which is expected.
+    """
+    try:
+        (target.parent.resolve() / target.name).relative_to(base.resolve())
+        if target.name in ("", ".", ".."):
+            raise ValueError(target.name)
+    except ValueError:
+        raise ProtocolError(
+            f"The file path {shown!r} would be written outside {base}; hfget refuses.",
+            "This server is broken or hostile; use another source.",
+        ) from None

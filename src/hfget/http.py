@@ -1,0 +1,316 @@
+"""HTTP for hfget: one client that knows timeouts, retries, redirects, proxies and where a token may go.
+
+Everything that talks to a server goes through `HttpClient`, so the security rules (DESIGN §7) live in one place:
+the `Authorization` header is attached per request, and only when the request's origin is the origin the token was
+granted for; a redirect to any other origin (a CDN, a hostile mirror) never carries it. Network failures are turned
+into the hfget error of the right kind (DNS, connect, TLS, timeout, proxy) with a hint that names the fix.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from urllib.parse import urljoin, urlsplit
+
+from . import __version__
+from .errors import ConnectError, DnsError, NetworkError, NetworkTimeout, ProxyError, ServerError, TlsError
+
+REDIRECT_CODES = (301, 302, 303, 307, 308)
+RETRY_STATUS = (429, 500, 502, 503, 504)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+Origin = tuple[str, str, int]
+
+
+def origin_of(url: str) -> Origin:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme, 0)
+
+
+def host_label(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.netloc or url
+
+
+def is_loopback_host(host: str) -> bool:
+    host = host.strip("[]").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """A token and the single origin it may be sent to. No grant, no header."""
+
+    token: str
+    origin: Origin
+
+    def applies_to(self, url: str) -> bool:
+        return origin_of(url) == self.origin
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    max_retry_after: float = 60.0
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+
+    def delay(self, attempt: int, retry_after: str | None) -> float:
+        """Exponential backoff with full jitter, or the server's Retry-After when it gave one."""
+        hinted = parse_retry_after(retry_after)
+        if hinted is not None:
+            return min(hinted, self.max_retry_after)
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+class HttpClient:
+    """Thread-safe: each thread gets its own `requests.Session` (its own keep-alive pool and cookie jar)."""
+
+    def __init__(
+        self,
+        *,
+        proxies: Mapping[str, str] | None = None,
+        verify: bool | str = True,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        pool_size: int = 16,
+        user_agent: str | None = None,
+    ) -> None:
+        self.proxies = dict(proxies or {})
+        self.verify = verify
+        self.timeout = (connect_timeout, read_timeout)
+        self.retry = retry or RetryPolicy()
+        self.pool_size = pool_size
+        self.user_agent = user_agent or f"hfget/{__version__}"
+        self._local = threading.local()
+        self._sessions: list = []
+        self._lock = threading.Lock()
+
+    # --- sessions -------------------------------------------------------------------------------------------
+
+    def session(self):
+        session = getattr(self._local, "session", None)
+        if session is None:
+            import requests
+            from requests.adapters import HTTPAdapter
+
+            session = requests.Session()
+            # Proxies come from hfget's resolved settings (with provenance), never implicitly from the environment,
+            # and .netrc must not add credentials behind the user's back.
+            session.trust_env = False
+            session.proxies = dict(self.proxies)
+            session.verify = self.verify
+            session.headers["User-Agent"] = self.user_agent
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.pool_size, max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def close(self) -> None:
+        with self._lock:
+            for session in self._sessions:
+                session.close()
+            self._sessions.clear()
+
+    # --- requests -------------------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        grant: TokenGrant | None = None,
+        stream: bool = False,
+        follow_redirects: bool = True,
+        retry: bool = True,
+        timeout: tuple[float, float] | None = None,
+        max_redirects: int = 10,
+    ):
+        """Send a request, following redirects by hand so the token never leaves its origin.
+
+        Retries connection resets, timeouts, 429 and 5xx with backoff (honouring Retry-After); returns the last
+        response whatever its status. DNS failures and refused connections are not retried: another source will
+        do better than waiting.
+        """
+        attempts = self.retry.attempts if retry else 1
+        for attempt in range(attempts):
+            try:
+                response = self._follow(
+                    method, url, headers or {}, grant, stream, follow_redirects, timeout, max_redirects
+                )
+            except NetworkError as error:
+                if attempt + 1 >= attempts or isinstance(error, (DnsError, TlsError, ProxyError)) or getattr(error, "refused", False):
+                    raise
+                self.retry.sleep(self.retry.delay(attempt, None))
+                continue
+            if response.status_code in RETRY_STATUS and attempt + 1 < attempts:
+                retry_after = response.headers.get("Retry-After")
+                response.close()
+                self.retry.sleep(self.retry.delay(attempt, retry_after))
+                continue
+            return response
+        raise AssertionError("unreachable")
+
+    def _follow(self, method, url, headers, grant, stream, follow_redirects, timeout, max_redirects):
+        import requests
+
+        seen: list[str] = []
+        current = url
+        for _ in range(max_redirects + 1):
+            request_headers = dict(headers)
+            if grant is not None and grant.applies_to(current):
+                request_headers["Authorization"] = f"Bearer {grant.token}"
+            try:
+                response = self.session().request(
+                    method,
+                    current,
+                    headers=request_headers,
+                    stream=stream,
+                    allow_redirects=False,
+                    timeout=timeout or self.timeout,
+                )
+            except requests.RequestException as exc:
+                raise classify_exception(exc, current, bool(self.proxies)) from None
+            if not follow_redirects or response.status_code not in REDIRECT_CODES:
+                response.hfget_history = seen  # type: ignore[attr-defined]
+                return response
+            location = response.headers.get("Location")
+            if not location:
+                return response
+            seen.append(current)
+            response.close()
+            current = urljoin(current, location)
+            if current in seen:
+                break
+            if response.status_code == 303:
+                method = "GET"
+        raise ServerError(
+            f"{host_label(url)} sent a redirect loop (more than {max_redirects} redirects, or back to a URL already "
+            "visited).",
+            "The server is misconfigured; try another source.",
+        )
+
+    def iter_body(self, response, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """Stream a body, turning mid-body network failures into hfget errors."""
+        import requests
+
+        try:
+            yield from response.iter_content(chunk_size)
+        except requests.RequestException as exc:
+            raise classify_exception(exc, response.url, bool(self.proxies)) from None
+        except OSError as exc:  # urllib3 may surface raw socket errors while decoding
+            raise ConnectError(f"The connection to {host_label(response.url)} broke: {exc}.", _RETRY_HINT) from None
+
+
+_RETRY_HINT = "Run the same command again: finished files are kept and partial ones resume."
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """Walk an exception and everything nested in it (args, reason, cause, context)."""
+    stack, seen = [exc], set()
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        for nested in (getattr(current, "reason", None), current.__cause__, current.__context__, *current.args):
+            if isinstance(nested, BaseException):
+                stack.append(nested)
+
+
+def classify_exception(exc: BaseException, url: str, via_proxy: bool = False) -> NetworkError:
+    """Map a requests/urllib3/socket exception to the hfget error a user can act on."""
+    import socket
+    import ssl
+
+    import requests
+    import urllib3.exceptions as u3
+
+    host = host_label(url)
+    chain = list(_chain(exc))
+    text = " ".join(str(e) for e in chain)
+
+    if isinstance(exc, requests.exceptions.ProxyError) or any(isinstance(e, u3.ProxyError) for e in chain):
+        error = ProxyError(
+            f"The proxy refused or failed the connection to {host}: {_short(exc)}.",
+            "Check that the proxy is running and that its URL (scheme, host, port, credentials) is right.",
+        )
+    elif isinstance(exc, requests.exceptions.SSLError) or any(isinstance(e, ssl.SSLError) for e in chain):
+        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+            error = TlsError(
+                f"The TLS certificate of {host} could not be verified: {_short(exc)}.",
+                "A firewall or proxy may be intercepting HTTPS. Point REQUESTS_CA_BUNDLE at your organisation's CA "
+                "bundle, or use a mirror or proxy you trust.",
+            )
+        else:
+            error = TlsError(
+                f"The TLS handshake with {host} failed: {_short(exc)}.",
+                "The connection is being tampered with or the server does not speak HTTPS here; try a mirror or a "
+                "proxy.",
+            )
+    elif any(isinstance(e, (socket.gaierror, u3.NameResolutionError)) for e in chain) or (
+        "Name or service not known" in text or "nodename nor servname" in text
+    ):
+        error = DnsError(
+            f"The host name of {host} does not resolve here (DNS lookup failed).",
+            "If huggingface.co is blocked on this network, use a mirror (--endpoint https://hf-mirror.com, or "
+            "HF_ENDPOINT=https://hf-mirror.com in .env) or a proxy (--proxy socks5h://HOST:PORT).",
+        )
+    elif isinstance(exc, (requests.exceptions.ConnectTimeout,)) or any(
+        isinstance(e, u3.ConnectTimeoutError) for e in chain
+    ):
+        error = NetworkTimeout(
+            f"Connecting to {host} timed out.",
+            "The host is unreachable or filtered from here; use a mirror or a proxy.",
+        )
+    elif isinstance(exc, (requests.exceptions.ReadTimeout, requests.exceptions.Timeout, socket.timeout)) or any(
+        isinstance(e, (u3.ReadTimeoutError, TimeoutError)) for e in chain
+    ):
+        error = NetworkTimeout(f"{host} stopped answering (read timed out).", _RETRY_HINT)
+    elif any(isinstance(e, ConnectionRefusedError) for e in chain) or "Connection refused" in text:
+        error = ConnectError(
+            f"Connection to {host} was refused: nothing is listening there.",
+            "Check the endpoint URL and port; if it is a local mirror, start it.",
+            refused=True,
+        )
+    else:
+        error = ConnectError(f"The connection to {host} failed: {_short(exc)}.", _RETRY_HINT)
+    if via_proxy and not isinstance(error, ProxyError):
+        error.message += " (through the configured proxy)"
+    return error
+
+
+def _short(exc: BaseException) -> str:
+    """The innermost useful message of an exception, without urllib3's object reprs."""
+    text = str(exc)
+    if "Caused by " in text:
+        text = text.split("Caused by ", 1)[1].rstrip(")")
+    if ": " in text and text.startswith(("NewConnectionError", "<urllib3")):
+        text = text.split(": ", 1)[1]
+    return text.strip().rstrip(".")[:300]

@@ -1,0 +1,180 @@
+"""The Hugging Face cache layout (DESIGN §5): the only module that knows where blobs, snapshots and refs live.
+
+    {root}/models--org--name/blobs/{etag}                 verified bytes, placed by atomic rename
+    {root}/models--org--name/blobs/{etag}.incomplete      hfget's resumable partial (huggingface_hub lists it too)
+    {root}/models--org--name/snapshots/{commit}/{path}    relative symlink ../../blobs/{etag} (a copy where
+                                                           symlinks fail)
+    {root}/models--org--name/refs/{revision}              the commit sha, written atomically, last
+    {root}/models--org--name/trees/{commit}.json          the tree listing, as huggingface_hub 2.x writes it, so an
+                                                           offline snapshot_download can tell the snapshot is complete
+    {root}/.locks/models--org--name/{etag}.lock           the same lock file huggingface_hub takes for a blob
+
+Writes happen in an order that leaves a readable cache at every step: blobs, then snapshot links, then the tree
+listing, then refs.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import CachePermissionError, DiskFullError
+from .fsutil import atomic_write, chmod_like_umask, disk_errors, ensure_inside, permission_error
+from .repo import RemoteFile, RepoRef
+
+CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by huggingface_hub.\n"
+    "# For information about cache directory tags, see:\n"
+    "#\thttps://bford.info/cachedir/\n"
+)
+TREE_FORMAT_VERSION = 1
+
+
+class HubCache:
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root).expanduser().absolute()
+
+    # --- paths ----------------------------------------------------------------------------------------------
+
+    def repo_dir(self, repo: RepoRef) -> Path:
+        return self.root / repo.folder_name
+
+    def blob_path(self, repo: RepoRef, etag: str) -> Path:
+        return self.repo_dir(repo) / "blobs" / etag
+
+    def partial_path(self, repo: RepoRef, etag: str) -> Path:
+        return self.repo_dir(repo) / "blobs" / f"{etag}.incomplete"
+
+    def lock_path(self, repo: RepoRef, etag: str) -> Path:
+        return self.root / ".locks" / repo.folder_name / f"{etag}.lock"
+
+    def snapshot_dir(self, repo: RepoRef, commit: str) -> Path:
+        return self.repo_dir(repo) / "snapshots" / commit
+
+    def pointer_path(self, repo: RepoRef, commit: str, path: str) -> Path:
+        target = self.snapshot_dir(repo, commit).joinpath(*path.split("/"))
+        ensure_inside(target, self.snapshot_dir(repo, commit), path)
+        return target
+
+    def ref_path(self, repo: RepoRef, revision: str) -> Path:
+        return self.repo_dir(repo).joinpath("refs", *revision.split("/"))
+
+    # --- reading --------------------------------------------------------------------------------------------
+
+    def has_blob(self, repo: RepoRef, file: RemoteFile) -> bool:
+        """A blob counts only if its size matches; a wrong-sized blob (someone else's corruption) is re-fetched."""
+        try:
+            return self.blob_path(repo, file.etag).stat().st_size == file.size
+        except OSError:
+            return False
+
+    def read_ref(self, repo: RepoRef, revision: str) -> str | None:
+        try:
+            return self.ref_path(repo, revision).read_text().strip() or None
+        except OSError:
+            return None
+
+    # --- checks before writing ------------------------------------------------------------------------------
+
+    def check_writable(self) -> None:
+        """Fail early, before any network traffic, when the cache cannot be written at all."""
+        existing = self.root
+        while not existing.exists():
+            if existing.parent == existing:
+                break
+            existing = existing.parent
+        if not existing.is_dir():
+            raise CachePermissionError(
+                f"The cache directory {self.root} cannot be created: {existing} is a file, not a directory.",
+                "Point --cache-dir (or HF_HUB_CACHE / HF_HOME) at a directory you can write.",
+            )
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise permission_error(self.root, existing)
+
+    def check_free_space(self, needed: int) -> None:
+        existing = self.root
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        free = shutil.disk_usage(existing).free
+        if needed > free:
+            raise DiskFullError(
+                f"Not enough free space in {self.root}: this download needs {_fmt(needed)} more, "
+                f"and only {_fmt(free)} is free.",
+                "Free some space (hfget cache list shows what is cached), or point --cache-dir at a bigger disk.",
+            )
+
+    # --- writing --------------------------------------------------------------------------------------------
+
+    def prepare(self, repo: RepoRef) -> None:
+        """Create the repo's folders and the cache's CACHEDIR.TAG, turning OS errors into clear ones."""
+        with disk_errors(self.root):
+            (self.repo_dir(repo) / "blobs").mkdir(parents=True, exist_ok=True)
+            (self.repo_dir(repo) / "snapshots").mkdir(parents=True, exist_ok=True)
+            self.lock_path(repo, "x").parent.mkdir(parents=True, exist_ok=True)
+            tag = self.root / "CACHEDIR.TAG"
+            if not tag.exists():
+                atomic_write(tag, CACHEDIR_TAG)
+
+    def place_blob(self, repo: RepoRef, etag: str, verified: Path) -> Path:
+        """Move a verified file into `blobs/` by atomic rename (same directory, so same file system)."""
+        blob = self.blob_path(repo, etag)
+        with disk_errors(self.root):
+            chmod_like_umask(verified)
+            os.replace(verified, blob)
+        return blob
+
+    def link_snapshot(self, repo: RepoRef, commit: str, file: RemoteFile) -> Path:
+        pointer = self.pointer_path(repo, commit, file.path)
+        blob = self.blob_path(repo, file.etag)
+        with disk_errors(self.root):
+            pointer.parent.mkdir(parents=True, exist_ok=True)
+            if pointer.is_symlink() or pointer.exists():
+                if pointer.resolve() == blob.resolve():
+                    return pointer
+                pointer.unlink()
+            relative = os.path.relpath(blob, pointer.parent)
+            try:
+                os.symlink(relative, pointer)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+                    raise
+                # File systems without symlinks (some Windows/FAT/SMB mounts): a copy, as huggingface_hub does.
+                tmp = pointer.with_name(pointer.name + ".hfget-tmp")
+                shutil.copyfile(blob, tmp)
+                os.replace(tmp, pointer)
+        return pointer
+
+    def write_tree(self, repo: RepoRef, commit: str, files: Iterable[RemoteFile]) -> None:
+        """The per-commit tree listing huggingface_hub 2.x keeps (`trees/{commit}.json`, format_version 1)."""
+        entries = {}
+        for f in sorted(files, key=lambda f: f.path):
+            info: dict = {"size": f.size, "blob_id": f.blob_id}
+            if f.sha256:
+                info.update(lfs_sha256=f.sha256, lfs_size=f.size)
+            entries[f.path] = info
+        path = self.repo_dir(repo) / "trees" / f"{commit}.json"
+        with disk_errors(self.root):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, json.dumps({"format_version": TREE_FORMAT_VERSION, "files": entries}, indent=1))
+
+    def write_ref(self, repo: RepoRef, revision: str, commit: str) -> None:
+        """refs/{revision} -> commit, atomically; nothing when the revision is the commit itself."""
+        if revision == commit:
+            return
+        path = self.ref_path(repo, revision)
+        if self.read_ref(repo, revision) == commit:
+            return
+        with disk_errors(self.root):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, commit)
+
+
+def _fmt(n: int) -> str:
+    from .units import human_bytes
+
+    return human_bytes(n)

@@ -1,0 +1,182 @@
+"""Progress renderers: turn the transfer engine's events into something a person watches.
+
+`RichProgress`: an overall bar (bytes, speed, ETA, source) and a row for each file in flight, for terminals.
+`PlainProgress`: one line per finished file and a periodic total, for logs and pipes.
+`NoProgress`: nothing (`--quiet`, `--json`). All are context managers and accept events from any thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TextIO
+
+from rich.console import Console
+
+from .transfer import (
+    Event,
+    FileFailed,
+    FileFinished,
+    FileProgress,
+    FileRetrying,
+    FileStarted,
+    TransferFinished,
+    TransferStarted,
+)
+from .units import human_bytes, human_duration, human_rate
+
+
+class NoProgress:
+    def __enter__(self) -> NoProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def __call__(self, event: Event) -> None:
+        return None
+
+
+class RichProgress:
+    MAX_ROWS = 8
+
+    def __init__(self, console: Console) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.console = console
+        self.progress = Progress(
+            TextColumn("{task.description}", justify="left"),
+            BarColumn(bar_width=None),
+            DownloadColumn(binary_units=False),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(compact=True, elapsed_when_finished=True),
+            console=console,
+            transient=False,
+            refresh_per_second=8,
+            expand=True,
+        )
+        self.overall = None
+        self.rows: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> RichProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self.lock:
+            for task_id in self.rows.values():
+                self.progress.remove_task(task_id)
+            self.rows.clear()
+        self.progress.stop()
+
+    def __call__(self, event: Event) -> None:
+        p = self.progress
+        with self.lock:
+            if isinstance(event, TransferStarted):
+                source = f" from [bold]{event.source}[/]" if event.source else ""
+                self.overall = p.add_task(f"[bold]{event.files} files[/]{source}", total=event.total_bytes)
+            elif self.overall is None:
+                return
+            elif isinstance(event, FileStarted):
+                p.advance(self.overall, event.resumed_from)
+                if event.resumed_from < event.size and len(self.rows) < self.MAX_ROWS:
+                    self.rows[event.key] = p.add_task(
+                        f"  [cyan]{_short(event.key)}[/]", total=event.size, completed=event.resumed_from
+                    )
+                if event.resumed_from and event.resumed_from < event.size:
+                    p.console.print(f"[dim]↻ resuming {event.key} at {human_bytes(event.resumed_from)}[/]")
+            elif isinstance(event, FileProgress):
+                p.advance(self.overall, event.delta)
+                if event.key in self.rows:
+                    p.advance(self.rows[event.key], event.delta)
+            elif isinstance(event, FileRetrying):
+                p.console.print(f"[yellow]↻ {event.key}: {event.reason} (retry {event.attempt})[/]")
+            elif isinstance(event, FileFinished):
+                task = self.rows.pop(event.key, None)
+                if task is not None:
+                    p.remove_task(task)
+            elif isinstance(event, FileFailed):
+                task = self.rows.pop(event.key, None)
+                if task is not None:
+                    p.remove_task(task)
+                p.console.print(f"[red]✗ {event.key}: {event.error.message}[/]")
+            elif isinstance(event, TransferFinished):
+                p.update(self.overall, completed=p.tasks[self.overall].total)
+
+
+class PlainProgress:
+    """Line-oriented progress for logs: no cursor movement, no colours."""
+
+    INTERVAL = 5.0
+
+    def __init__(self, stream: TextIO, interval: float | None = None) -> None:
+        self.stream = stream
+        self.interval = self.INTERVAL if interval is None else interval
+        self.lock = threading.Lock()
+        self.total = 0
+        self.done = 0
+        self.started = time.monotonic()
+        self.last = self.started
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def _line(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def __call__(self, event: Event) -> None:
+        with self.lock:
+            if isinstance(event, TransferStarted):
+                self.total, self.started = event.total_bytes, time.monotonic()
+                self.last = self.started
+                source = f" from {event.source}" if event.source else ""
+                self._line(f"Downloading {event.files} files ({human_bytes(event.total_bytes)}){source}")
+            elif isinstance(event, FileStarted):
+                self.done += event.resumed_from
+                if 0 < event.resumed_from < event.size:
+                    self._line(f"  resuming {event.key} at {human_bytes(event.resumed_from)}")
+            elif isinstance(event, FileProgress):
+                self.done += event.delta
+                now = time.monotonic()
+                if now - self.last >= self.interval:
+                    self.last = now
+                    rate = self.done / max(now - self.started, 1e-6)
+                    pct = 100 * self.done / self.total if self.total else 100
+                    self._line(
+                        f"  {pct:5.1f}%  {human_bytes(self.done)} / {human_bytes(self.total)}  {human_rate(rate)}"
+                    )
+            elif isinstance(event, FileRetrying):
+                self._line(f"  retry {event.attempt} {event.key}: {event.reason}")
+            elif isinstance(event, FileFinished):
+                how = "downloaded" if event.downloaded else "already there"
+                self._line(f"  done {event.key} ({human_bytes(event.size)}, {how})")
+            elif isinstance(event, FileFailed):
+                self._line(f"  FAILED {event.key}: {event.error.message}")
+            elif isinstance(event, TransferFinished):
+                self._line(
+                    f"Moved {human_bytes(event.downloaded)} in {human_duration(event.elapsed)}"
+                    f" ({human_rate(event.downloaded / max(event.elapsed, 1e-6))})"
+                )
+
+
+def _short(path: str, width: int = 36) -> str:
+    return path if len(path) <= width else "…" + path[-(width - 1) :]
+
+
+def for_mode(mode: str, console: Console, stream: TextIO):
+    if mode == "rich":
+        return RichProgress(console)
+    if mode == "plain":
+        return PlainProgress(stream)
+    return NoProgress()

@@ -1,0 +1,151 @@
+"""Where downloaded files land: the Hugging Face cache, or a plain folder (`--local-dir`).
+
+Both give the download orchestrator the same operations: is a file already there, where does its partial live,
+put a verified file in place, and finish the snapshot (links, tree listing, refs) once files are in.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Protocol
+
+from .fsutil import atomic_write, disk_errors, ensure_inside
+from .hub_cache import HubCache
+from .repo import RemoteFile, RepoRef, Snapshot
+from .transfer import Digest
+
+
+class Target(Protocol):
+    root: Path
+
+    def check_writable(self) -> None: ...
+    def check_free_space(self, needed: int) -> None: ...
+    def prepare(self, snapshot: Snapshot) -> None: ...
+    def is_present(self, file: RemoteFile) -> bool: ...
+    def partial_path(self, file: RemoteFile) -> Path: ...
+    def lock_path(self, file: RemoteFile) -> Path: ...
+    def deliver(self, file: RemoteFile, verified: Path) -> None: ...
+    def finish(self, snapshot: Snapshot, files: Iterable[RemoteFile], complete: bool) -> Path: ...
+    def location(self, snapshot: Snapshot) -> Path: ...
+
+
+class CacheTarget:
+    """The standard cache: blobs by etag, snapshot symlinks, tree listing and refs, as huggingface_hub writes."""
+
+    def __init__(self, cache: HubCache, repo: RepoRef) -> None:
+        self.cache, self.repo, self.root = cache, repo, cache.root
+
+    def check_writable(self) -> None:
+        self.cache.check_writable()
+
+    def check_free_space(self, needed: int) -> None:
+        self.cache.check_free_space(needed)
+
+    def prepare(self, snapshot: Snapshot) -> None:
+        self.cache.prepare(self.repo)
+
+    def is_present(self, file: RemoteFile) -> bool:
+        return self.cache.has_blob(self.repo, file)
+
+    def partial_path(self, file: RemoteFile) -> Path:
+        return self.cache.partial_path(self.repo, file.etag)
+
+    def lock_path(self, file: RemoteFile) -> Path:
+        return self.cache.lock_path(self.repo, file.etag)
+
+    def deliver(self, file: RemoteFile, verified: Path) -> None:
+        self.cache.place_blob(self.repo, file.etag, verified)
+
+    def finish(self, snapshot: Snapshot, files: Iterable[RemoteFile], complete: bool) -> Path:
+        for file in files:
+            self.cache.link_snapshot(self.repo, snapshot.commit, file)
+        # The tree listing is of the whole commit (as huggingface_hub stores it), so an offline
+        # snapshot_download can tell which files of the snapshot are missing.
+        self.cache.write_tree(self.repo, snapshot.commit, snapshot.files)
+        if complete:  # refs last: until then the ref still names the previous, complete snapshot
+            self.cache.write_ref(self.repo, snapshot.revision, snapshot.commit)
+        return self.location(snapshot)
+
+    def location(self, snapshot: Snapshot) -> Path:
+        return self.cache.snapshot_dir(self.repo, snapshot.commit)
+
+
+class LocalDirTarget:
+    """A plain folder with the files at their repo paths; bookkeeping in `.cache/huggingface/download/`, in
+    huggingface_hub's local-dir format (commit, etag, timestamp per file), so both tools recognise the files."""
+
+    def __init__(self, root: Path, repo: RepoRef) -> None:
+        self.root = Path(root).expanduser().absolute()
+        self.repo = repo
+        self.meta = self.root / ".cache" / "huggingface" / "download"
+        self.commit = ""
+
+    def check_writable(self) -> None:
+        HubCache(self.root).check_writable()  # same "nearest existing parent" rule
+
+    def check_free_space(self, needed: int) -> None:
+        HubCache(self.root).check_free_space(needed)
+
+    def prepare(self, snapshot: Snapshot) -> None:
+        self.commit = snapshot.commit
+        with disk_errors(self.root):
+            self.meta.mkdir(parents=True, exist_ok=True)
+            gitignore = self.root / ".cache" / "huggingface" / ".gitignore"
+            if not gitignore.exists():
+                atomic_write(gitignore, "*")
+
+    def _dest(self, file: RemoteFile) -> Path:
+        dest = self.root.joinpath(*file.path.split("/"))
+        ensure_inside(dest, self.root, file.path)
+        return dest
+
+    def _metadata_path(self, file: RemoteFile) -> Path:
+        return self.meta.joinpath(*file.path.split("/")).with_name(file.path.split("/")[-1] + ".metadata")
+
+    def is_present(self, file: RemoteFile) -> bool:
+        dest = self._dest(file)
+        try:
+            stat = dest.stat()
+        except OSError:
+            return False
+        if stat.st_size != file.size:
+            return False
+        try:
+            lines = self._metadata_path(file).read_text().splitlines()
+            # As huggingface_hub: the recorded etag matches and the file was not modified after recording.
+            if len(lines) >= 3 and lines[1] == file.etag and stat.st_mtime <= float(lines[2]) + 1:
+                return True
+        except (OSError, ValueError):
+            pass
+        # A file of the right size without our record (say, from hfd.sh): keep it if its hash is right.
+        return Digest.of_file(dest, *file.digest, file.size)
+
+    def partial_path(self, file: RemoteFile) -> Path:
+        return self.meta / f"{file.etag}.incomplete"
+
+    def lock_path(self, file: RemoteFile) -> Path:
+        return self.meta / f"{file.etag}.lock"
+
+    def deliver(self, file: RemoteFile, verified: Path) -> None:
+        dest = self._dest(file)
+        with disk_errors(self.root):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(verified, dest)
+            self._record(file)
+
+    def _record(self, file: RemoteFile) -> None:
+        meta = self._metadata_path(file)
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(meta, f"{self.commit}\n{file.etag}\n{time.time()}\n")
+
+    def finish(self, snapshot: Snapshot, files: Iterable[RemoteFile], complete: bool) -> Path:
+        with disk_errors(self.root):
+            for file in files:  # files found present get their record refreshed to this commit
+                self._record(file)
+        return self.root
+
+    def location(self, snapshot: Snapshot) -> Path:
+        return self.root

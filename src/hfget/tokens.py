@@ -1,0 +1,67 @@
+"""Where a token may go, and how it is shown (DESIGN §7).
+
+The HF token goes to the official hub over https. Any other endpoint (a mirror) gets it only with an explicit
+opt-in, and over plain http only when the host is loopback (a local mirror) unless the user also allows insecure
+transport. Redirects never carry it off its origin (enforced in `http.HttpClient`). Everywhere a token is shown,
+it is masked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import Settings
+from .http import Origin, TokenGrant, is_loopback_host, origin_of
+
+OFFICIAL_ORIGINS: frozenset[Origin] = frozenset({("https", "huggingface.co", 443), ("https", "hf.co", 443)})
+
+
+def mask(token: str | None) -> str:
+    """`hf_****abcd`: enough to tell tokens apart, never enough to use one."""
+    if not token:
+        return "(none)"
+    tail = token[-4:] if len(token) >= 12 else ""
+    prefix = "hf_" if token.startswith("hf_") else ""
+    return f"{prefix}****{tail}"
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Replace every occurrence of each secret in `text` by its mask."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, mask(secret))
+    return text
+
+
+@dataclass(frozen=True)
+class TokenDecision:
+    grant: TokenGrant | None
+    note: str | None  # why it was withheld, or a warning that it is sent to a mirror
+
+
+def decide(endpoint: str, settings: Settings) -> TokenDecision:
+    token = settings.token
+    if not token.is_set:
+        return TokenDecision(None, None)
+    origin = origin_of(endpoint)
+    scheme, host, _ = origin
+    shown = f"{mask(token.value)} (from {token.describe()})"
+    if origin in OFFICIAL_ORIGINS:
+        return TokenDecision(TokenGrant(token.value, origin), None)
+    if not settings.flag("HFGET_ALLOW_TOKEN_TO_MIRROR"):
+        return TokenDecision(
+            None,
+            f"Your HF token {shown} was not sent to {host}: it is not huggingface.co. "
+            "Pass --allow-token-to-mirror (or set HFGET_ALLOW_TOKEN_TO_MIRROR=1) if you trust this mirror.",
+        )
+    if scheme != "https" and not is_loopback_host(host) and not settings.flag("HFGET_ALLOW_INSECURE_TOKEN"):
+        return TokenDecision(
+            None,
+            f"Your HF token {shown} was not sent to {host}: plain http would expose it on the network. "
+            "Use an https mirror, or add --allow-insecure-token if you accept the risk.",
+        )
+    return TokenDecision(
+        TokenGrant(token.value, origin),
+        f"Sending your HF token {shown} to the mirror {host}, as allowed by "
+        f"HFGET_ALLOW_TOKEN_TO_MIRROR ({settings['HFGET_ALLOW_TOKEN_TO_MIRROR'].describe()}).",
+    )

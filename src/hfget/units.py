@@ -1,0 +1,49 @@
+"""Human-readable sizes and durations, and their parsing (for filters such as `size>1GB`)."""
+
+from __future__ import annotations
+
+import re
+
+_UNITS = ["B", "kB", "MB", "GB", "TB", "PB"]
+
+
+def human_bytes(n: float) -> str:
+    """Decimal units, like huggingface_hub and most download tools: 1.2 GB."""
+    n = float(n)
+    for unit in _UNITS:
+        if abs(n) < 1000 or unit == _UNITS[-1]:
+            return f"{int(n)} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+def human_rate(bytes_per_second: float) -> str:
+    return human_bytes(bytes_per_second) + "/s"
+
+
+def human_duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?i?b?)\s*$", re.IGNORECASE)
+_FACTORS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
+
+
+def parse_size(text: str) -> int:
+    """'1.5GB' -> 1_500_000_000, '2GiB' -> 2*2**30, '500' -> 500. Raises ValueError."""
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(f"not a size: {text!r}")
+    number, unit = float(match.group(1)), match.group(2).lower()
+    binary = "i" in unit
+    letter = unit[:1] if unit[:1] != "b" else ""
+    factor = 1024 ** ("kmgtp".index(letter) + 1) if binary and letter else _FACTORS[letter]
+    return int(number * factor)
