@@ -216,15 +216,27 @@ class HttpClient:
         )
 
     def iter_body(self, response, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-        """Stream a body, turning mid-body network failures into hfget errors."""
-        import requests
+        """Stream a body, yielding bytes as soon as they arrive and turning failures into hfget errors.
 
+        `read1` returns whatever the socket has (up to `chunk_size`), so when a connection breaks mid-body every
+        byte received before the break has already been yielded: a resume then re-fetches nothing twice.
+        """
+        import requests
+        import urllib3.exceptions as u3
+
+        raw = response.raw
         try:
-            yield from response.iter_content(chunk_size)
-        except requests.RequestException as exc:
+            while True:
+                block = raw.read1(chunk_size, decode_content=True)
+                if not block:
+                    if raw.length_remaining:  # the server promised more than it sent
+                        raise u3.IncompleteRead(raw.tell(), raw.length_remaining)
+                    return
+                yield block
+        except (requests.RequestException, u3.HTTPError) as exc:
             raise classify_exception(exc, response.url, bool(self.proxies)) from None
-        except OSError as exc:  # urllib3 may surface raw socket errors while decoding
-            raise ConnectError(f"The connection to {host_label(response.url)} broke: {exc}.", _RETRY_HINT) from None
+        except OSError as exc:
+            raise classify_exception(exc, response.url, bool(self.proxies)) from None
 
 
 _RETRY_HINT = "Run the same command again: finished files are kept and partial ones resume."
@@ -282,8 +294,16 @@ def classify_exception(exc: BaseException, url: str, via_proxy: bool = False) ->
             "If huggingface.co is blocked on this network, use a mirror (--endpoint https://hf-mirror.com, or "
             "HF_ENDPOINT=https://hf-mirror.com in .env) or a proxy (--proxy socks5h://HOST:PORT).",
         )
-    elif isinstance(exc, (requests.exceptions.ConnectTimeout,)) or any(
-        isinstance(e, u3.ConnectTimeoutError) for e in chain
+    elif any(isinstance(e, ConnectionRefusedError) for e in chain) or "Connection refused" in text:
+        error = ConnectError(
+            f"Connection to {host} was refused: nothing is listening there.",
+            "Check the endpoint URL and port; if it is a local mirror, start it.",
+            refused=True,
+        )
+    elif isinstance(exc, requests.exceptions.ConnectTimeout) or any(
+        # urllib3's NewConnectionError subclasses ConnectTimeoutError: only a real timeout counts here
+        isinstance(e, u3.ConnectTimeoutError) and not isinstance(e, u3.NewConnectionError)
+        for e in chain
     ):
         error = NetworkTimeout(
             f"Connecting to {host} timed out.",
@@ -293,12 +313,10 @@ def classify_exception(exc: BaseException, url: str, via_proxy: bool = False) ->
         isinstance(e, (u3.ReadTimeoutError, TimeoutError)) for e in chain
     ):
         error = NetworkTimeout(f"{host} stopped answering (read timed out).", _RETRY_HINT)
-    elif any(isinstance(e, ConnectionRefusedError) for e in chain) or "Connection refused" in text:
-        error = ConnectError(
-            f"Connection to {host} was refused: nothing is listening there.",
-            "Check the endpoint URL and port; if it is a local mirror, start it.",
-            refused=True,
-        )
+    elif any(isinstance(e, ConnectionResetError) for e in chain):
+        error = ConnectError(f"The connection to {host} was reset by the other side.", _RETRY_HINT)
+    elif any(isinstance(e, u3.IncompleteRead) for e in chain) or "IncompleteRead" in text:
+        error = ConnectError(f"{host} closed the connection before the end of the body.", _RETRY_HINT)
     else:
         error = ConnectError(f"The connection to {host} failed: {_short(exc)}.", _RETRY_HINT)
     if via_proxy and not isinstance(error, ProxyError):

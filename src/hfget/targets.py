@@ -115,8 +115,9 @@ class LocalDirTarget:
             return False
         try:
             lines = self._metadata_path(file).read_text().splitlines()
-            # As huggingface_hub: the recorded etag matches and the file was not modified after recording.
-            if len(lines) >= 3 and lines[1] == file.etag and stat.st_mtime <= float(lines[2]) + 1:
+            # The recorded etag matches and the file was not modified after the record was written (the record is
+            # always written after the file is in place).
+            if len(lines) >= 3 and lines[1] == file.etag and stat.st_mtime <= float(lines[2]):
                 return True
         except (OSError, ValueError):
             pass

@@ -22,6 +22,7 @@ from .fsutil import disk_errors, file_size
 from .http import HttpClient, TokenGrant, host_label
 
 CHUNK = 1 << 20
+PROGRESS_STEP = 256 * 1024
 
 
 # --- events ---------------------------------------------------------------------------------------------------
@@ -354,20 +355,28 @@ class Transfer:
                 have = 0
                 mode = "wb"
             received = 0
+            unreported = 0
             job.partial.parent.mkdir(parents=True, exist_ok=True)
-            with open(job.partial, mode) as out:
-                for block in self.client.iter_body(response, CHUNK):
-                    if self.cancel.is_set():
-                        raise _Cancelled
-                    if have + received + len(block) > job.size:
-                        raise ProtocolError(
-                            f"{host_label(response.url)} sent more than the {job.size} bytes of {job.key}.",
-                            "The server is serving a different file than it listed; use another source.",
-                        )
-                    out.write(block)
-                    digest.update(block)
-                    received += len(block)
-                    self.emit(FileProgress(job.key, len(block)))
+            try:
+                with open(job.partial, mode) as out:
+                    for block in self.client.iter_body(response, CHUNK):
+                        if self.cancel.is_set():
+                            raise _Cancelled
+                        if have + received + len(block) > job.size:
+                            raise ProtocolError(
+                                f"{host_label(response.url)} sent more than the {job.size} bytes of {job.key}.",
+                                "The server is serving a different file than it listed; use another source.",
+                            )
+                        out.write(block)
+                        digest.update(block)
+                        received += len(block)
+                        unreported += len(block)
+                        if unreported >= PROGRESS_STEP:  # bound the event rate, whatever the read size
+                            self.emit(FileProgress(job.key, unreported))
+                            unreported = 0
+            finally:
+                if unreported:
+                    self.emit(FileProgress(job.key, unreported))
             if have + received < job.size:
                 raise _short_body(response, job, have + received)
             return received, have + received

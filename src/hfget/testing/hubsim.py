@@ -75,11 +75,15 @@ class RequestRecord:
     port: int
     path: str
     query: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # lower-case names
     status: int = 0
     body_bytes: int = 0
     range: str | None = None
     time: float = field(default_factory=time.time)
+
+    @property
+    def authorization(self) -> str | None:
+        return self.headers.get("authorization")
 
 
 class HubSimulator:
@@ -253,7 +257,7 @@ class _Handler(BaseHTTPRequestHandler):
             port=self.server.server_address[1],
             path=parts.path,
             query=parts.query,
-            headers={k: v for k, v in self.headers.items()},
+            headers={k.lower(): v for k, v in self.headers.items()},
             range=self.headers.get("Range"),
         )
         self.sim._record(self.record)

@@ -1,0 +1,142 @@
+"""Shared fixtures: an isolated environment for every test, and a hub simulator on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from hfget.cli import app
+from hfget.testing.hubsim import HubSimulator, SimUser
+from hfget.testing.simrepo import demo_repos
+
+# Every variable hfget, huggingface_hub, modelscope or requests would read from the environment.
+_ISOLATE_PREFIXES = ("HF_", "HUGGINGFACE_", "HFGET_", "MODELSCOPE_", "XDG_")
+_ISOLATE_NAMES = {
+    "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "USE_MODELSCOPE", "DEFAULT_MODEL",
+    "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE",
+}
+
+VALID_TOKEN = "hf_simTokenAliceAAAABBBBCCCCDDDDEEEE1234"
+GATED_TOKEN = "hf_simTokenBobGatedAAAABBBBCCCCDDDD5678"
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Point HOME, every cache and the working directory into tmp_path; clear every setting from the env."""
+    for name in list(os.environ):
+        if name.startswith(_ISOLATE_PREFIXES) or name.upper() in _ISOLATE_NAMES:
+            monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.chdir(work)
+    for parent in work.parents:
+        assert not (parent / ".env").exists(), f"a stray {parent / '.env'} would leak into the tests"
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def _session_sim():
+    sim = HubSimulator(
+        demo_repos(large_mb=6),
+        users=[
+            SimUser(VALID_TOKEN, "alice", orgs=("hfget-demo",)),
+            SimUser(GATED_TOKEN, "bob", gated_access=frozenset({"hfget-demo/gated-model"})),
+        ],
+    )
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def sim(_session_sim):
+    """The shared simulator, with faults and the request log cleared for each test."""
+    _session_sim.clear_faults()
+    _session_sim.clear_log()
+    _session_sim.tree_page_size = 1000
+    _session_sim.rate_limit = 0
+    yield _session_sim
+    _session_sim.clear_faults()
+
+
+@pytest.fixture
+def cache(tmp_path) -> Path:
+    return tmp_path / "hub-cache"
+
+
+@pytest.fixture
+def cli():
+    """Run `hfget ARGS...` in-process; returns click's Result (stdout, stderr, exit_code)."""
+    runner = CliRunner()
+
+    def run(*args: str, env: dict[str, str] | None = None):
+        return runner.invoke(app, [str(a) for a in args], env=env, catch_exceptions=False)
+
+    return run
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tree_state(root: Path) -> dict[str, str]:
+    """Everything under root: paths, symlink targets and content hashes. Equal states = nothing changed."""
+    state: dict[str, str] = {}
+    if not root.exists():
+        return state
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            state[rel] = "link:" + os.readlink(path)
+        elif path.is_dir():
+            state[rel] = "dir"
+        else:
+            state[rel] = "file:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    return state
+
+
+def official_offline_load(
+    cache: Path, repo_id: str, revision: str = "main", repo_type: str = "model", files: list[str] | None = None
+) -> dict:
+    """Load a snapshot (or only `files`) with the official client, offline, in a fresh process.
+
+    Returns {"path": snapshot folder, "files": {path: sha256}}.
+    """
+    code = f"""
+import hashlib, json, os
+from huggingface_hub import snapshot_download
+p = snapshot_download({repo_id!r}, revision={revision!r}, repo_type={repo_type!r}, local_files_only=True,
+                      allow_patterns={files!r})
+out = {{}}
+for root, _, files in os.walk(p):
+    for f in files:
+        full = os.path.join(root, f)
+        out[os.path.relpath(full, p)] = hashlib.sha256(open(full, 'rb').read()).hexdigest()
+print(json.dumps({{"path": p, "files": out}}))
+"""
+    env = {k: v for k, v in os.environ.items()}
+    env.update(HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(cache))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def expected_files(sim: HubSimulator, repo_id: str, revision: str = "main", repo_type: str = "model") -> dict:
+    repo = sim.repo(repo_id, repo_type)
+    files = repo.commits[repo.resolve(revision)]
+    return {path: f.content.sha256 for path, f in files.items()}

@@ -1,0 +1,83 @@
+"""The simulator is only worth testing against if the official client accepts it: prove it here."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from huggingface_hub import errors as hf_errors
+from huggingface_hub import HfApi, hf_hub_download, snapshot_download
+
+from conftest import GATED_TOKEN, VALID_TOKEN, expected_files
+
+pytestmark = pytest.mark.official_client
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in folder.rglob("*")
+        if p.is_file() and ".cache" not in p.parts
+    }
+
+
+def test_official_snapshot_download_is_byte_identical(sim, tmp_path):
+    path = snapshot_download("hfget-demo/tiny-model", endpoint=sim.url, cache_dir=tmp_path / "c")
+    assert _hashes(Path(path)) == expected_files(sim, "hfget-demo/tiny-model")
+    # LFS bytes came from the CDN origin (another port), without the hub's Authorization header.
+    cdn = [r for r in sim.requests_for("/cdn/*", "GET")]
+    assert cdn and all(r.port == sim.cdn_port for r in cdn)
+
+
+def test_official_client_reads_datasets_tags_and_paginated_trees(sim, tmp_path):
+    sim.tree_page_size = 2  # forces several pages, followed through the Link header
+    path = snapshot_download(
+        "hfget-demo/tiny-dataset", repo_type="dataset", endpoint=sim.url, cache_dir=tmp_path / "c"
+    )
+    assert _hashes(Path(path)) == expected_files(sim, "hfget-demo/tiny-dataset", repo_type="dataset")
+    assert len(sim.requests_for("/api/datasets/hfget-demo/tiny-dataset/tree/*")) >= 3
+
+    old = snapshot_download("hfget-demo/tiny-model", revision="v1.0", endpoint=sim.url, cache_dir=tmp_path / "c")
+    assert _hashes(Path(old)) == expected_files(sim, "hfget-demo/tiny-model", "v1.0")
+    tree = list(HfApi(endpoint=sim.url).list_repo_tree("hfget-demo/tiny-model", recursive=True))
+    lfs = {f.path: f.lfs.sha256 for f in tree if getattr(f, "lfs", None)}
+    assert lfs["model.safetensors"] == expected_files(sim, "hfget-demo/tiny-model")["model.safetensors"]
+
+
+def test_official_hf_hub_download_single_file(sim, tmp_path):
+    path = hf_hub_download("hfget-demo/tiny-model", "tokenizer/vocab.txt", endpoint=sim.url, cache_dir=tmp_path)
+    assert Path(path).read_text().startswith("tok0\ntok1\n")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"repo_id": "hfget-demo/no-such-model", "filename": "config.json"}, hf_errors.RepositoryNotFoundError),
+        ({"repo_id": "hfget-demo/tiny-model", "filename": "config.json", "revision": "nope"}, hf_errors.RevisionNotFoundError),
+        ({"repo_id": "hfget-demo/tiny-model", "filename": "missing.bin"}, hf_errors.EntryNotFoundError),
+        ({"repo_id": "hfget-demo/gated-model", "filename": "config.json"}, hf_errors.GatedRepoError),
+        ({"repo_id": "hfget-demo/gated-model", "filename": "config.json", "token": VALID_TOKEN}, hf_errors.GatedRepoError),
+    ],
+)
+def test_official_client_sees_the_hub_error_codes(sim, tmp_path, kwargs, error):
+    with pytest.raises(error):
+        hf_hub_download(endpoint=sim.url, cache_dir=tmp_path, **kwargs)
+
+
+def test_official_client_opens_gated_repo_with_an_accepted_token(sim, tmp_path):
+    path = hf_hub_download(
+        "hfget-demo/gated-model", "model.safetensors", endpoint=sim.url, cache_dir=tmp_path, token=GATED_TOKEN
+    )
+    assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == expected_files(sim, "hfget-demo/gated-model")[
+        "model.safetensors"
+    ]
+    # The token went to the hub origin, never to the CDN origin.
+    assert any(r.authorization for r in sim.requests_for("/hfget-demo/gated-model/resolve/*"))
+    assert not any(r.authorization for r in sim.requests_for("/cdn/*"))
+
+
+def test_whoami(sim):
+    assert HfApi(endpoint=sim.url).whoami(token=VALID_TOKEN)["name"] == "alice"
+    with pytest.raises(hf_errors.HfHubHTTPError):
+        HfApi(endpoint=sim.url).whoami(token="hf_wrong")

@@ -1,0 +1,92 @@
+"""The transfer engine against real server misbehaviour: resume, ignored Range, resets, bursts of 5xx."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import expected_files, official_offline_load
+
+MODEL = "hfget-demo/tiny-model"
+
+
+def _weights(sim, revision="main"):
+    repo = sim.repo(MODEL)
+    return repo.commits[repo.resolve(revision)]["model.safetensors"]
+
+
+def _partial(cache, f):
+    path = cache / "models--hfget-demo--tiny-model" / "blobs" / f"{f.etag}.incomplete"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def test_resume_from_a_partial_moves_only_the_missing_bytes(sim, cache, cli):
+    f = _weights(sim)
+    half = f.size // 2
+    _partial(cache, f).write_bytes(f.content.read(0, half))
+    result = cli("download", MODEL, "model.safetensors", "--endpoint", sim.url, "--cache-dir", cache, "--json")
+    assert result.exit_code == 0, result.output
+    assert sim.body_bytes_served("/cdn/*") == f.size - half
+    assert json.loads(result.stdout)["bytes_downloaded"] == f.size - half
+    assert [r.range for r in sim.requests_for("/cdn/*", "GET")] == [f"bytes={half}-"]
+    assert official_offline_load(cache, MODEL, files=["model.safetensors"])["files"]["model.safetensors"] == f.content.sha256
+
+
+def test_server_ignoring_range_still_yields_a_correct_file(sim, cache, cli):
+    f = _weights(sim)
+    _partial(cache, f).write_bytes(f.content.read(0, 1000))
+    sim.add_fault("ignore_range", "model.safetensors")
+    result = cli("download", MODEL, "model.safetensors", "--endpoint", sim.url, "--cache-dir", cache)
+    assert result.exit_code == 0, result.output
+    assert sim.body_bytes_served("/cdn/*") == f.size  # the whole body, once
+    assert official_offline_load(cache, MODEL, files=["model.safetensors"])["files"]["model.safetensors"] == f.content.sha256
+
+
+def test_a_connection_closed_mid_body_resumes_without_refetching_received_bytes(sim, cache, cli):
+    f = _weights(sim)
+    sim.add_fault("truncate", "model.safetensors", after=f.size // 3, times=1)
+    result = cli("download", MODEL, "model.safetensors", "--endpoint", sim.url, "--cache-dir", cache)
+    assert result.exit_code == 0, result.output
+    assert "retry 1" in result.stderr and "closed the connection before the end" in result.stderr
+    gets = sim.requests_for("/cdn/*", "GET")
+    assert [g.range for g in gets] == [None, f"bytes={f.size // 3}-"]
+    assert sim.body_bytes_served("/cdn/*") == f.size  # not one byte twice
+    assert official_offline_load(cache, MODEL, files=["model.safetensors"])["files"]["model.safetensors"] == f.content.sha256
+
+
+def test_a_tcp_reset_mid_body_is_retried(sim, cache, cli):
+    # A reset also discards whatever sat unread in the socket buffer, so some bytes may be fetched twice.
+    f = _weights(sim)
+    sim.add_fault("reset", "model.safetensors", after=f.size // 3, times=1)
+    result = cli("download", MODEL, "model.safetensors", "--endpoint", sim.url, "--cache-dir", cache)
+    assert result.exit_code == 0, result.output
+    assert "was reset by the other side" in result.stderr
+    assert len(sim.requests_for("/cdn/*", "GET")) == 2
+    assert official_offline_load(cache, MODEL, files=["model.safetensors"])["files"]["model.safetensors"] == f.content.sha256
+
+
+def test_a_partial_that_is_not_a_prefix_is_detected_and_refetched(sim, cache, cli):
+    f = _weights(sim)
+    _partial(cache, f).write_bytes(b"garbage" * 1000)
+    result = cli("download", MODEL, "model.safetensors", "--endpoint", sim.url, "--cache-dir", cache)
+    assert result.exit_code == 0, result.output
+    assert "hash mismatch" in result.stderr
+    assert official_offline_load(cache, MODEL, files=["model.safetensors"])["files"]["model.safetensors"] == f.content.sha256
+
+
+def test_bursts_of_503_and_429_are_retried(sim, cache, cli):
+    sim.add_fault("status", "config.json", status=503, times=2)
+    sim.add_fault("status", "model.safetensors", where="cdn", status=429, retry_after="0", times=1)
+    result = cli("download", MODEL, "--endpoint", sim.url, "--cache-dir", cache)
+    assert result.exit_code == 0, result.output
+    assert official_offline_load(cache, MODEL)["files"] == expected_files(sim, MODEL)
+
+
+def test_persistent_5xx_is_a_clear_server_error_and_keeps_finished_files(sim, cache, cli):
+    sim.add_fault("status", "model.safetensors", where="cdn", status=502, retry_after="0")
+    result = cli("download", MODEL, "--endpoint", sim.url, "--cache-dir", cache)
+    assert result.exit_code == 1
+    assert "HTTP 502" in result.stderr and "The other 5 file(s) are in place" in result.stderr
+    blobs = cache / "models--hfget-demo--tiny-model" / "blobs"
+    assert len([p for p in blobs.iterdir() if not p.name.endswith(".incomplete")]) == 5
+    assert not (cache / "models--hfget-demo--tiny-model" / "refs" / "main").exists()
