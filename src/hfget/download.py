@@ -131,7 +131,9 @@ def download(
         if jobs:
             report = Transfer(client, max_workers=workers, on_event=on_event).run(jobs, source=source.label)
         landed = [f for f in selected if f.path in present or f.path in report.done]
-        result.location = str(target.finish(snapshot, landed, complete=not report.failed))
+        result.location = str(
+            target.finish(snapshot, landed, complete=not report.failed, source=(source.name, source.endpoint))
+        )
         for f in selected:
             if f.path in present:
                 result.files.append(FileOutcome(f.path, f.size, "cached"))

@@ -8,6 +8,8 @@
     {root}/models--org--name/trees/{commit}.json          the tree listing, as huggingface_hub 2.x writes it, so an
                                                            offline snapshot_download can tell the snapshot is complete
     {root}/.locks/models--org--name/{etag}.lock           the same lock file huggingface_hub takes for a blob
+    {root}/models--org--name/.hfget/origins.json          hfget's own record: which source served each commit
+                                                           (huggingface_hub's scanner ignores it)
 
 Writes happen in an order that leaves a readable cache at every step: blobs, then snapshot links, then the tree
 listing, then refs.
@@ -161,6 +163,27 @@ class HubCache:
         with disk_errors(self.root):
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(path, json.dumps({"format_version": TREE_FORMAT_VERSION, "files": entries}, indent=1))
+
+    def origins_path(self, repo: RepoRef) -> Path:
+        return self.repo_dir(repo) / ".hfget" / "origins.json"
+
+    def read_origins(self, repo: RepoRef) -> dict[str, dict]:
+        """{commit: {"source", "endpoint", "revision", "time"}} for commits hfget downloaded."""
+        try:
+            data = json.loads(self.origins_path(repo).read_text())
+            return data.get("commits", {}) if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def record_origin(self, repo: RepoRef, commit: str, revision: str, source: str, endpoint: str) -> None:
+        import time
+
+        origins = self.read_origins(repo)
+        origins[commit] = {"source": source, "endpoint": endpoint, "revision": revision, "time": time.time()}
+        path = self.origins_path(repo)
+        with disk_errors(self.root):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, json.dumps({"commits": origins}, indent=1, sort_keys=True))
 
     def write_ref(self, repo: RepoRef, revision: str, commit: str) -> None:
         """refs/{revision} -> commit, atomically; nothing when the revision is the commit itself."""

@@ -28,7 +28,9 @@ class Target(Protocol):
     def partial_path(self, file: RemoteFile) -> Path: ...
     def lock_path(self, file: RemoteFile) -> Path: ...
     def deliver(self, file: RemoteFile, verified: Path) -> None: ...
-    def finish(self, snapshot: Snapshot, files: Iterable[RemoteFile], complete: bool) -> Path: ...
+    def finish(
+        self, snapshot: Snapshot, files: Iterable[RemoteFile], complete: bool, source: tuple[str, str]
+    ) -> Path: ...
     def location(self, snapshot: Snapshot) -> Path: ...
 
 
@@ -59,12 +61,16 @@ class CacheTarget:
     def deliver(self, file: RemoteFile, verified: Path) -> None:
         self.cache.place_blob(self.repo, file.etag, verified)
 
-    def finish(self, snapshot: Snapshot, files: Iterable[RemoteFile], complete: bool) -> Path:
+    def finish(
+        self, snapshot: Snapshot, files: Iterable[RemoteFile], complete: bool, source: tuple[str, str]
+    ) -> Path:
+        """`source` is (name, endpoint) of the source that served this snapshot, recorded for `cache list`."""
         for file in files:
             self.cache.link_snapshot(self.repo, snapshot.commit, file)
         # The tree listing is of the whole commit (as huggingface_hub stores it), so an offline
         # snapshot_download can tell which files of the snapshot are missing.
         self.cache.write_tree(self.repo, snapshot.commit, snapshot.files)
+        self.cache.record_origin(self.repo, snapshot.commit, snapshot.revision, *source)
         if complete:  # refs last: until then the ref still names the previous, complete snapshot
             self.cache.write_ref(self.repo, snapshot.revision, snapshot.commit)
         return self.location(snapshot)
@@ -142,7 +148,9 @@ class LocalDirTarget:
         meta.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(meta, f"{self.commit}\n{file.etag}\n{time.time()}\n")
 
-    def finish(self, snapshot: Snapshot, files: Iterable[RemoteFile], complete: bool) -> Path:
+    def finish(
+        self, snapshot: Snapshot, files: Iterable[RemoteFile], complete: bool, source: tuple[str, str]
+    ) -> Path:
         with disk_errors(self.root):
             for file in files:  # files found present get their record refreshed to this commit
                 self._record(file)
