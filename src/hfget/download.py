@@ -123,13 +123,15 @@ def download(
             return result
         if missing and snapshot.gated:
             source.check_access(snapshot, missing[0])
-        target.check_free_space(sum(f.size for f in {f.etag: f for f in missing}.values()))
-        target.prepare(snapshot)
         jobs = [_job(source, snapshot, target, f) for f in missing]
+        # Partials from an earlier run (any source) already hold some of the bytes; each blob counts once.
+        target.check_free_space(sum(job.pending() for job in {job.partial: job for job in jobs}.values()))
+        target.prepare(snapshot)
         workers = max_workers or settings.max_workers
         report = TransferReport()
         if jobs:
-            report = Transfer(client, max_workers=workers, on_event=on_event).run(jobs, source=source.label)
+            transfer = Transfer(client, max_workers=workers, connections=settings.connections, on_event=on_event)
+            report = transfer.run(jobs, source=source.label)
         landed = [f for f in selected if f.path in present or f.path in report.done]
         result.location = str(
             target.finish(snapshot, landed, complete=not report.failed, source=(source.name, source.endpoint))

@@ -215,6 +215,19 @@ class HttpClient:
             "The server is misconfigured; try another source.",
         )
 
+    @staticmethod
+    def abort(response) -> None:
+        """Shut the socket under a streaming response so a thread blocked reading it wakes up now (Ctrl-C)."""
+        import socket
+
+        connection = getattr(response.raw, "_connection", None)  # urllib3's, while the body is being read
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def iter_body(self, response, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """Stream a body, yielding bytes as soon as they arrive and turning failures into hfget errors.
 

@@ -13,7 +13,7 @@ from typing import TextIO
 
 from rich.console import Console
 
-from .transfer import (
+from .events import (
     Event,
     FileFailed,
     FileFinished,
@@ -82,7 +82,9 @@ class RichProgress:
         with self.lock:
             if isinstance(event, TransferStarted):
                 source = f" from [bold]{event.source}[/]" if event.source else ""
-                self.overall = p.add_task(f"[bold]{event.files} files[/]{source}", total=event.total_bytes)
+                # Resumed bytes count as done from the start (FileStarted reports them per file).
+                total = event.total_bytes + event.resumed_bytes
+                self.overall = p.add_task(f"[bold]{event.files} files[/]{source}", total=total)
             elif self.overall is None:
                 return
             elif isinstance(event, FileStarted):
@@ -138,10 +140,11 @@ class PlainProgress:
     def __call__(self, event: Event) -> None:
         with self.lock:
             if isinstance(event, TransferStarted):
-                self.total, self.started = event.total_bytes, time.monotonic()
+                self.total, self.started = event.total_bytes + event.resumed_bytes, time.monotonic()
                 self.last = self.started
                 source = f" from {event.source}" if event.source else ""
-                self._line(f"Downloading {event.files} files ({human_bytes(event.total_bytes)}){source}")
+                resumed = f", {human_bytes(event.resumed_bytes)} already on disk" if event.resumed_bytes else ""
+                self._line(f"Downloading {event.files} files ({human_bytes(event.total_bytes)}{resumed}){source}")
             elif isinstance(event, FileStarted):
                 self.done += event.resumed_from
                 if 0 < event.resumed_from < event.size:

@@ -1,0 +1,102 @@
+"""Content hashes: sha256 for LFS files, git's blob sha1 for the rest, computed while the bytes arrive.
+
+`FrontierHasher` lets several connections write one file out of order and still hash it in a single pass: the
+bytes at the hash frontier are hashed straight from the connection's buffer, and bytes that landed ahead of the
+frontier (fetched by other connections) are read back once the gap before them closes. Because the engine hands out
+pieces in increasing order, those bytes were written moments ago and are read from the page cache, not the disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+READ_BACK = 1 << 20
+
+
+class Digest:
+    """Streaming hash: sha256 (LFS files) or git's blob sha1 (`sha1("blob {size}\\0" + content)`)."""
+
+    def __init__(self, algo: str, expected: str, size: int) -> None:
+        if algo not in ("sha256", "git-sha1"):
+            raise ValueError(algo)
+        self.algo, self.expected, self.size = algo, expected, size
+        self.reset()
+
+    def reset(self) -> None:
+        if self.algo == "sha256":
+            self._h = hashlib.sha256()
+        else:
+            self._h = hashlib.sha1(b"blob %d\0" % self.size)
+
+    def update(self, data: bytes | memoryview) -> None:
+        self._h.update(data)
+
+    def matches(self) -> bool:
+        return self._h.hexdigest() == self.expected
+
+    @property
+    def actual(self) -> str:
+        return self._h.hexdigest()
+
+    @classmethod
+    def of_file(cls, path: Path, algo: str, expected: str, size: int) -> bool:
+        """Whether the file at `path` hashes to `expected` (read in chunks: constant memory)."""
+        digest = cls(algo, expected, size)
+        try:
+            with open(path, "rb") as fh:
+                for block in iter(lambda: fh.read(READ_BACK), b""):
+                    digest.update(block)
+        except OSError:
+            return False
+        return digest.matches()
+
+
+class FrontierHasher:
+    """Hashes a file that is written out of order, in order, exactly once.
+
+    `cursor` is the number of leading bytes hashed. Only one thread hashes at a time (`busy`); the others just
+    record their writes. The caller supplies `contiguous_end(pos)` (how far the written bytes run from `pos`),
+    evaluated under the caller's lock, and the same lock object so that "nothing more to hash" and "clear busy"
+    happen atomically with respect to writers: a write is never left unhashed.
+    """
+
+    def __init__(self, digest: Digest, fd: int, lock, contiguous_end: Callable[[int], int]) -> None:
+        self.digest = digest
+        self.fd = fd
+        self.lock = lock
+        self.contiguous_end = contiguous_end
+        self.cursor = 0
+        self.busy = False
+        self.read_back = 0  # bytes hashed by reading the file again (for tests and curiosity)
+
+    def pump(self, at: int = -1, data: memoryview | bytes | None = None) -> None:
+        """Advance the hash as far as the written bytes allow. `data` (just written at `at`) is hashed from memory
+        when it sits at the frontier. Called without the lock held."""
+        with self.lock:
+            if self.busy or self.contiguous_end(self.cursor) <= self.cursor:
+                return
+            self.busy = True
+        try:
+            if data is not None and at == self.cursor:
+                self.digest.update(data)
+                self.cursor += len(data)
+            while True:
+                with self.lock:
+                    end = self.contiguous_end(self.cursor)
+                    if end <= self.cursor:
+                        self.busy = False
+                        return
+                while self.cursor < end:
+                    block = os.pread(self.fd, min(READ_BACK, end - self.cursor), self.cursor)
+                    if not block:
+                        raise OSError(f"the partial file ended at {self.cursor} while hashing")
+                    self.digest.update(block)
+                    self.cursor += len(block)
+                    self.read_back += len(block)
+        except BaseException:
+            with self.lock:
+                self.busy = False
+            raise

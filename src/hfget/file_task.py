@@ -1,0 +1,431 @@
+"""One file in flight: its partial, its byte ranges, its hash, its lock, and how its connections share the work.
+
+A `FileTask` is shared by every connection working on the file; all its bookkeeping happens under `self.lock`,
+and no network or disk call is ever made while holding it. The life of a task:
+
+    pending --start()--> running --(every byte written, hash matches)--> done
+                           |  \\--(too many failures in a row / hash mismatch twice)--> failed
+                           \\--(cancelled)--> stopped (partial + state kept for the next run)
+
+Range support is unknown until the first response: the first connection (the *lead*) asks for the first piece,
+and only when the server answers 206 with the right Content-Range do other connections join. A 200 instead means
+the server ignores Range: the task drops what it had and that one response streams the whole file.
+
+Each restart (a server that ignores Range, a hash mismatch, a partial the server rejects) begins a new
+*generation*: a fresh `SegmentPlan` and hasher. Connections still holding segments of an older plan notice on
+their next claim and stop without touching the new one.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .digest import Digest, FrontierHasher
+from .errors import HfgetError, IntegrityError, ServerError
+from .events import FileFailed, FileFinished, FileProgress, FileRetrying, FileStarted
+from .http import host_label
+from .resume_state import SAVE_EVERY, StateWriter, discard, load_done
+from .segments import IntervalSet, PieceSizes, Segment, SegmentPlan
+
+
+@dataclass
+class EngineSettings:
+    """What every task needs to know about the engine it runs in."""
+
+    connections: int
+    sizes: PieceSizes
+    attempts: int
+    lock_timeout: float | None
+    backoff: Callable[[int, str | None], float]  # (failures so far, Retry-After) -> seconds
+    emit: Callable
+    wake: Callable[[bool], None] = lambda everyone: None  # tell idle connections there is new work
+
+
+class Stop(Exception):
+    """This connection must stop: the task finished, failed, restarted or was cancelled."""
+
+
+class FileTask:
+    def __init__(self, job, engine: EngineSettings) -> None:
+        self.job = job
+        self.key = job.key
+        self.size = job.size
+        self.engine = engine
+        self.lock = threading.Lock()
+        self.status = "pending"  # pending | running | done | failed | stopped
+        self.error: HfgetError | None = None
+        self.retry_at = 0.0  # no new connection before this (backoff, lock held by another process)
+        self.lock_wait_started: float | None = None
+        self.direct_url: str | None = None  # where the lead's redirects ended (a CDN): later pieces go straight there
+        self.connections = 0  # connections currently working on this task
+        self.failures = 0  # failed requests since the last byte arrived
+        self.bad_hash = 0
+        self.received = 0  # bytes written in this run
+        self._file_lock = None
+        self._inflight_writes = 0
+        self._idle = threading.Condition(self.lock)
+        self._finishing = False
+        self.fd = -1
+        self.generation = 0
+        self.plan: SegmentPlan | None = None
+        self.hasher: FrontierHasher | None = None
+        self.state: StateWriter | None = None
+        self.stateful = False  # the partial has (or may have) holes, so the state file describes it
+        self.split = False  # may use several connections
+        self.ranged = False  # the server answered a Range request correctly in this generation
+        self._unsaved = 0
+
+    # --- starting -------------------------------------------------------------------------------------------
+
+    def start(self) -> str:
+        """Take the file's lock and look at what is on disk: "running", "done", "deferred" or "failed"."""
+        job = self.job
+        if job.lock is not None:
+            from filelock import FileLock, Timeout
+
+            job.lock.parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(job.lock), thread_local=False)  # released by whichever connection finishes last
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                return self._lock_busy()
+            self._file_lock = lock
+        if job.already_done():  # another process finished it while we waited
+            self.engine.emit(FileStarted(self.key, self.size, self.size))
+            self._end("done")
+            self.engine.emit(FileFinished(self.key, self.size, 0))
+            return "done"
+        job.partial.parent.mkdir(parents=True, exist_ok=True)
+        done, stateful = load_done(job.partial, self.size, job.algo, job.expected)
+        self.state = StateWriter(job.partial, self.size, job.algo, job.expected)
+        with self.lock:
+            self._new_generation(done, stateful)
+            self.status = "running"
+        self.engine.emit(FileStarted(self.key, self.size, done.total))
+        return "running"
+
+    def _lock_busy(self) -> str:
+        now = time.monotonic()
+        if self.lock_wait_started is None:
+            self.lock_wait_started = now
+        timeout = self.engine.lock_timeout
+        if timeout is not None and now - self.lock_wait_started > timeout:
+            self.fail(
+                ServerError(
+                    f"Another process has been downloading {self.key} for too long (lock {self.job.lock}).",
+                    "Wait for the other hfget/huggingface_hub process to finish, or stop it.",
+                )
+            )
+            return "failed"
+        self.retry_at = now + 0.25  # work on other files meanwhile; look again soon
+        return "deferred"
+
+    def _start_over(self) -> int:
+        """(Under the lock.) Throw the partial away and begin an empty generation; returns the bytes dropped."""
+        dropped = self.plan.done.total
+        self.state.remove()
+        self.state = StateWriter(self.job.partial, self.size, self.job.algo, self.job.expected)
+        os.ftruncate(self.fd, 0)
+        self._new_generation(IntervalSet(), stateful=False)
+        self.ranged = False
+        self.direct_url = None
+        return dropped
+
+    def _snapshot(self):
+        """(Under the lock.) A numbered copy of the written ranges and the writer to save it with, or None."""
+        if not (self.stateful and self.plan is not None and self.state is not None):
+            return None
+        return (self.state, *self.state.snapshot(self.plan.done))
+
+    @staticmethod
+    def _save(snapshot) -> None:
+        if snapshot:
+            writer, seq, ranges = snapshot
+            writer.save(seq, ranges)
+
+    def _new_generation(self, done: IntervalSet, stateful: bool) -> None:
+        """(Under the lock.) Start over from `done` with a fresh plan and hasher."""
+        self.generation += 1
+        if self.fd < 0:
+            self.fd = os.open(self.job.partial, os.O_RDWR | os.O_CREAT, 0o666)
+        self.plan = SegmentPlan(self.size, done, self.engine.sizes)
+        digest = Digest(self.job.algo, self.job.expected, self.size)
+        self.hasher = FrontierHasher(digest, self.fd, self.lock, self.plan.done.run_end)
+        self.stateful = stateful
+        holes = len(done.ranges()) > 1 or (bool(done) and done.ranges()[0][0] != 0)
+        self.split = holes or (self.engine.connections > 1 and self.engine.sizes.worth_splitting(self.size))
+        self._finishing = False
+        self._unsaved = 0
+
+    # --- handing out work (called by the scheduler) ---------------------------------------------------------
+
+    def take_segment(self, now: float) -> Segment | None:
+        with self.lock:
+            if self.status != "running" or self._finishing or now < self.retry_at:
+                return None
+            plan = self.plan
+            if not (self.ranged and self.split):
+                if self.connections:
+                    return None  # one stream at a time, or the lead is still finding out whether Range works
+                segment = plan.lead(self.split, self.engine.connections)
+            else:
+                segment = plan.next_piece(self.engine.connections) or plan.steal()
+            if segment is not None:
+                self.connections += 1
+            return segment
+
+    def priority(self, now: float) -> tuple | None:
+        """How much this task wants another connection (higher first); None if it cannot use one now."""
+        with self.lock:
+            if self.status != "running" or self._finishing or now < self.retry_at:
+                return None
+            if not (self.ranged and self.split):
+                return None if self.connections else (2, 0)
+            if self.plan.has_free():
+                return (1, self.plan.free.total)
+            if self.plan.can_steal():
+                return (0, max(s.remaining for s in self.plan.active))
+            return None
+
+    def url(self) -> str:
+        return self.direct_url or self.job.url
+
+    def is_current(self, segment: Segment) -> bool:
+        return self.plan is not None and segment in self.plan.active
+
+    # --- what the lead learns -------------------------------------------------------------------------------
+
+    def confirm_ranges(self, segment: Segment, final_url: str) -> None:
+        """The server honours Range: let other connections join (after the state file exists, as they leave
+        holes)."""
+        snapshot = None
+        with self.lock:
+            if not self.is_current(segment) or self.ranged:
+                return
+            self.ranged = True
+            if final_url != self.job.url:
+                self.direct_url = final_url
+            if self.split and not self.stateful:
+                self.stateful = True
+                snapshot = self._snapshot()
+            more_work = self.split
+        self._save(snapshot)
+        if more_work:
+            self.engine.wake(True)  # every idle connection may join now
+
+    def forget_direct_url(self) -> None:
+        with self.lock:
+            self.direct_url = None
+
+    def restart_whole_body(self, segment: Segment) -> Segment:
+        """The server ignored Range and is sending the whole file: drop everything, and stream it from byte 0."""
+        with self.lock:
+            if not self.is_current(segment) or self.status != "running":
+                raise Stop
+            self.plan.release(segment)
+            dropped = self._start_over()
+            self.split = False  # this server cannot do ranges: one stream from now on
+            whole = self.plan.lead(False, 1)
+        if dropped:
+            self.engine.emit(FileProgress(self.key, -dropped))
+        return whole
+
+    def restart_fresh(self, segment: Segment, why: str) -> None:
+        """The server rejected our resume point (416): the partial is not a prefix of its file. Start over."""
+        with self.lock:
+            if not self.is_current(segment):
+                return
+            if not self.plan.done:
+                raise ServerError(
+                    f"{host_label(self.url())} refused a range of {self.key} that exists ({why}).",
+                    "The server's range support is broken; use another source.",
+                )
+            self.plan.release(segment)
+            dropped = self._start_over()
+        self.engine.emit(FileRetrying(self.key, 1, f"the server rejected the partial file ({why}); starting over"))
+        self.engine.emit(FileProgress(self.key, -dropped))
+
+    # --- writing --------------------------------------------------------------------------------------------
+
+    def claim(self, segment: Segment, n: int) -> tuple[int, int]:
+        with self.lock:
+            if self.status != "running" or not self.is_current(segment):
+                raise Stop
+            at, take = self.plan.claim(segment, n)
+            if take:
+                self._inflight_writes += 1
+            return at, take
+
+    def write(self, segment: Segment, at: int, data: memoryview) -> bool:
+        """Write claimed bytes and record them. Returns True when this write completed the file."""
+        try:
+            view = data
+            offset = at
+            while view:
+                written = os.pwrite(self.fd, view, offset)
+                view, offset = view[written:], offset + written
+        finally:
+            with self.lock:
+                self._inflight_writes -= 1
+                if not self._inflight_writes:
+                    self._idle.notify_all()
+        snapshot = None
+        completed = False
+        with self.lock:
+            if not self.is_current(segment):
+                return False  # a restart happened meanwhile; these bytes belong to nothing
+            n = len(data)
+            self.plan.mark_written(at, n)
+            self.received += n
+            self.failures = 0
+            self._unsaved += n
+            if self.stateful and self._unsaved >= SAVE_EVERY:
+                self._unsaved = 0
+                snapshot = self._snapshot()
+            if self.plan.complete and not self._finishing:
+                self._finishing = completed = True
+            hasher = self.hasher
+        self._save(snapshot)
+        hasher.pump(at, data)
+        return completed
+
+    # --- ending a connection --------------------------------------------------------------------------------
+
+    def connection_failed(self, segment: Segment, error: HfgetError, retry_after: str | None = None) -> None:
+        """A request or body failed. Give up after `attempts` failures in a row with no byte in between."""
+        with self.lock:
+            if not self.is_current(segment) or self.status != "running":
+                return
+            self.failures += 1
+            failures = self.failures
+            give_up = failures >= self.engine.attempts or getattr(error, "refused", False)
+            if not give_up:
+                self.retry_at = max(self.retry_at, time.monotonic() + self.engine.backoff(failures - 1, retry_after))
+        if give_up:
+            self.fail(error)
+        else:
+            self.engine.emit(FileRetrying(self.key, failures, error.message))
+
+    def connection_ended(self, segment: Segment | None) -> bool:
+        """This connection is done with the task. Returns True if it was the last one and the task just ended."""
+        snapshot = None
+        with self.lock:
+            if segment is not None and self.is_current(segment):
+                self.plan.release(segment)
+                if self.status != "done":
+                    snapshot = self._snapshot()
+            self.connections -= 1
+            last = self.connections == 0 and self.status in ("failed", "stopped") and self.fd >= 0
+        self._save(snapshot)
+        if last:
+            self._close()
+        return last
+
+    def fail(self, error: HfgetError) -> None:
+        self._stop("failed", error)
+
+    def cancel(self) -> None:
+        self._stop("stopped", None)
+
+    def _stop(self, status: str, error: HfgetError | None) -> None:
+        with self.lock:
+            if self.status in ("done", "failed", "stopped"):
+                return
+            was_running = self.status == "running"
+            self.status, self.error = status, error
+            idle = self.connections == 0
+        if error is not None:
+            self.engine.emit(FileFailed(self.key, error))
+        if idle or not was_running:
+            self._close()
+
+    def _close(self) -> None:
+        """Leave a resumable partial: record what is on disk, close the file, let other processes in."""
+        with self.lock:
+            while self._inflight_writes:
+                self._idle.wait(1.0)
+            snapshot = self._snapshot()
+            fd, self.fd = self.fd, -1
+        self._save(snapshot)
+        if fd >= 0:
+            os.close(fd)
+        self._release_file_lock()
+
+    # --- finishing ------------------------------------------------------------------------------------------
+
+    def claim_completion(self) -> bool:
+        """True (once) if every byte is already on disk: an empty file, or a run killed just before the end."""
+        with self.lock:
+            if self.status == "running" and self.plan.complete and not self._finishing:
+                self._finishing = True
+                return True
+            return False
+
+    def complete(self) -> bool:
+        """Called by the connection whose write completed the file: verify, then deliver or start again.
+
+        Returns True if the task ended (delivered or failed), False if it starts over after a hash mismatch.
+        """
+        hasher = self.hasher
+        while True:
+            hasher.pump()
+            with self.lock:
+                if hasher.cursor >= self.size and not hasher.busy:
+                    break
+            time.sleep(0.001)  # another connection is hashing the last bytes; it cannot stop before the end
+        with self.lock:
+            while self._inflight_writes:
+                self._idle.wait(1.0)
+        digest = hasher.digest
+        if digest.matches():
+            self.state.remove()
+            with self.lock:
+                fd, self.fd = self.fd, -1
+            os.close(fd)
+            self.job.deliver(self.job.partial)
+            self._end("done")
+            self.engine.emit(FileFinished(self.key, self.size, self.received))
+            return True
+        self.bad_hash += 1
+        if self.bad_hash >= 2:
+            with self.lock:
+                fd, self.fd = self.fd, -1
+            os.close(fd)
+            discard(self.job.partial)
+            error = IntegrityError(
+                f"{self.key} from {host_label(self.url())} does not match its expected {self.job.algo} "
+                f"({self.job.expected[:16]}..., got {digest.actual[:16]}...), twice. The bad bytes were discarded; "
+                "nothing entered the cache.",
+                "The server (or something between you and it) is corrupting data; use another source.",
+            )
+            self.engine.emit(FileFailed(self.key, error))
+            self._end("failed", error)
+            return True
+        with self.lock:
+            dropped = self._start_over()  # the lead asks again: the bytes may have come from a bad cache node
+        self.engine.emit(FileRetrying(self.key, self.bad_hash, f"hash mismatch ({self.job.algo}); downloading again"))
+        self.engine.emit(FileProgress(self.key, -dropped))
+        return False
+
+    def _end(self, status: str, error: HfgetError | None = None) -> None:
+        with self.lock:
+            self.status, self.error = status, error
+        self._release_file_lock()
+
+    def _release_file_lock(self) -> None:
+        lock, self._file_lock = self._file_lock, None
+        if lock is not None:
+            lock.release()
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "failed", "stopped")
+
+    @property
+    def partial(self) -> Path:
+        return self.job.partial

@@ -1,0 +1,120 @@
+"""What an interrupted download left on disk, and the small state file that says which of its bytes are good.
+
+A partial is `{etag}.incomplete` (the name huggingface_hub's cache scanner knows). Written by one stream it is a
+prefix of the file and needs nothing else. Written by several connections it has holes, so a state file next to
+it, `{etag}.incomplete.state.json`, lists the byte ranges that are on disk, with the file's size and expected hash:
+
+    {"version": 1, "size": 1073741824, "algo": "sha256", "expected": "<hex>", "done": [[0, 4194304], ...]}
+
+The state is rewritten (atomically, by rename) every `SAVE_EVERY` written bytes and whenever a connection stops, so
+a run killed with `kill -9` loses at most that many bytes of work. It only ever lists bytes that were written before
+it was saved. The next run, from any source that promises the same hash and size, fetches only the gaps; the final
+hash check covers everything else (a machine crash that lost written pages, a source serving other bytes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+from .fsutil import file_size
+from .segments import IntervalSet
+
+STATE_SUFFIX = ".state.json"
+FORMAT_VERSION = 1
+SAVE_EVERY = 512 * 1024
+
+
+def state_path(partial: Path) -> Path:
+    return partial.with_name(partial.name + STATE_SUFFIX)
+
+
+def load_done(partial: Path, size: int, algo: str, expected: str) -> tuple[IntervalSet, bool]:
+    """The byte ranges of `partial` that can be kept, and whether a state file describes them.
+
+    Anything that cannot belong to this file (a state for another size or hash, a partial longer than the file) is
+    deleted here, so the caller starts from a clean slate.
+    """
+    on_disk = file_size(partial)
+    state = _read(state_path(partial))
+    if state is not None and (state.get("size"), state.get("algo"), state.get("expected")) != (size, algo, expected):
+        discard(partial)
+        return IntervalSet(), False
+    if state is None:
+        if on_disk > size:
+            discard(partial)
+            return IntervalSet(), False
+        return IntervalSet([(0, on_disk)]), False
+    try:
+        done = IntervalSet((int(a), int(b)) for a, b in state.get("done", []))
+    except (TypeError, ValueError):
+        discard(partial)
+        return IntervalSet(), False
+    return done.clipped(min(on_disk, size)), True
+
+
+def pending_bytes(partial: Path, size: int, algo: str, expected: str) -> int:
+    """Bytes still to fetch for this file (read-only: nothing is deleted)."""
+    on_disk = file_size(partial)
+    state = _read(state_path(partial))
+    if state is None:
+        return size - on_disk if on_disk <= size else size
+    if (state.get("size"), state.get("algo"), state.get("expected")) != (size, algo, expected):
+        return size
+    try:
+        done = IntervalSet((int(a), int(b)) for a, b in state.get("done", [])).clipped(min(on_disk, size))
+    except (TypeError, ValueError):
+        return size
+    return size - done.total
+
+
+def discard(partial: Path) -> None:
+    partial.unlink(missing_ok=True)
+    state_path(partial).unlink(missing_ok=True)
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
+        return None
+    return data
+
+
+class StateWriter:
+    """Saves snapshots of a file's written ranges, newest wins, from any thread."""
+
+    def __init__(self, partial: Path, size: int, algo: str, expected: str) -> None:
+        self.path = state_path(partial)
+        self.tmp = self.path.with_name(self.path.name + ".tmp")
+        self.header = {"version": FORMAT_VERSION, "size": size, "algo": algo, "expected": expected}
+        self._lock = threading.Lock()
+        self._saved_seq = -1
+        self._seq = 0
+
+    def snapshot(self, done: IntervalSet) -> tuple[int, list[tuple[int, int]]]:
+        """Call under the file's lock: a numbered copy of `done`, to be saved after the lock is released."""
+        self._seq += 1
+        return self._seq, done.ranges()
+
+    def save(self, seq: int, ranges: list[tuple[int, int]]) -> None:
+        with self._lock:
+            if seq <= self._saved_seq:
+                return  # a newer snapshot is already on disk
+            text = json.dumps({**self.header, "done": ranges}, separators=(",", ":"))
+            # Plain open (not mkstemp): permissions follow the umask like every other cache file. The temporary
+            # name is fixed because only this writer (under its lock) ever uses it.
+            with open(self.tmp, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(self.tmp, self.path)
+            self._saved_seq = seq
+
+    def remove(self) -> None:
+        with self._lock:
+            self._saved_seq = 1 << 62  # no late snapshot may bring it back
+            self.path.unlink(missing_ok=True)
+            self.tmp.unlink(missing_ok=True)
