@@ -172,9 +172,9 @@ class FileTask:
             if not (self.ranged and self.split):
                 if self.connections:
                     return None  # one stream at a time, or the lead is still finding out whether Range works
-                segment = plan.lead(self.split, self.engine.connections)
+                segment = plan.lead(self.split, self.engine.connections, now)
             else:
-                segment = plan.next_piece(self.engine.connections) or plan.steal()
+                segment = plan.next_piece(self.engine.connections, now) or plan.steal(now)
             if segment is not None:
                 self.connections += 1
             return segment
@@ -188,8 +188,8 @@ class FileTask:
                 return None if self.connections else (2, 0)
             if self.plan.has_free():
                 return (1, self.plan.free.total)
-            if self.plan.can_steal():
-                return (0, max(s.remaining for s in self.plan.active))
+            if self.plan.can_steal(now):
+                return (0, 0)
             return None
 
     def url(self) -> str:
@@ -230,7 +230,7 @@ class FileTask:
             self.plan.release(segment)
             dropped = self._start_over()
             self.split = False  # this server cannot do ranges: one stream from now on
-            whole = self.plan.lead(False, 1)
+            whole = self.plan.lead(False, 1, time.monotonic())
         if dropped:
             self.engine.emit(FileProgress(self.key, -dropped))
         return whole
@@ -352,6 +352,8 @@ class FileTask:
             snapshot = self._snapshot()
             fd, self.fd = self.fd, -1
         self._save(snapshot)
+        if self.state is not None:
+            self.state.close()
         if fd >= 0:
             os.close(fd)
         self._release_file_lock()

@@ -98,10 +98,19 @@ class Segment:
     pos: int  # bytes [start, pos) are claimed by this connection (written, or being written)
     splittable: bool = True
     open_ended: bool = False  # asked for with `bytes=pos-` (or no Range at all), not `bytes=pos-(end-1)`
+    began: float = 0.0  # when it was handed out (monotonic seconds)
 
     @property
     def remaining(self) -> int:
         return self.end - self.pos
+
+    def seconds_left(self, now: float) -> float:
+        """At the rate seen so far; a segment that has received nothing for a while counts as very slow."""
+        elapsed = now - self.began
+        if elapsed < 0.05:
+            return 0.0  # its request is still on its way: no judgement yet
+        rate = (self.pos - self.start) / elapsed
+        return self.remaining / rate if rate > 0 else float("inf")
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,9 @@ class PieceSizes:
     min_piece: int = 1 * MIB
     max_piece: int = 32 * MIB
     min_steal: int = 1 * MIB  # a connection's remaining range is split only if both halves get at least this much
+    # ...and only if it would need at least this long to finish alone: splitting a fast connection gains nothing
+    # and throws away what the server already pushed into its socket.
+    min_steal_seconds: float = 0.25
 
     def piece(self, free: int, connections: int) -> int:
         return max(self.min_piece, min(self.max_piece, free // max(1, 2 * connections)))
@@ -139,21 +151,21 @@ class SegmentPlan:
 
     # --- handing out work -----------------------------------------------------------------------------------
 
-    def lead(self, split: bool, connections: int) -> Segment | None:
+    def lead(self, split: bool, connections: int, now: float = 0.0) -> Segment | None:
         """The first request's range: the first free piece (split) or everything from the first free byte."""
         first = self.free.first()
         if first is None:
             return None
         if split:
-            return self.next_piece(connections)
+            return self.next_piece(connections, now)
         start = first[0]
         # One stream writes sequentially; bytes already on disk beyond `start` are simply written again.
-        segment = Segment(start, self.size, start, splittable=False, open_ended=True)
+        segment = Segment(start, self.size, start, splittable=False, open_ended=True, began=now)
         self.free.remove(start, self.size)
         self.active.append(segment)
         return segment
 
-    def next_piece(self, connections: int) -> Segment | None:
+    def next_piece(self, connections: int, now: float = 0.0) -> Segment | None:
         first = self.free.first()
         if first is None:
             return None
@@ -162,17 +174,25 @@ class SegmentPlan:
         if gap_end - end < self.sizes.min_piece // 2:
             end = gap_end  # don't leave a sliver behind for a request of its own
         self.free.remove(start, end)
-        segment = Segment(start, end, start, open_ended=end == self.size)
+        segment = Segment(start, end, start, open_ended=end == self.size, began=now)
         self.active.append(segment)
         return segment
 
-    def steal(self) -> Segment | None:
-        """Split the active segment with the most bytes left; the new segment takes its second half."""
-        victim = max((s for s in self.active if s.splittable), key=lambda s: s.remaining, default=None)
-        if victim is None or victim.remaining < 2 * self.sizes.min_steal:
+    def _victim(self, now: float) -> Segment | None:
+        """The active segment that would take longest to finish, if splitting it is worth a new request."""
+        candidates = [s for s in self.active if s.splittable and s.remaining >= 2 * self.sizes.min_steal]
+        victim = max(candidates, key=lambda s: (s.seconds_left(now), s.remaining), default=None)
+        if victim is None or victim.seconds_left(now) < self.sizes.min_steal_seconds:
+            return None
+        return victim
+
+    def steal(self, now: float) -> Segment | None:
+        """Split the slowest active segment; the new segment takes its second half."""
+        victim = self._victim(now)
+        if victim is None:
             return None
         middle = victim.pos + victim.remaining // 2
-        thief = Segment(middle, victim.end, middle, open_ended=victim.end == self.size)
+        thief = Segment(middle, victim.end, middle, open_ended=victim.end == self.size, began=now)
         victim.end = middle
         self.active.append(thief)
         return thief
@@ -180,8 +200,8 @@ class SegmentPlan:
     def has_free(self) -> bool:
         return bool(self.free)
 
-    def can_steal(self) -> bool:
-        return any(s.splittable and s.remaining >= 2 * self.sizes.min_steal for s in self.active)
+    def can_steal(self, now: float) -> bool:
+        return self._victim(now) is not None
 
     # --- progress -------------------------------------------------------------------------------------------
 

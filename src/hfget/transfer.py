@@ -101,6 +101,7 @@ class _Scheduler:
                 now = time.monotonic()
                 self.active = [t for t in self.active if not t.finished]
                 if not self.pending and not self.active:
+                    self.cond.notify_all()  # everything is finished: let the idle connections go too
                     return None
                 if len(self.active) < self.max_files:
                     for task in self.pending:

@@ -44,11 +44,12 @@ class SimUser:
 class Fault:
     """A misbehaviour applied to requests for repo files whose path matches `match` (fnmatch).
 
-    kind: corrupt (flip a byte at `offset`), reset (drop the connection after `after` body bytes), truncate (send
-    `after` bytes of a full Content-Length, then close), status (answer `status` with optional `retry_after`),
-    ignore_range (answer 200 with the whole body), stall (send `after` bytes then hang), throttle (limit to `rate`
-    bytes/s), hang (accept, never answer). `where` limits it to "resolve", "cdn" or "any" request; `times` is how
-    many requests it hits (None: all).
+    kind: corrupt (flip a byte at `offset`; only requests whose range contains it count as hits), reset (drop the
+    connection after `after` body bytes), truncate (send `after` bytes of a full Content-Length, then close), status
+    (answer `status` with optional `retry_after`), ignore_range (answer 200 with the whole body), chunked (answer
+    200 with the whole body, chunked, without Content-Length, as some proxies do), stall (send `after` bytes then
+    hang), throttle (limit to `rate` bytes/s), hang (accept, never answer). `where` limits it to "resolve", "cdn"
+    or "any" request; `times` is how many requests it hits (None: all).
     """
 
     kind: str
@@ -199,10 +200,14 @@ class HubSimulator:
         with self._lock:
             self.log.append(record)
 
-    def _take_fault(self, path: str, where: str, kinds: tuple[str, ...]) -> Fault | None:
+    def _take_fault(self, path: str, where: str, kinds: tuple[str, ...], span: tuple[int, int] | None = None) -> Fault | None:
+        """The first matching fault, counted as a hit. With `span` ([start, end) of the body being served), a
+        corrupt fault only matches if its offset falls inside."""
         with self._lock:
             for fault in self.faults:
                 if fault.kind in kinds and fault.applies(path, where):
+                    if span is not None and fault.kind == "corrupt" and not span[0] <= fault.offset < span[1]:
+                        continue
                     fault.hits += 1
                     return fault
         return None
@@ -534,15 +539,20 @@ class _Handler(BaseHTTPRequestHandler):
         start, end = 0, size  # [start, end)
         status = 200
         range_header = self.headers.get("Range")
-        ignore = self.sim._take_fault(path, where, ("ignore_range",)) if range_header else None
-        if range_header and not ignore:
+        chunked = self.sim._take_fault(path, where, ("chunked",))
+        ignore = self.sim._take_fault(path, where, ("ignore_range",)) if range_header and not chunked else None
+        if range_header and not ignore and not chunked:
             parsed = _parse_range(range_header, size)
             if parsed is None:
                 return self._send(416, {"Content-Range": f"bytes */{size}"})
             start, end = parsed
             status = 206
         h = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes", **headers}
-        h["Content-Length"] = str(end - start)
+        if chunked:
+            h["Transfer-Encoding"] = "chunked"
+            h.pop("Accept-Ranges")
+        else:
+            h["Content-Length"] = str(end - start)
         if status == 206:
             h["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
         self.record.status = status
@@ -552,7 +562,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
-        corrupt = self.sim._take_fault(path, where, ("corrupt",))
+        corrupt = self.sim._take_fault(path, where, ("corrupt",), span=(start, end))
         cut = self.sim._take_fault(path, where, ("reset", "truncate", "stall"))
         throttle = self.sim._take_fault(path, where, ("throttle",))
         rate = throttle.rate if throttle else self.sim.rate_limit
@@ -573,7 +583,7 @@ class _Handler(BaseHTTPRequestHandler):
                     # SO_LINGER 0: the peer sees a TCP reset, not a clean close
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 raise _Abort
-            self.wfile.write(piece)
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
             sent += len(piece)
             self.record.body_bytes += len(piece)
             if rate:
@@ -581,6 +591,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if ahead > 0:
                     if self.sim._stop.wait(ahead):
                         raise _Abort
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
