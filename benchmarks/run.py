@@ -139,17 +139,22 @@ def ratio_lines(results: dict[str, Result]) -> list[str]:
         met = value <= limit if lower_is_better else value >= limit
         lines.append(f"{text}: {value:.3f} (must be {'≤' if lower_is_better else '≥'} {limit}) {'MET' if met else 'NOT MET'}")
 
-    if "throttled" in results:
+    def has(name: str, *tools: str) -> bool:
+        return name in results and all(t in results[name].runs for t in tools)
+
+    if has("throttled", "hfget", "hf"):
         r = results["throttled"]
         line("throttled: hfget / hf download", r.median("hfget") / r.median("hf"), 0.25)
+    if has("throttled", "hfget", "aria2c"):
+        r = results["throttled"]
         line("throttled: hfget / aria2c", r.median("hfget") / r.median("aria2c"), 0.9)
-    if "unthrottled" in results:
+    if has("unthrottled", "hfget", "curl"):
         r = results["unthrottled"]
         line("unthrottled: hfget throughput / curl throughput", r.median("curl") / r.median("hfget"), 0.8, False)
-    if "small" in results:
+    if has("small", "hfget", "hf"):
         r = results["small"]
         line("small files: hfget / hf download", r.median("hfget") / r.median("hf"), 0.5)
-    if "huge" in results:
+    if has("huge", "hfget"):
         line("huge (2 GiB file): hfget peak RSS MB", results["huge"].peak("hfget"), 200)
     return lines
 

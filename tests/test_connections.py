@@ -161,3 +161,13 @@ def test_memory_stays_flat_while_a_large_file_moves(sim, cache):
     assert peak_mb < 200, f"peak RSS {peak_mb:.0f} MB"
     blob = cache / f"models--{repo_id.replace('/', '--')}" / "blobs"
     assert sum(p.stat().st_size for p in blob.iterdir()) == 256 * MIB + 77 + 3
+
+
+def test_connections_is_a_flag_and_a_setting(sim, cache, cli):
+    bad = cli("download", MODEL, "--endpoint", sim.url, "--cache-dir", cache, "--connections", "0")
+    assert bad.exit_code == 2 and "connections must be a number from 1 to 256" in bad.stderr
+    assert not cache.exists()
+    one = cli("download", MODEL, "model.safetensors", "--endpoint", sim.url, "--cache-dir", cache,
+              env={"HFGET_CONNECTIONS": "1"})
+    assert one.exit_code == 0, one.output
+    assert [g.range for g in sim.requests_for("/cdn/*", "GET")] == [None]  # one connection: one plain stream

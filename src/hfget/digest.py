@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-READ_BACK = 1 << 20
+READ_BACK = 8 << 20  # large: the hashing thread competes for the GIL with every connection, once per read
 
 
 class Digest:
@@ -59,8 +59,8 @@ class FrontierHasher:
 
     `cursor` is the number of leading bytes hashed. Only one thread hashes at a time (`busy`); the others just
     record their writes. The caller supplies `contiguous_end(pos)` (how far the written bytes run from `pos`),
-    evaluated under the caller's lock, and the same lock object so that "nothing more to hash" and "clear busy"
-    happen atomically with respect to writers: a write is never left unhashed.
+    evaluated under the caller's lock, and the same lock object, and records its writes under that lock: "nothing
+    more to hash" and "clear busy" then happen atomically with respect to writers, so no write is left unhashed.
     """
 
     def __init__(self, digest: Digest, fd: int, lock, contiguous_end: Callable[[int], int]) -> None:
@@ -72,17 +72,20 @@ class FrontierHasher:
         self.busy = False
         self.read_back = 0  # bytes hashed by reading the file again (for tests and curiosity)
 
-    def pump(self, at: int = -1, data: memoryview | bytes | None = None) -> None:
-        """Advance the hash as far as the written bytes allow. `data` (just written at `at`) is hashed from memory
-        when it sits at the frontier. Called without the lock held."""
-        with self.lock:
-            if self.busy or self.contiguous_end(self.cursor) <= self.cursor:
-                return
-            self.busy = True
+    def begin(self, at: int) -> str | None:
+        """(Under the lock, right after recording a write at `at`.) Whether the calling thread hashes now:
+        "inline" (its bytes sit at the frontier: hash them from memory, then catch up), "catch-up", or None."""
+        if self.busy or self.contiguous_end(self.cursor) <= self.cursor:
+            return None
+        self.busy = True
+        return "inline" if at == self.cursor else "catch-up"
+
+    def run(self, inline: memoryview | bytes | None = None) -> None:
+        """(Without the lock, after `begin` said so.) Hash `inline`, then whatever else is written contiguously."""
         try:
-            if data is not None and at == self.cursor:
-                self.digest.update(data)
-                self.cursor += len(data)
+            if inline is not None:
+                self.digest.update(inline)
+                self.cursor += len(inline)
             while True:
                 with self.lock:
                     end = self.contiguous_end(self.cursor)
@@ -100,3 +103,10 @@ class FrontierHasher:
             with self.lock:
                 self.busy = False
             raise
+
+    def pump(self) -> None:
+        """Hash whatever is written and not yet hashed (unless another thread is already at it)."""
+        with self.lock:
+            mode = self.begin(-1)
+        if mode:
+            self.run()

@@ -29,7 +29,7 @@ from .digest import Digest, FrontierHasher
 from .errors import HfgetError, IntegrityError, ServerError
 from .events import FileFailed, FileFinished, FileProgress, FileRetrying, FileStarted
 from .http import host_label
-from .resume_state import SAVE_EVERY, StateWriter, discard, load_done
+from .resume_state import SAVE_EVERY, SAVE_INTERVAL, StateWriter, discard, load_done
 from .segments import IntervalSet, PieceSizes, Segment, SegmentPlan
 
 
@@ -79,6 +79,8 @@ class FileTask:
         self.split = False  # may use several connections
         self.ranged = False  # the server answered a Range request correctly in this generation
         self._unsaved = 0
+        self._saving = False
+        self._last_save = 0.0
 
     # --- starting -------------------------------------------------------------------------------------------
 
@@ -262,21 +264,24 @@ class FileTask:
             return at, take
 
     def write(self, segment: Segment, at: int, data: memoryview) -> bool:
-        """Write claimed bytes and record them. Returns True when this write completed the file."""
+        """Write claimed bytes, record them, hash what can be hashed. True when this write completed the file.
+
+        One lock round per write: this runs for every block of every connection.
+        """
         try:
             view = data
             offset = at
             while view:
                 written = os.pwrite(self.fd, view, offset)
                 view, offset = view[written:], offset + written
-        finally:
+        except BaseException:
             with self.lock:
-                self._inflight_writes -= 1
-                if not self._inflight_writes:
-                    self._idle.notify_all()
+                self._write_done()
+            raise
         snapshot = None
         completed = False
         with self.lock:
+            self._write_done()
             if not self.is_current(segment):
                 return False  # a restart happened meanwhile; these bytes belong to nothing
             n = len(data)
@@ -284,15 +289,37 @@ class FileTask:
             self.received += n
             self.failures = 0
             self._unsaved += n
-            if self.stateful and self._unsaved >= SAVE_EVERY:
-                self._unsaved = 0
-                snapshot = self._snapshot()
+            snapshot = self._periodic_snapshot()
             if self.plan.complete and not self._finishing:
                 self._finishing = completed = True
             hasher = self.hasher
-        self._save(snapshot)
-        hasher.pump(at, data)
+            hashing = hasher.begin(at)
+        if snapshot:
+            try:
+                self._save(snapshot)
+            finally:
+                with self.lock:
+                    self._saving = False
+        if hashing:
+            hasher.run(data if hashing == "inline" else None)
         return completed
+
+    def _write_done(self) -> None:
+        self._inflight_writes -= 1
+        if not self._inflight_writes:
+            self._idle.notify_all()
+
+    def _periodic_snapshot(self):
+        """(Under the lock.) A snapshot to save now, if one is due and no other connection is saving: writers never
+        wait for each other's saves, and a kill -9 loses at most about SAVE_EVERY bytes (or SAVE_INTERVAL of work
+        at high rates)."""
+        if not self.stateful or self._saving or self._unsaved < SAVE_EVERY:
+            return None
+        now = time.monotonic()
+        if now - self._last_save < SAVE_INTERVAL:
+            return None
+        self._saving, self._unsaved, self._last_save = True, 0, now
+        return self._snapshot()
 
     # --- ending a connection --------------------------------------------------------------------------------
 
@@ -313,15 +340,11 @@ class FileTask:
 
     def connection_ended(self, segment: Segment | None) -> bool:
         """This connection is done with the task. Returns True if it was the last one and the task just ended."""
-        snapshot = None
         with self.lock:
             if segment is not None and self.is_current(segment):
                 self.plan.release(segment)
-                if self.status != "done":
-                    snapshot = self._snapshot()
             self.connections -= 1
             last = self.connections == 0 and self.status in ("failed", "stopped") and self.fd >= 0
-        self._save(snapshot)
         if last:
             self._close()
         return last

@@ -37,6 +37,7 @@ from .events import (
 )
 from .file_task import EngineSettings, FileTask, Stop
 from .fsutil import disk_errors
+from .governor import ConnectionGovernor
 from .http import HttpClient, TokenGrant
 from .resume_state import pending_bytes
 from .segments import PieceSizes
@@ -86,40 +87,62 @@ class TransferReport:
 class _Scheduler:
     """Decides what each idle connection does next: start a file, fetch a piece, or take over half a range."""
 
-    def __init__(self, tasks: list[FileTask], max_files: int, cancel: threading.Event) -> None:
+    def __init__(self, tasks: list[FileTask], max_files: int, cancel: threading.Event, limit: int) -> None:
         # Largest first: big files get their connections going while small ones fill the gaps.
         self.pending = sorted(tasks, key=lambda t: -t.size)
         self.active: list[FileTask] = []
         self.max_files = max_files
         self.cancel = cancel
         self.cond = threading.Condition()
+        self.limit = limit  # connections allowed to work at once (the governor moves it)
+        self.busy = 0  # connections working on a unit right now
+        # Closed until every connection thread exists: starting a thread takes a GIL switch (~5 ms) once others are
+        # busy, which would stretch a 64-thread start-up over a second of half-used bandwidth.
+        self.open = threading.Event()
 
-    def next(self) -> tuple[FileTask, object | None] | None:
+    def next(self, was_working: bool) -> tuple[FileTask, object | None] | None:
         """(task, None) means "start this file"; (task, segment) means "fetch this segment"; None: stop."""
+        self.open.wait()
         with self.cond:
+            if was_working:
+                self.busy -= 1
             while not self.cancel.is_set():
                 now = time.monotonic()
                 self.active = [t for t in self.active if not t.finished]
                 if not self.pending and not self.active:
                     self.cond.notify_all()  # everything is finished: let the idle connections go too
                     return None
-                if len(self.active) < self.max_files:
-                    for task in self.pending:
-                        if task.retry_at <= now:
-                            self.pending.remove(task)
-                            self.active.append(task)
-                            return task, None
-                ranked = sorted(
-                    ((p, i, t) for i, t in enumerate(self.active) if (p := t.priority(now)) is not None),
-                    key=lambda item: (item[0], -item[1]),
-                    reverse=True,
-                )
-                for _, _, task in ranked:
-                    segment = task.take_segment(now)
-                    if segment is not None:
-                        return task, segment
+                unit = self._pick(now) if self.busy < self.limit else None
+                if unit is not None:
+                    self.busy += 1
+                    return unit
                 self.cond.wait(timeout=self._wait_time(now))
             return None
+
+    def _pick(self, now: float) -> tuple[FileTask, object | None] | None:
+        if len(self.active) < self.max_files:
+            for task in self.pending:
+                if task.retry_at <= now:
+                    self.pending.remove(task)
+                    self.active.append(task)
+                    return task, None
+        ranked = sorted(
+            ((p, i, t) for i, t in enumerate(self.active) if (p := t.priority(now)) is not None),
+            key=lambda item: (item[0], -item[1]),
+            reverse=True,
+        )
+        for _, _, task in ranked:
+            segment = task.take_segment(now)
+            if segment is not None:
+                return task, segment
+        return None
+
+    def set_limit(self, limit: int) -> None:
+        with self.cond:
+            raised = limit > self.limit
+            self.limit = limit
+            if raised:
+                self.cond.notify_all()
 
     def _wait_time(self, now: float) -> float:
         waits = [t.retry_at - now for t in (*self.pending, *self.active) if t.retry_at > now]
@@ -156,6 +179,7 @@ class Transfer:
         lock_timeout: float | None = None,
         stall_timeout: float = DEFAULT_STALL_TIMEOUT,
         piece_sizes: PieceSizes | None = None,
+        adaptive: bool = True,
     ) -> None:
         self.client = client
         self.max_workers = max_workers
@@ -165,6 +189,7 @@ class Transfer:
         self.lock_timeout = lock_timeout
         self.stall_timeout = stall_timeout
         self.piece_sizes = piece_sizes or PieceSizes()
+        self.adaptive = adaptive  # let the governor find how many of the connections pay (else use them all)
         self.cancel = threading.Event()
         self._responses = ResponseTracker()
         self._fatal: list[BaseException] = []
@@ -190,7 +215,8 @@ class Transfer:
             emit=self.emit,
         )
         tasks = [FileTask(job, engine) for job in jobs]
-        scheduler = _Scheduler(tasks, self.max_workers, self.cancel)
+        governor = ConnectionGovernor(self.connections, floor=min(2, self.connections)) if self.adaptive else None
+        scheduler = _Scheduler(tasks, self.max_workers, self.cancel, governor.limit if governor else self.connections)
         engine.wake = scheduler.wake
         threads = [
             threading.Thread(target=self._worker, args=(scheduler,), name=f"hfget-conn-{i}", daemon=True)
@@ -198,10 +224,14 @@ class Transfer:
         ]
         for thread in threads:
             thread.start()
+        scheduler.open.set()
         try:
             for thread in threads:
                 while thread.is_alive():
-                    thread.join(timeout=0.2)
+                    thread.join(timeout=0.05)
+                    if governor is not None:
+                        moved = sum(task.received for task in tasks)
+                        scheduler.set_limit(governor.tick(time.monotonic(), moved, scheduler.busy))
         except KeyboardInterrupt:
             self._stop(scheduler, threads, tasks)
             raise Interrupted(
@@ -243,8 +273,10 @@ class Transfer:
     # --- one connection -------------------------------------------------------------------------------------
 
     def _worker(self, scheduler: _Scheduler) -> None:
+        working = False
         while True:
-            unit = scheduler.next()
+            unit = scheduler.next(working)
+            working = True
             if unit is None:
                 return
             task, segment = unit

@@ -1,0 +1,55 @@
+"""The connection governor against modelled links: it must find the number of connections that pays."""
+
+from __future__ import annotations
+
+import pytest
+
+from hfget.governor import ConnectionGovernor
+
+MB = 1_000_000
+
+
+def _drive(governor: ConnectionGovernor, rate_of, seconds: float = 6.0) -> list[int]:
+    """Tick every 50 ms with every allowed connection busy; bytes arrive at rate_of(limit)."""
+    now, received, limits = 0.0, 0.0, []
+    while now < seconds:
+        limit = governor.tick(now, int(received), busy=governor.limit)
+        limits.append(limit)
+        received += rate_of(limit) * 0.05
+        now += 0.05
+    return limits
+
+
+def test_a_mirror_throttling_each_connection_gets_the_whole_budget():
+    governor = ConnectionGovernor(budget=64, floor=2, start=16)
+    limits = _drive(governor, lambda n: 8 * MB * n)
+    assert limits[0] == 16 and governor.limit == 64
+    assert limits.index(64) * 0.05 < 1.5  # two doublings, a few windows
+
+
+def test_a_saturated_link_sheds_connections_that_only_add_overhead():
+    governor = ConnectionGovernor(budget=64, floor=2, start=16)
+    _drive(governor, lambda n: 400 * MB * (1 - 0.005 * n))  # flat, slightly worse with more threads
+    assert governor.limit == 2
+
+
+def test_it_settles_where_more_connections_stop_paying():
+    governor = ConnectionGovernor(budget=64, floor=2, start=16)
+    _drive(governor, lambda n: 10 * MB * min(n, 32))  # the link saturates at 32 connections
+    assert governor.limit == 32
+
+
+def test_windows_where_the_limit_was_not_binding_teach_nothing():
+    governor = ConnectionGovernor(budget=64, floor=2, start=16)
+    now = 0.0
+    for _ in range(100):  # only 3 connections have work: the tail of a download
+        governor.tick(now, int(now * 30 * MB), busy=3)
+        now += 0.05
+    assert governor.limit == 16 and not governor.history
+
+
+@pytest.mark.parametrize("budget", [1, 4])
+def test_the_limit_never_leaves_the_budget_and_floor(budget):
+    governor = ConnectionGovernor(budget=budget, floor=2, start=16)
+    limits = _drive(governor, lambda n: 8 * MB * n)
+    assert all(1 <= limit <= budget for limit in limits)
