@@ -88,8 +88,9 @@ class _Scheduler:
     """Decides what each idle connection does next: start a file, fetch a piece, or take over half a range."""
 
     def __init__(self, tasks: list[FileTask], max_files: int, cancel: threading.Event, limit: int) -> None:
-        # Largest first: big files get their connections going while small ones fill the gaps.
-        self.pending = sorted(tasks, key=lambda t: -t.size)
+        # Files worth splitting first, largest first: they get their connections going while small ones fill the
+        # gaps. Small ones keep their order, so the byte rate the governor watches does not drift with file size.
+        self.pending = sorted(tasks, key=lambda t: -t.size if t.engine.sizes.worth_splitting(t.size) else 0)
         self.active: list[FileTask] = []
         self.max_files = max_files
         self.cancel = cancel
@@ -136,6 +137,13 @@ class _Scheduler:
             if segment is not None:
                 return task, segment
         return None
+
+    def saturation(self) -> int:
+        """Busy connections, counted as the whole limit when the file slots are what holds work back (many small
+        files): either way, more concurrency is what would change the rate."""
+        with self.cond:
+            files_full = bool(self.pending) and len(self.active) >= self.max_files and self.busy >= len(self.active)
+            return self.limit if files_full else self.busy
 
     def set_limit(self, limit: int) -> None:
         with self.cond:
@@ -231,7 +239,7 @@ class Transfer:
                     thread.join(timeout=0.05)
                     if governor is not None:
                         moved = sum(task.received for task in tasks)
-                        scheduler.set_limit(governor.tick(time.monotonic(), moved, scheduler.busy))
+                        scheduler.set_limit(governor.tick(time.monotonic(), moved, scheduler.saturation()))
         except KeyboardInterrupt:
             self._stop(scheduler, threads, tasks)
             raise Interrupted(
