@@ -177,7 +177,7 @@ class Nginx:
         def hub(port: int, cdn_port: int, limit: str) -> str:
             return f"""
   server {{
-    listen 127.0.0.1:{port}; {limit}
+    listen 127.0.0.1:{port}{' sndbuf=64k' if limit else ''}; {limit}
     set $cdn http://127.0.0.1:{cdn_port};
     location /api/ {{ root {www}; default_type application/json; }}
     include {self.dir / 'resolve.conf'};
@@ -185,8 +185,12 @@ class Nginx:
 
         def cdn_server(port: int, limit: str) -> str:
             return f"""
-  server {{ listen 127.0.0.1:{port}; {limit} location /cdn/ {{ alias {cdn}/; }} }}"""
+  server {{ listen 127.0.0.1:{port}{' sndbuf=64k' if limit else ''}; {limit} location /cdn/ {{ alias {cdn}/; }} }}"""
 
+        # limit_rate paces each request by delaying after every send, but the first send of a request goes out
+        # at once, as large as the socket buffer (megabytes on loopback): a client making many short requests
+        # would get much more than the rate. A 64 KiB send buffer keeps each connection close to the rate, like a
+        # mirror or link that shapes every connection. (Unthrottled servers keep the default buffers.)
         slow = f"limit_rate {self.rate};"
         return f"""
 worker_processes auto;

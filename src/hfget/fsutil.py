@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -70,13 +71,20 @@ def file_size(path: Path) -> int:
         return 0
 
 
+@functools.lru_cache(maxsize=64)
+def _resolved_base(base: str) -> Path:
+    # The bases are hfget's own folders (a snapshot, a --local-dir), checked once per file of a snapshot: resolving
+    # them once per run instead of once per file matters for repos of thousands of files.
+    return Path(base).resolve()
+
+
 def ensure_inside(target: Path, base: Path, shown: str) -> None:
     """Refuse a path whose folder resolves outside `base` (`..`, or a symlinked folder pointing elsewhere).
 
     The file itself is not resolved: in the cache it is a symlink into blobs/, which is expected.
     """
     try:
-        (target.parent.resolve() / target.name).relative_to(base.resolve())
+        (target.parent.resolve() / target.name).relative_to(_resolved_base(str(base)))
         if target.name in ("", ".", ".."):
             raise ValueError(target.name)
     except ValueError:

@@ -223,12 +223,15 @@ class Transfer:
             emit=self.emit,
         )
         tasks = [FileTask(job, engine) for job in jobs]
-        governor = ConnectionGovernor(self.connections, floor=min(2, self.connections)) if self.adaptive else None
+        pool = self._pool_size(jobs)
+        # The governor's ceiling is what the jobs can use at all: many small files cannot use more connections
+        # than --max-workers, so it starts probing downwards at once.
+        governor = ConnectionGovernor(pool, floor=min(2, pool)) if self.adaptive else None
         scheduler = _Scheduler(tasks, self.max_workers, self.cancel, governor.limit if governor else self.connections)
         engine.wake = scheduler.wake
         threads = [
             threading.Thread(target=self._worker, args=(scheduler,), name=f"hfget-conn-{i}", daemon=True)
-            for i in range(self._pool_size(jobs))
+            for i in range(pool)
         ]
         for thread in threads:
             thread.start()
