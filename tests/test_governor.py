@@ -20,36 +20,42 @@ def _drive(governor: ConnectionGovernor, rate_of, seconds: float = 6.0) -> list[
     return limits
 
 
-def test_a_mirror_throttling_each_connection_gets_the_whole_budget():
-    governor = ConnectionGovernor(budget=64, floor=2, start=16)
+def test_a_mirror_throttling_each_connection_gets_the_whole_budget_at_once():
+    governor = ConnectionGovernor(budget=64, floor=2)
     limits = _drive(governor, lambda n: 8 * MB * n)
-    assert limits[0] == 16 and governor.limit == 64
-    assert limits.index(64) * 0.05 < 1.5  # two doublings, a few windows
+    assert limits[0] == 2 and governor.limit == 64
+    assert limits.index(64) * 0.05 < 0.5  # one scout window, then the whole budget
 
 
-def test_a_saturated_link_sheds_connections_that_only_add_overhead():
-    governor = ConnectionGovernor(budget=64, floor=2, start=16)
-    _drive(governor, lambda n: 400 * MB * (1 - 0.005 * n))  # flat, slightly worse with more threads
-    assert governor.limit == 2
+def test_a_fast_link_keeps_few_connections():
+    governor = ConnectionGovernor(budget=64, floor=2)
+    limits = _drive(governor, lambda n: 400 * MB * (1 - 0.005 * n))  # flat, slightly worse with more threads
+    assert governor.limit == 2 and max(limits) <= 4  # one probe upwards, which did not pay
 
 
-def test_it_settles_where_more_connections_stop_paying():
-    governor = ConnectionGovernor(budget=64, floor=2, start=16)
-    _drive(governor, lambda n: 10 * MB * min(n, 32))  # the link saturates at 32 connections
+def test_it_sheds_connections_beyond_the_point_where_they_stop_paying():
+    governor = ConnectionGovernor(budget=64, floor=2)
+    _drive(governor, lambda n: 10 * MB * min(n, 32))  # slow connections, but the link saturates at 32 of them
     assert governor.limit == 32
 
 
+def test_fast_connections_are_added_while_they_pay():
+    governor = ConnectionGovernor(budget=64, floor=2)
+    _drive(governor, lambda n: 100 * MB * min(n, 8))  # 100 MB/s each, up to a link of 800 MB/s
+    assert governor.limit == 8
+
+
 def test_windows_where_the_limit_was_not_binding_teach_nothing():
-    governor = ConnectionGovernor(budget=64, floor=2, start=16)
+    governor = ConnectionGovernor(budget=64, floor=2)
     now = 0.0
-    for _ in range(100):  # only 3 connections have work: the tail of a download
-        governor.tick(now, int(now * 30 * MB), busy=3)
+    for _ in range(100):  # only 1 connection has work: the tail of a download
+        governor.tick(now, int(now * 30 * MB), busy=1)
         now += 0.05
-    assert governor.limit == 16 and not governor.history
+    assert governor.limit == 2 and not governor.history
 
 
 @pytest.mark.parametrize("budget", [1, 4])
 def test_the_limit_never_leaves_the_budget_and_floor(budget):
-    governor = ConnectionGovernor(budget=budget, floor=2, start=16)
+    governor = ConnectionGovernor(budget=budget, floor=2)
     limits = _drive(governor, lambda n: 8 * MB * n)
     assert all(1 <= limit <= budget for limit in limits)

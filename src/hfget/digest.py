@@ -70,6 +70,8 @@ class FrontierHasher:
         self.contiguous_end = contiguous_end
         self.cursor = 0
         self.busy = False
+        self.abandoned = False  # the download started over: this hasher's bytes no longer count
+        self._buffer: bytearray | None = None
         self.read_back = 0  # bytes hashed by reading the file again (for tests and curiosity)
 
     def begin(self, at: int) -> str | None:
@@ -89,16 +91,21 @@ class FrontierHasher:
             while True:
                 with self.lock:
                     end = self.contiguous_end(self.cursor)
-                    if end <= self.cursor:
+                    if end <= self.cursor or self.abandoned:
                         self.busy = False
                         return
                 while self.cursor < end:
-                    block = os.pread(self.fd, min(READ_BACK, end - self.cursor), self.cursor)
-                    if not block:
+                    if self._buffer is None:  # one buffer per file, reused: no 8 MiB allocation per read
+                        self._buffer = bytearray(READ_BACK)
+                    view = memoryview(self._buffer)[: min(READ_BACK, end - self.cursor)]
+                    n = os.preadv(self.fd, [view], self.cursor)
+                    if not n:
+                        if self.abandoned:  # the partial was truncated for a fresh start meanwhile
+                            break
                         raise OSError(f"the partial file ended at {self.cursor} while hashing")
-                    self.digest.update(block)
-                    self.cursor += len(block)
-                    self.read_back += len(block)
+                    self.digest.update(view[:n])
+                    self.cursor += n
+                    self.read_back += n
         except BaseException:
             with self.lock:
                 self.busy = False

@@ -153,6 +153,8 @@ class FileTask:
     def _new_generation(self, done: IntervalSet, stateful: bool) -> None:
         """(Under the lock.) Start over from `done` with a fresh plan and hasher."""
         self.generation += 1
+        if self.hasher is not None:
+            self.hasher.abandoned = True
         if self.fd < 0:
             self.fd = os.open(self.job.partial, os.O_RDWR | os.O_CREAT, 0o666)
         self.plan = SegmentPlan(self.size, done, self.engine.sizes)
@@ -242,7 +244,8 @@ class FileTask:
         with self.lock:
             if not self.is_current(segment):
                 return
-            if not self.plan.done:
+            self.failures += 1  # counted like a failed request, so a server that always says 416 ends it
+            if not self.plan.done or self.failures >= self.engine.attempts:
                 raise ServerError(
                     f"{host_label(self.url())} refused a range of {self.key} that exists ({why}).",
                     "The server's range support is broken; use another source.",

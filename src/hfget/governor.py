@@ -2,11 +2,12 @@
 
 On a mirror that throttles each connection, throughput grows with every connection added, up to the budget
 (`--connections`). On a fast link the machine is the limit, and every extra connection only adds threads fighting
-over the CPU: fewer do as well or better. Nothing in the rates of single connections tells the two apart, so the
-governor measures the aggregate rate over short windows and moves the limit: doubling while that pays (>= 25% more
-bytes per second), then halving while that costs nothing (>= 92% of the best rate), and holding the best limit
-found. Every few seconds it probes again, as conditions change. A window counts only when the limit was actually
-binding (as many connections busy as allowed), so a tail with little work left teaches it nothing.
+over the CPU: fewer do as well or better. The governor starts with a *scout* window on two connections: if each
+of them is slow (a throttled mirror, a long fat link), it jumps to the whole budget at once and then sheds
+connections while that costs nothing; if each is fast, it doubles only while a doubling brings >= 25% more bytes
+per second. Either way it then holds the best limit found, and probes again every few seconds as conditions change.
+A window counts only when the limit was actually binding (as many connections busy as allowed), so a tail with
+little work left teaches it nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 
 SETTLE = 0.1  # seconds after a change before measuring: new connections need a round trip to start
 WINDOW = 0.25
+SCOUT_WINDOW = 0.15
+SLOW_CONNECTION = 32_000_000  # bytes/s per connection below which more connections are presumed to pay
 HOLD = 3.0  # seconds at the best limit before probing again
 GROW_GAIN = 1.25  # a doubling must bring at least this factor
 SHRINK_KEEP = 0.92  # a halving may cost at most this much
@@ -28,11 +31,11 @@ class _Best:
 
 
 class ConnectionGovernor:
-    def __init__(self, budget: int, floor: int = 2, start: int = 16) -> None:
+    def __init__(self, budget: int, floor: int = 2) -> None:
         self.budget = max(1, budget)
         self.floor = max(1, min(floor, self.budget))
-        self.limit = max(self.floor, min(start, self.budget))
-        self.phase = "up"  # up | down | hold
+        self.limit = self.floor
+        self.phase = "scout"  # scout | jumped | up | down | hold
         self.best: _Best | None = None
         self._since = None  # when the current measurement started (after settling)
         self._bytes_at_start = 0
@@ -53,7 +56,7 @@ class ConnectionGovernor:
             return self.limit
         self._ticks += 1
         self._binding_ticks += busy >= self.limit
-        if now - self._since < WINDOW:
+        if now - self._since < (SCOUT_WINDOW if self.phase == "scout" else WINDOW):
             return self.limit
         rate = (total_bytes - self._bytes_at_start) / (now - self._since)
         binding = self._binding_ticks >= 0.8 * self._ticks
@@ -73,6 +76,23 @@ class ConnectionGovernor:
 
     def _decide(self, rate: float, now: float) -> None:
         best = self.best
+        if self.phase == "scout":
+            self._grew = False
+            if rate / self.limit < SLOW_CONNECTION and self.limit < self.budget:
+                self.phase = "jumped"
+                self._set(self.budget, now)
+            else:
+                self.best = _Best(self.limit, rate)
+                self._probe_up(now)
+            return
+        if self.phase == "jumped":  # at the whole budget now: keep it only as far as it pays
+            self.best, self._grew = _Best(self.limit, rate), True
+            if self.limit > self.floor:
+                self.phase = "down"
+                self._set(self.limit // 2, now)
+            else:
+                self._hold(self.limit, now)
+            return
         if self.phase == "hold":
             if best is not None and now - self._changed_at < HOLD:
                 self._since = None  # keep holding: the next window starts at the next tick
