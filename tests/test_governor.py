@@ -59,3 +59,9 @@ def test_the_limit_never_leaves_the_budget_and_floor(budget):
     governor = ConnectionGovernor(budget=budget, floor=2)
     limits = _drive(governor, lambda n: 8 * MB * n)
     assert all(1 <= limit <= budget for limit in limits)
+
+
+def test_slow_connections_that_more_connections_do_not_speed_up_go_back_to_the_scout():
+    governor = ConnectionGovernor(budget=8, floor=2)
+    _drive(governor, lambda n: 16 * MB / (1 + 0.05 * n))  # many small files on a busy machine: more is worse
+    assert governor.limit == 2

@@ -104,7 +104,7 @@ class FileTask:
             return "done"
         job.partial.parent.mkdir(parents=True, exist_ok=True)
         done, stateful = load_done(job.partial, self.size, job.algo, job.expected)
-        self.state = StateWriter(job.partial, self.size, job.algo, job.expected)
+        self.state = StateWriter(job.partial, self.size, job.algo, job.expected, exists=stateful)
         with self.lock:
             self._new_generation(done, stateful)
             self.status = "running"

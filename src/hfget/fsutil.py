@@ -55,11 +55,20 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def _read_umask() -> int:
+    # Reading the umask means setting it. Done once, at import, before any hfget thread creates files: setting it
+    # while the transfer engine's threads create partials and lock files would give those files the wrong mode.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+_UMASK = _read_umask()
+
+
 def chmod_like_umask(path: Path) -> None:
     # mkstemp creates 0600 files; cache files should be readable like any file the user creates (0644 by default).
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+    os.chmod(path, 0o666 & ~_UMASK)
 
 
 

@@ -3,9 +3,9 @@
 On a mirror that throttles each connection, throughput grows with every connection added, up to the budget
 (`--connections`). On a fast link the machine is the limit, and every extra connection only adds threads fighting
 over the CPU: fewer do as well or better. The governor starts with a *scout* window on two connections: if each
-of them is slow (a throttled mirror, a long fat link), it jumps to the whole budget at once and then sheds
-connections while that costs nothing; if each is fast, it doubles only while a doubling brings >= 25% more bytes
-per second. Either way it then holds the best limit found, and probes again every few seconds as conditions change.
+of them is slow (a throttled mirror, a long fat link), it jumps to the whole budget at once, goes back if that did
+not pay (small files are "slow" for other reasons), or else sheds connections while that costs nothing; if each
+is fast, it doubles only while a doubling brings >= 25% more bytes per second. Either way it then holds the best limit found, and probes again every few seconds as conditions change.
 A window counts only when the limit was actually binding (as many connections busy as allowed), so a tail with
 little work left teaches it nothing.
 """
@@ -78,16 +78,19 @@ class ConnectionGovernor:
         best = self.best
         if self.phase == "scout":
             self._grew = False
+            self.best = _Best(self.limit, rate)
             if rate / self.limit < SLOW_CONNECTION and self.limit < self.budget:
                 self.phase = "jumped"
                 self._set(self.budget, now)
             else:
-                self.best = _Best(self.limit, rate)
                 self._probe_up(now)
             return
-        if self.phase == "jumped":  # at the whole budget now: keep it only as far as it pays
-            self.best, self._grew = _Best(self.limit, rate), True
-            if self.limit > self.floor:
+        if self.phase == "jumped":  # at the whole budget now
+            if rate < GROW_GAIN * best.rate:
+                # Slow per connection, yet more did not help (many small files, a busy machine): back to the scout.
+                self._hold(best.limit, now)
+            elif self.limit > self.floor:  # keep the budget only as far as it pays
+                self.best, self._grew = _Best(self.limit, rate), True
                 self.phase = "down"
                 self._set(self.limit // 2, now)
             else:

@@ -35,11 +35,11 @@ def state_path(partial: Path) -> Path:
 def load_done(partial: Path, size: int, algo: str, expected: str) -> tuple[IntervalSet, bool]:
     """The byte ranges of `partial` that can be kept, and whether a state file describes them.
 
-    Anything that cannot belong to this file (a state for another size or hash, a partial longer than the file) is
-    deleted here, so the caller starts from a clean slate.
+    Anything that cannot belong to this file (a state for another size or hash, a partial longer than the file, a
+    state file that cannot be read) is deleted here, so the caller starts from a clean slate.
     """
     on_disk = file_size(partial)
-    state = _read(state_path(partial))
+    state = _read(state_path(partial), remove_unreadable=True)
     if state is not None and (state.get("size"), state.get("algo"), state.get("expected")) != (size, algo, expected):
         discard(partial)
         return IntervalSet(), False
@@ -76,12 +76,16 @@ def discard(partial: Path) -> None:
     state_path(partial).unlink(missing_ok=True)
 
 
-def _read(path: Path) -> dict | None:
+def _read(path: Path, remove_unreadable: bool = False) -> dict | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError):
+        data = None
     if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
+        if remove_unreadable:  # torn by a power cut, or another format: the partial is then read as a prefix
+            path.unlink(missing_ok=True)
         return None
     return data
 
@@ -96,8 +100,9 @@ class StateWriter:
     the bytes.
     """
 
-    def __init__(self, partial: Path, size: int, algo: str, expected: str) -> None:
+    def __init__(self, partial: Path, size: int, algo: str, expected: str, *, exists: bool = False) -> None:
         self.path = state_path(partial)
+        self._may_exist = exists  # a state file from an earlier run, or one this writer created
         self.header = {"version": FORMAT_VERSION, "size": size, "algo": algo, "expected": expected}
         self._lock = threading.Lock()
         self._fd = -1
@@ -118,6 +123,7 @@ class StateWriter:
             data = json.dumps({**self.header, "done": ranges}, separators=(",", ":")).encode()
             if self._fd < 0:
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o666)
+                self._may_exist = True
                 self._length = os.fstat(self._fd).st_size
             padded = data.ljust(self._length)
             os.pwrite(self._fd, padded, 0)
@@ -136,4 +142,5 @@ class StateWriter:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
-            self.path.unlink(missing_ok=True)
+            if self._may_exist:  # (most files never have one: no syscall for them)
+                self.path.unlink(missing_ok=True)
