@@ -1,35 +1,28 @@
 """One file in flight: its partial, its byte ranges, its hash, its lock, and how its connections share the work.
 
-A `FileTask` is shared by every connection working on the file; all its bookkeeping happens under `self.lock`,
-and no network or disk call is ever made while holding it. The life of a task:
-
-    pending --start()--> running --(every byte written, hash matches)--> done
-                           |  \\--(too many failures in a row / hash mismatch twice)--> failed
-                           \\--(cancelled)--> stopped (partial + state kept for the next run)
+Shared by every connection working on the file; all bookkeeping happens under `self.lock`, and no network or disk
+call is made while holding it. Life: pending --start()--> running --> done (every byte written, hash matches) |
+failed (too many failures in a row, hash mismatch twice) | stopped (cancelled; partial and state kept).
 
 Range support is unknown until the first response: the first connection (the *lead*) asks for the first piece,
 and only when the server answers 206 with the right Content-Range do other connections join. A 200 instead means
-the server ignores Range: the task drops what it had and that one response streams the whole file.
-
-Each restart (a server that ignores Range, a hash mismatch, a partial the server rejects) begins a new
-*generation*: a fresh `SegmentPlan` and hasher. Connections still holding segments of an older plan notice on
-their next claim and stop without touching the new one.
+the server ignores Range: the task drops what it had and that one response streams the whole file. Each restart
+(Range ignored, a hash mismatch, a partial the server rejects) begins a new *generation*: a fresh `SegmentPlan`
+and hasher; connections still holding segments of an older plan notice on their next claim and stop.
 """
-
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from .digest import Digest, FrontierHasher
 from .errors import HfgetError, IntegrityError, ServerError
 from .events import FileFailed, FileFinished, FileProgress, FileRetrying, FileStarted
 from .http import host_label
-from .resume_state import SAVE_EVERY, SAVE_INTERVAL, StateWriter, discard, load_done
+from .partial_file import BlobLock, PartialFile
+from .resume_state import load_done
 from .segments import IntervalSet, PieceSizes, Segment, SegmentPlan
 
 
@@ -66,21 +59,16 @@ class FileTask:
         self.failures = 0  # failed requests since the last byte arrived
         self.bad_hash = 0
         self.received = 0  # bytes written in this run
-        self._file_lock = None
-        self._inflight_writes = 0
+        self._file_lock: BlobLock | None = None
+        self._inflight_writes = 0  # claimed bytes being written: the partial may not be closed or moved yet
         self._idle = threading.Condition(self.lock)
         self._finishing = False
-        self.fd = -1
         self.generation = 0
+        self.partial: PartialFile | None = None
         self.plan: SegmentPlan | None = None
         self.hasher: FrontierHasher | None = None
-        self.state: StateWriter | None = None
-        self.stateful = False  # the partial has (or may have) holes, so the state file describes it
         self.split = False  # may use several connections
         self.ranged = False  # the server answered a Range request correctly in this generation
-        self._unsaved = 0
-        self._saving = False
-        self._last_save = 0.0
 
     # --- starting -------------------------------------------------------------------------------------------
 
@@ -88,13 +76,8 @@ class FileTask:
         """Take the file's lock and look at what is on disk: "running", "done", "deferred" or "failed"."""
         job = self.job
         if job.lock is not None:
-            from filelock import FileLock, Timeout
-
-            job.lock.parent.mkdir(parents=True, exist_ok=True)
-            lock = FileLock(str(job.lock), thread_local=False)  # released by whichever connection finishes last
-            try:
-                lock.acquire(timeout=0)
-            except Timeout:
+            lock = BlobLock(job.lock)
+            if not lock.try_acquire():
                 return self._lock_busy()
             self._file_lock = lock
         if job.already_done():  # another process finished it while we waited
@@ -104,9 +87,9 @@ class FileTask:
             return "done"
         job.partial.parent.mkdir(parents=True, exist_ok=True)
         done, stateful = load_done(job.partial, self.size, job.algo, job.expected)
-        self.state = StateWriter(job.partial, self.size, job.algo, job.expected, exists=stateful)
         with self.lock:
-            self._new_generation(done, stateful)
+            self.partial = PartialFile(job.partial, self.size, job.algo, job.expected, stateful=stateful)
+            self._new_generation(done)
             self.status = "running"
         self.engine.emit(FileStarted(self.key, self.size, done.total))
         return "running"
@@ -130,41 +113,23 @@ class FileTask:
     def _start_over(self) -> int:
         """(Under the lock.) Throw the partial away and begin an empty generation; returns the bytes dropped."""
         dropped = self.plan.done.total
-        self.state.remove()
-        self.state = StateWriter(self.job.partial, self.size, self.job.algo, self.job.expected)
-        os.ftruncate(self.fd, 0)
-        self._new_generation(IntervalSet(), stateful=False)
+        self.partial.reset()
+        self._new_generation(IntervalSet())
         self.ranged = False
         self.direct_url = None
         return dropped
 
-    def _snapshot(self):
-        """(Under the lock.) A numbered copy of the written ranges and the writer to save it with, or None."""
-        if not (self.stateful and self.plan is not None and self.state is not None):
-            return None
-        return (self.state, *self.state.snapshot(self.plan.done))
-
-    @staticmethod
-    def _save(snapshot) -> None:
-        if snapshot:
-            writer, seq, ranges = snapshot
-            writer.save(seq, ranges)
-
-    def _new_generation(self, done: IntervalSet, stateful: bool) -> None:
+    def _new_generation(self, done: IntervalSet) -> None:
         """(Under the lock.) Start over from `done` with a fresh plan and hasher."""
         self.generation += 1
         if self.hasher is not None:
             self.hasher.abandoned = True
-        if self.fd < 0:
-            self.fd = os.open(self.job.partial, os.O_RDWR | os.O_CREAT, 0o666)
         self.plan = SegmentPlan(self.size, done, self.engine.sizes)
         digest = Digest(self.job.algo, self.job.expected, self.size)
-        self.hasher = FrontierHasher(digest, self.fd, self.lock, self.plan.done.run_end)
-        self.stateful = stateful
+        self.hasher = FrontierHasher(digest, self.partial.fd, self.lock, self.plan.done.run_end)
         holes = len(done.ranges()) > 1 or (bool(done) and done.ranges()[0][0] != 0)
         self.split = holes or (self.engine.connections > 1 and self.engine.sizes.worth_splitting(self.size))
         self._finishing = False
-        self._unsaved = 0
 
     # --- handing out work (called by the scheduler) ---------------------------------------------------------
 
@@ -214,11 +179,10 @@ class FileTask:
             self.ranged = True
             if final_url != self.job.url:
                 self.direct_url = final_url
-            if self.split and not self.stateful:
-                self.stateful = True
-                snapshot = self._snapshot()
+            if self.split:
+                snapshot = self.partial.make_stateful(self.plan.done)
             more_work = self.split
-        self._save(snapshot)
+        PartialFile.save(snapshot)
         if more_work:
             self.engine.wake(True)  # every idle connection may join now
 
@@ -272,11 +236,7 @@ class FileTask:
         One lock round per write: this runs for every block of every connection.
         """
         try:
-            view = data
-            offset = at
-            while view:
-                written = os.pwrite(self.fd, view, offset)
-                view, offset = view[written:], offset + written
+            self.partial.pwrite(at, data)
         except BaseException:
             with self.lock:
                 self._write_done()
@@ -291,18 +251,18 @@ class FileTask:
             self.plan.mark_written(at, n)
             self.received += n
             self.failures = 0
-            self._unsaved += n
-            snapshot = self._periodic_snapshot()
+            # A kill -9 loses at most about SAVE_EVERY bytes (or SAVE_INTERVAL of work at high rates).
+            snapshot = self.partial.wrote(n, self.plan.done)
             if self.plan.complete and not self._finishing:
                 self._finishing = completed = True
             hasher = self.hasher
             hashing = hasher.begin(at)
         if snapshot:
             try:
-                self._save(snapshot)
+                PartialFile.save(snapshot)
             finally:
                 with self.lock:
-                    self._saving = False
+                    self.partial.saved()
         if hashing:
             hasher.run(data if hashing == "inline" else None)
         return completed
@@ -311,18 +271,6 @@ class FileTask:
         self._inflight_writes -= 1
         if not self._inflight_writes:
             self._idle.notify_all()
-
-    def _periodic_snapshot(self):
-        """(Under the lock.) A snapshot to save now, if one is due and no other connection is saving: writers never
-        wait for each other's saves, and a kill -9 loses at most about SAVE_EVERY bytes (or SAVE_INTERVAL of work
-        at high rates)."""
-        if not self.stateful or self._saving or self._unsaved < SAVE_EVERY:
-            return None
-        now = time.monotonic()
-        if now - self._last_save < SAVE_INTERVAL:
-            return None
-        self._saving, self._unsaved, self._last_save = True, 0, now
-        return self._snapshot()
 
     # --- ending a connection --------------------------------------------------------------------------------
 
@@ -347,7 +295,7 @@ class FileTask:
             if segment is not None and self.is_current(segment):
                 self.plan.release(segment)
             self.connections -= 1
-            last = self.connections == 0 and self.status in ("failed", "stopped") and self.fd >= 0
+            last = self.connections == 0 and self.status in ("failed", "stopped") and self._open()
         if last:
             self._close()
         return last
@@ -370,18 +318,20 @@ class FileTask:
         if idle or not was_running:
             self._close()
 
+    def _open(self) -> bool:
+        return self.partial is not None and not self.partial.closed
+
     def _close(self) -> None:
         """Leave a resumable partial: record what is on disk, close the file, let other processes in."""
         with self.lock:
             while self._inflight_writes:
                 self._idle.wait(1.0)
-            snapshot = self._snapshot()
-            fd, self.fd = self.fd, -1
-        self._save(snapshot)
-        if self.state is not None:
-            self.state.close()
-        if fd >= 0:
-            os.close(fd)
+            partial, snapshot = self.partial, None
+            if self._open():
+                snapshot = partial.snapshot(self.plan.done)
+        if partial is not None and not partial.closed:
+            PartialFile.save(snapshot)
+            partial.close()
         self._release_file_lock()
 
     # --- finishing ------------------------------------------------------------------------------------------
@@ -411,20 +361,14 @@ class FileTask:
                 self._idle.wait(1.0)
         digest = hasher.digest
         if digest.matches():
-            self.state.remove()
-            with self.lock:
-                fd, self.fd = self.fd, -1
-            os.close(fd)
+            self.partial.complete()
             self.job.deliver(self.job.partial)
             self._end("done")
             self.engine.emit(FileFinished(self.key, self.size, self.received))
             return True
         self.bad_hash += 1
         if self.bad_hash >= 2:
-            with self.lock:
-                fd, self.fd = self.fd, -1
-            os.close(fd)
-            discard(self.job.partial)
+            self.partial.discard()
             error = IntegrityError(
                 f"{self.key} from {host_label(self.url())} does not match its expected {self.job.algo} "
                 f"({self.job.expected[:16]}..., got {digest.actual[:16]}...), twice. The bad bytes were discarded; "
@@ -446,14 +390,10 @@ class FileTask:
         self._release_file_lock()
 
     def _release_file_lock(self) -> None:
-        lock, self._file_lock = self._file_lock, None
-        if lock is not None:
-            lock.release()
+        if self._file_lock is not None:
+            self._file_lock.release()
 
     @property
     def finished(self) -> bool:
         return self.status in ("done", "failed", "stopped")
 
-    @property
-    def partial(self) -> Path:
-        return self.job.partial

@@ -3,14 +3,17 @@
 Each `FileJob` says where the bytes are (`url`), how many there must be (`size`), what they must hash to
 (`algo`, `expected`), where the resumable partial lives, and what to do with the verified file (`deliver`).
 
-`Transfer` keeps up to `connections` connections busy on up to `max_workers` files at once. A small file takes one
-connection; a large one is cut into pieces fetched by as many connections as are free, in increasing offset order,
-and a connection with nothing left to do takes over half of the slowest connection's remaining range. Bytes are
+`Transfer` keeps connections busy on up to `max_workers` files at once. A small file takes one connection; a large
+one is cut into pieces fetched by as many connections as are free, in increasing offset order, and a connection
+with nothing left to do takes over half of the slowest connection's remaining range. How many of the up to
+`connections` connections work at once is decided while the bytes flow (`governor.py`): all of them against a
+mirror that throttles each connection, few on a fast link where more would only compete for the CPU. Bytes are
 hashed as they arrive, a partial plus a small state file make every run resumable (from any source promising the
 same hash), and a file is handed over only when its size and hash match. Progress goes out as events.
 
 The pieces: `segments.py` (byte ranges), `file_task.py` (one file and its connections), `connection.py` (one
-request), `resume_state.py` (what is on disk), `digest.py` (hashing); this module schedules them on threads.
+request), `partial_file.py` and `resume_state.py` (what is on disk), `digest.py` (hashing), `governor.py` (how
+many connections); this module schedules them on threads.
 """
 
 from __future__ import annotations
@@ -293,7 +296,7 @@ class Transfer:
                 return
             task, segment = unit
             try:
-                with disk_errors(task.partial.parent):
+                with disk_errors(task.job.partial.parent):
                     if segment is None:
                         segment = self._start(task, scheduler)
                         if segment is None:
