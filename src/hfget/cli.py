@@ -210,7 +210,7 @@ def download(
         "HFGET_MODELSCOPE_ID": modelscope_id,
     }
     settings_box: list = []
-    with boundary(json_out, secrets=lambda: _secrets(settings_box, token, proxy)):
+    with boundary(json_out, secrets=lambda: _secrets(settings_box, token, _password(proxy))):
         from . import config
         from .download import DownloadRequest
         from .download import download as run_download
@@ -250,9 +250,7 @@ def download(
 
 
 def _secrets(settings_box: list, *explicit: str | None) -> list[str]:
-    """Every secret a message could contain: tokens, and the passwords inside proxy URLs."""
-    from urllib.parse import urlsplit
-
+    """Every secret a message could contain: tokens, and the passwords inside proxy URLs (not the URLs)."""
     found = [s for s in explicit if s]
     for settings in settings_box:
         for key in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "MODELSCOPE_API_TOKEN"):
@@ -261,16 +259,19 @@ def _secrets(settings_box: list, *explicit: str | None) -> list[str]:
         if settings.token.is_set:
             found.append(settings.token.value)
         for key in ("HFGET_PROXY", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"):
-            if settings.get(key):
-                found.append(settings.get(key))
-    passwords = []
-    for value in found:
-        try:
-            if "://" in value and urlsplit(value).password:
-                passwords.append(urlsplit(value).password)
-        except ValueError:
-            pass
-    return found + passwords
+            password = _password(settings.get(key))
+            if password:
+                found.append(password)
+    return found
+
+
+def _password(url: str | None) -> str | None:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).password if url and "://" in url else None
+    except ValueError:
+        return None
 
 
 def main() -> None:

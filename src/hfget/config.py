@@ -49,6 +49,7 @@ KEYS: dict[str, str | None] = {
     # (which must never reach the real internet).
     "HFGET_OFFICIAL_ENDPOINT": OFFICIAL_ENDPOINT,
     "HFGET_KNOWN_MIRRORS": "https://hf-mirror.com",
+    "HFGET_RETRIES": "5",  # attempts per request and per file before a source is given up on
     "HFGET_CONNECT_TIMEOUT": "10",
     "HFGET_READ_TIMEOUT": "30",
     "REQUESTS_CA_BUNDLE": None,
@@ -170,6 +171,16 @@ class Settings:
                 f"Set {key} to a number such as 10.",
             )
         return value
+
+    @property
+    def retries(self) -> int:
+        raw = self.get("HFGET_RETRIES") or "5"
+        if not raw.isdigit() or not 1 <= int(raw) <= 100:
+            raise UsageError(
+                f"HFGET_RETRIES={raw!r} (from {self.values['HFGET_RETRIES'].describe()}) is not a number from 1 to 100.",
+                "Set HFGET_RETRIES to the number of attempts per request, e.g. 5.",
+            )
+        return int(raw)
 
     @property
     def max_workers(self) -> int:

@@ -28,7 +28,7 @@ from .errors import (
     UsageError,
     is_fall_through,
 )
-from .http import HttpClient
+from .http import HttpClient, RetryPolicy
 from .hub_cache import HubCache
 from .proxy import ProxyConfig
 from .repo import RemoteFile, RepoRef, Snapshot, is_commit_sha, select_files
@@ -102,7 +102,10 @@ class DownloadResult:
 def client_factory(settings: Settings) -> Callable[[ProxyConfig], HttpClient]:
     connect, read = settings.seconds("HFGET_CONNECT_TIMEOUT"), settings.seconds("HFGET_READ_TIMEOUT")
     verify: bool | str = settings.get("REQUESTS_CA_BUNDLE") or True
-    return lambda proxy: HttpClient(proxy=proxy, verify=verify, connect_timeout=connect, read_timeout=read)
+    retries = settings.retries
+    return lambda proxy: HttpClient(
+        proxy=proxy, verify=verify, connect_timeout=connect, read_timeout=read, retry=RetryPolicy(attempts=retries)
+    )
 
 
 def download(
@@ -151,7 +154,9 @@ def download(
             if snapshot.gated:  # before the first write: a gate nobody opens must leave the cache as it was
                 takers = _past_the_gate(takers, snapshot, missing[0], attempts)
             target.prepare()
-            failures = _transfer(takers, snapshot, target, missing, delivered, moved, attempts, emit, workers)
+            failures = _transfer(
+                takers, snapshot, target, missing, delivered, moved, attempts, emit, workers, settings.retries
+            )
         landed = [delivered[f.path][0] if f.path in delivered else f for f in selected if f.path in present or f.path in delivered]
         result.location = str(target.finish(landed, complete=not failures, source=(winner.source.name, winner.source.endpoint)))
         for f in selected:
@@ -162,7 +167,7 @@ def download(
             else:
                 got, source = moved.get(f.path, 0), delivered[f.path][1]
                 # 0 bytes: another process finished it while we waited for its lock
-                result.files.append(FileOutcome(f.path, f.size, "downloaded" if got else "cached", got, source))
+                result.files.append(FileOutcome(f.path, f.size, "downloaded" if got else "cached", got, source=source))
         result.elapsed = time.monotonic() - started
         if failures:
             raise _with_attempts(_combined_failure(failures, len(selected)), attempts)
@@ -203,8 +208,8 @@ def _best_error(errors: list[HfgetError], attempts: list[Attempt]) -> HfgetError
                 return error
     if errors and all(isinstance(e, NetworkError) for e in errors):
         first = errors[0]
-        tried = "; ".join(f"{a.source} {a.endpoint}: {a.why.removeprefix('unreachable: ')}" for a in attempts)
-        message = f"No source could be reached. {tried}" if len(errors) > 1 else first.message
+        tried = "; ".join(f"{a.source} {a.endpoint}: {a.why.removeprefix('unreachable: ').rstrip('.')}" for a in attempts)
+        message = f"No source could be reached. {tried}." if len(errors) > 1 else first.message
         error = copy.copy(first)
         error.message, error.args = message, (message,)
         return error
@@ -256,6 +261,7 @@ def _transfer(
     attempts: list[Attempt],
     emit: EventSink,
     workers: int,
+    retries: int,
 ) -> dict[str, HfgetError]:
     """Move `missing` from the first taker, handing what fails to the next ones. Returns the final failures."""
     remaining = list(missing)
@@ -267,7 +273,8 @@ def _transfer(
             emit(SourceSwitch(candidate.label, next(iter(failures.values())).message))
         try:
             jobs = [_job(candidate, snapshot, target, f, delivered) for f in remaining]
-            report = Transfer(candidate.source.client, max_workers=workers, on_event=emit).run(jobs, source=candidate.label)
+            engine = Transfer(candidate.source.client, max_workers=workers, on_event=emit, attempts=retries)
+            report = engine.run(jobs, source=candidate.label)
             moved.update(report.downloaded)
             step = dict(report.failed)
         except HfgetError as error:

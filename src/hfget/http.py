@@ -355,7 +355,11 @@ def _proxy_failure(chain: list[BaseException], text: str, proxy: Proxy, host: st
             f"The proxy {where} cannot be reached: {_short(chain[0])}.",
             "Start the proxy, or fix its host and port; without it, try --source modelscope or a mirror.",
         )
-    if socks is not None and any(isinstance(e, socks.GeneralProxyError) for e in chain):
+    general = socks is not None and any(isinstance(e, socks.GeneralProxyError) for e in chain)
+    if general and proxy.has_credentials and "closed unexpectedly" in lowered:
+        # RFC 1929 says a proxy answers bad credentials with a status; many (pproxy, some ssh setups) just hang up.
+        return proxy_auth_error(proxy, host)
+    if general:
         return ProxyError(
             f"The proxy {where} did not answer as a {proxy.scheme} proxy: {_short(chain[0])}.",
             "Check the proxy's scheme (http:// vs socks5h://) and port.",
@@ -369,10 +373,18 @@ def _proxy_failure(chain: list[BaseException], text: str, proxy: Proxy, host: st
 
 
 def _short(exc: BaseException) -> str:
-    """The innermost useful message of an exception, without urllib3's object reprs."""
+    """The innermost useful words of an exception: "connection refused", not urllib3's nested reprs."""
+    for nested in _chain(exc):
+        if isinstance(nested, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(nested, TimeoutError):
+            return "timed out"
     text = str(exc)
     if "Caused by " in text:
-        text = text.split("Caused by ", 1)[1].rstrip(")")
-    if ": " in text and text.startswith(("NewConnectionError", "<urllib3")):
+        text = text.split("Caused by ", 1)[1]
+    for noise in ("Failed to establish a new connection: ",):
+        if noise in text:
+            text = text.split(noise, 1)[1]
+    if ": " in text and text.startswith(("NewConnectionError", "<urllib3", "ProxyError(")):
         text = text.split(": ", 1)[1]
-    return text.strip().rstrip(".")[:300]
+    return text.strip().strip("()'\"").rstrip(".")[:300]
