@@ -260,10 +260,11 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def proxy_auth_error(proxy: Proxy, url: str) -> ProxyError:
-    creds = "the credentials in" if proxy.has_credentials else "no credentials in"
+    creds = "the user and password in the proxy URL were rejected" if proxy.has_credentials else "the proxy URL has none"
+    status = " (HTTP 407)" if proxy.scheme in ("http", "https") else ""
     return ProxyError(
         f"The proxy {proxy.describe()} refused to forward the request to {host_label(url)}: it requires "
-        f"authentication (HTTP 407), and {creds} the proxy URL were accepted.",
+        f"authentication{status}, and {creds}.",
         "Put the right user and password in the proxy URL: scheme://USER:PASSWORD@host:port.",
     )
 
