@@ -92,6 +92,17 @@ def test_only_the_proxy_route_works_and_the_proxy_is_recommended(sim, cli, tmp_p
     assert [c["status"] for c in report["checks"] if c["group"] == "proxy" and c["subject"]] == ["ok", "ok", "ok"]
 
 
+def test_a_socks5_proxy_that_leaves_dns_here_gets_socks5h_advice(sim, cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("HFGET_OFFICIAL_ENDPOINT", "http://hub.invalid")
+    monkeypatch.setenv("MODELSCOPE_ENDPOINT", "http://modelscope.invalid")
+    with pproxy(sim.port, tmp_path / "pproxy.log") as port:
+        report, human = diagnose(cli, "--proxy", f"socks5://127.0.0.1:{port}")
+    proxied = route(report, "http://hub.invalid", via_proxy=True)
+    assert proxied["failed_layer"] == "dns" and "socks5h://" in proxied["layers"][-1]["hint"]
+    assert human.exit_code == 1
+    assert any(f"write it as socks5h://127.0.0.1:{port}" in a for a in report["verdict"]["advice"])
+
+
 def test_a_dead_proxy_is_named_and_the_route_that_works_is_recommended(sim, cli, isolated, monkeypatch):
     monkeypatch.setenv("HFGET_KNOWN_MIRRORS", sim.url)
     dead = f"http://127.0.0.1:{closed_port()}"
@@ -106,7 +117,7 @@ def test_a_dead_proxy_is_named_and_the_route_that_works_is_recommended(sim, cli,
     assert verdict["route"] == f"mirror {sim.url}"
     assert verdict["env_lines"] == [f"HF_ENDPOINT={sim.url}"]
     assert verdict["remove"] == [f"HTTP_PROXY={dead} (set in {dotenv}: delete that line): the proxy is not working"]
-    assert any(f"The proxy {dead} fails (reachable:" in a for a in verdict["advice"])
+    assert any(f"The proxy {dead} is not usable (reachable:" in a for a in verdict["advice"])
     assert f"remove HTTP_PROXY={dead}" in human.stdout and "connection refused" in human.stdout
 
 

@@ -64,7 +64,7 @@ def settings_checks(settings: Settings) -> list[Check]:
     ]
     for key in SHOWN:
         value = settings[key]
-        if value.origin == DEFAULT and key not in ("HF_ENDPOINT", "HF_HUB_OFFLINE", "HFGET_OFFICIAL_ENDPOINT"):
+        if value.origin == DEFAULT and key != "HF_ENDPOINT":
             continue
         if key == "HF_ENDPOINT":
             value = settings.endpoint

@@ -135,7 +135,7 @@ def run(settings: Settings, repo: str | None = None) -> DiagnoseReport:
     from .verdict import verdict
 
     result = DiagnoseReport(str(repo_ref), timeout, routes, all_checks, None, time.monotonic() - started)
-    result.verdict = verdict(settings, routes, all_checks)
+    result.verdict = verdict(settings, routes, all_checks, str(repo_ref))
     return result
 
 
@@ -185,11 +185,10 @@ def _probe_route(candidate: Candidate, repo: RepoRef, settings: Settings, timeou
         proxy = urlsplit(candidate.proxy.url)
         addrs, dns = resolve_name(proxy.hostname or "", proxy.port or 1080, timeout)
         sock, tcp = connect(addrs, proxy.port or 1080, timeout, f"the proxy {proxy.hostname}:{proxy.port}") if addrs else (None, dns)
-        add(Check("proxy", "proxy", tcp.status if sock else FAIL,
-                  f"{candidate.proxy.masked}: {'reachable' if sock else tcp.detail}; DNS, TCP and TLS to "
-                  f"{host} go through it", tcp.hint))
         if sock is None:
+            add(Check("proxy", "proxy", FAIL, tcp.detail, tcp.hint))
             return
+        add(Check("proxy", "proxy", OK, f"{candidate.proxy.masked} reachable; DNS, TCP and TLS to {host} go through it"))
         sock.close()
     api, snapshot = api_check(candidate.source, repo)
     add(api)
@@ -223,8 +222,10 @@ def _tokens(settings: Settings, timeout: float, out: list[Check]) -> None:
     else:
         status = {True: OK, False: FAIL, None: WARN}[effective.valid]
         note = f"; {effective.note}" if effective.note else ""
+        # Not checked means no route to the hub works: the routes above say why, the hint would say "run diagnose".
+        hint = report.hint if status == FAIL else None
         out.append(Check("tokens", "HF token", status, f"{effective.masked} from {effective.source}: "
-                         f"{effective.detail or 'not checked'}{note}", None if status == OK else report.hint))
+                         f"{effective.detail or 'not checked'}{note}", hint))
     shadowed = [t for t in report.hf if t.state == "shadowed"]
     if shadowed:
         out.append(Check("tokens", "shadowed HF tokens", WARN,

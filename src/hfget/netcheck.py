@@ -140,7 +140,7 @@ def api_check(source: Source, repo: RepoRef) -> tuple[Check, Snapshot | None]:
         snapshot = source.resolve(repo, "main")
     except NotFoundError as error:
         took = ms(time.monotonic() - started)
-        return Check("http", "http", WARN, f"answers the API ({took}), but {repo} is not there: {error.message}",
+        return Check("http", "http", WARN, f"answers the API ({took}); {error.message}",
                      "Pass a repo this source has: hfget diagnose OWNER/NAME"), None
     except AuthError as error:  # gated, or the token is refused: the route works, the token is token-check's job
         return Check("http", "http", WARN, f"answers the API; {error.message}", error.hint), None

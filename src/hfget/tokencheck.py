@@ -256,7 +256,7 @@ def _whoami(settings: Settings, raw: str, info: TokenInfo, candidates: list[Cand
         note = (f"not checked: the only reachable endpoints ({', '.join(dict.fromkeys(withheld))}) are not the official hub, "
                 "and the token goes there only with --allow-token-to-mirror")
         return None, note, None, [], None, None
-    return None, "not checked: no hub endpoint is reachable (hfget diagnose says why)", None, [], None, None
+    return None, "not checked: no hub endpoint could be reached", None, [], None, None
 
 
 def _validate_modelscope(settings: Settings, found, candidates: list[Candidate]) -> None:

@@ -35,9 +35,10 @@ class Verdict:
     advice: list[str] = field(default_factory=list)
 
 
-def verdict(settings: Settings, routes: list[RouteReport], checks: list[Check]) -> Verdict:
-    failures = [f"{r.label}: fails at {LAYER_NAMES.get(r.failed.name, r.failed.name)}: {r.failed.detail}"
-                for r in routes if not r.works and r.failed]
+def verdict(settings: Settings, routes: list[RouteReport], checks: list[Check], repo: str) -> Verdict:
+    # The details are in each route's layers (and the routes table); this is the one-line summary per route.
+    failures = [f"{r.label}: fails at {LAYER_NAMES.get(r.failed.name, r.failed.name)}" for r in routes
+                if not r.works and r.failed]
     env_file = str(settings.env_file) if settings.env_file else ".env"
     broken = {c.subject: c for c in reversed(checks) if c.group == "proxy" and c.status == FAIL and c.subject}
     dead = set(broken)
@@ -60,7 +61,10 @@ def verdict(settings: Settings, routes: list[RouteReport], checks: list[Check]) 
     advice = []
     if best.proxy and "****" in best.proxy:
         advice.append("The proxy password is shown masked (****): write your own in its place.")
-    advice += [_proxy_advice(proxy, check) for proxy, check in broken.items()]
+    advice += [_proxy_advice(proxy, check) for proxy, check in broken.items()] + _socks5h_advice(routes)
+    if not best.serves_repo:
+        advice.append(f"No working route has {repo}: check its id (owner/name, case-sensitive), or run hfget diagnose "
+                      "with a repo you know exists.")
     return Verdict(True, headline, best.label, lines, remove, flags, env_file, failures, advice)
 
 
@@ -114,8 +118,16 @@ def _where(origin: str, described: str) -> str:
     return f"set in {described.removeprefix('.env (').rstrip(')')}: delete that line"
 
 
+def _socks5h_advice(routes: list[RouteReport]) -> list[str]:
+    proxies = sorted({r.proxy for r in routes if r.proxy and r.proxy.startswith("socks5://") and r.failed
+                      and r.failed.name == "dns"})
+    return [f"With {proxy} this machine still resolves host names itself, and that fails here: write it as "
+            f"socks5h://{proxy.removeprefix('socks5://')} so the proxy resolves them." for proxy in proxies]
+
+
 def _proxy_advice(proxy: str, check: Check) -> str:
-    return f"The proxy {proxy} fails ({check.name.rsplit(': ', 1)[-1]}: {check.detail}). {check.hint or ''}".strip()
+    step = check.name.rsplit(": ", 1)[-1]
+    return f"The proxy {proxy} is not usable ({step}: {check.detail}). {check.hint or ''}".strip()
 
 
 def _advice_when_nothing_works(routes: list[RouteReport], broken: dict[str, Check]) -> list[str]:
@@ -127,10 +139,12 @@ def _advice_when_nothing_works(routes: list[RouteReport], broken: dict[str, Chec
     elif "tls" in layers:
         advice.append("TLS fails on some routes: if your network inspects HTTPS, set REQUESTS_CA_BUNDLE to its CA "
                       "bundle (.pem) and run hfget diagnose again.")
+    local_dns = _socks5h_advice(routes)
+    advice += local_dns
     if not any(r.proxy for r in routes):
         advice.append("No proxy is configured. If you have one, test it: hfget diagnose --proxy socks5h://HOST:PORT "
                       "(or http://HOST:PORT).")
-    else:
-        advice.append("Check that the proxy itself can reach the internet, or try another: "
-                      "hfget diagnose --proxy URL.")
+    elif not broken and not local_dns:
+        advice.append("The proxy answers but cannot reach the hub: check that it can reach the internet, or test "
+                      "another one with hfget diagnose --proxy URL.")
     return advice
