@@ -102,16 +102,20 @@ def token_check(console: Console, report: TokenReport) -> None:
                  "No HF token found (HF_TOKEN, HUGGING_FACE_HUB_TOKEN, .env, the token file, stored tokens).")
     if report.modelscope:
         _token_table(console, "ModelScope tokens", report.modelscope, "")
+    for note in report.notes:
+        console.print(f"  note: {escape(note)}", highlight=False)
+    effective = report.in_effect
+    if effective is None:
+        mark = "[yellow]![/]"
+    else:
+        mark = "[bold green]✓[/]" if effective.valid is True else "[bold red]✗[/]"
+    console.print(f"{mark} {escape(report.summary)}", highlight=False)
     if report.repo is not None:
         access = report.repo
         mark = "[bold green]✓[/]" if access.opens else "[bold red]✗[/]"
         where = f" (asked {escape(access.endpoint)})" if access.endpoint else ""
         console.print(f"{mark} {escape(access.repo)}: [bold]{escape(access.status)}[/]: {escape(access.detail)}{where}",
                       highlight=False)
-    for note in report.notes:
-        console.print(f"  note: {escape(note)}", highlight=False)
-    mark = "[bold green]✓[/]" if report.ok else "[bold red]✗[/]"
-    console.print(f"{mark} {escape(report.summary)}", highlight=False)
     if report.hint and not report.ok:
         console.print(f"[bold]Fix:[/] {escape(report.hint)}", highlight=False)
 

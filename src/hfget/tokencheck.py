@@ -361,6 +361,8 @@ def repo_access(settings: Settings, repo: RepoRef, candidates: list[Candidate]) 
 
 
 def _token_home(token: Value) -> str:
+    if token.origin == FLAG:
+        return "the command line (--token)"
     return token.describe() if token.origin != ENV else f"the environment ({token.where})"
 
 
@@ -383,3 +385,6 @@ def _summarise(report: TokenReport) -> None:
         report.hint = "Run hfget diagnose to see which route to the hub works."
     if report.repo is not None and not report.repo.opens:
         report.hint = report.repo.hint or report.hint
+    if effective is not None and effective.source.startswith(("HF_TOKEN from .env", "HUGGING_FACE_HUB_TOKEN from .env")):
+        report.notes.append("transformers and huggingface_hub do not read .env by themselves: for them, export "
+                            "HF_TOKEN or run `hf auth login` (hfget reads .env).")
