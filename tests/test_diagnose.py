@@ -63,6 +63,19 @@ def test_official_hub_dns_fails_and_the_mirror_is_recommended_with_its_env_line(
     assert f"    HF_ENDPOINT={sim.url}\n" in human.stdout
 
 
+def test_a_dead_mirror_in_dotenv_is_replaced_by_the_one_that_works(sim, cli, isolated, monkeypatch):
+    monkeypatch.setenv("HFGET_KNOWN_MIRRORS", sim.url)
+    dotenv = isolated / "work" / ".env"
+    dead = f"http://127.0.0.1:{closed_port()}"
+    dotenv.write_text(f"HF_ENDPOINT={dead}\n")
+    report, human = diagnose(cli)
+    verdict = report["verdict"]
+    assert verdict["headline"] == f"Use mirror {sim.url}: mirror {dead} fails at TCP connect."
+    assert verdict["env_lines"] == [f"HF_ENDPOINT={sim.url}"]
+    assert verdict["remove"] == [f"HF_ENDPOINT={dead} (set in {dotenv}: delete that line): that mirror fails"]
+    assert f"  Add to {dotenv}:\n    HF_ENDPOINT={sim.url}\n" in human.stdout
+
+
 def test_mirror_already_in_dotenv_works_as_configured(sim, cli, isolated):
     (isolated / "work" / ".env").write_text(f"HF_ENDPOINT={sim.url}\n")
     report, human = diagnose(cli)
@@ -116,9 +129,11 @@ def test_a_dead_proxy_is_named_and_the_route_that_works_is_recommended(sim, cli,
     verdict = report["verdict"]
     assert verdict["route"] == f"mirror {sim.url}"
     assert verdict["env_lines"] == [f"HF_ENDPOINT={sim.url}"]
-    assert verdict["remove"] == [f"HTTP_PROXY={dead} (set in {dotenv}: delete that line): the proxy is not working"]
+    assert verdict["remove"] == [f"{key}={dead} (set in {dotenv}: delete that line): the proxy is not working"
+                                 for key in ("HTTPS_PROXY", "HTTP_PROXY")]
     assert any(f"The proxy {dead} is not usable (reachable:" in a for a in verdict["advice"])
-    assert f"remove HTTP_PROXY={dead}" in human.stdout and "connection refused" in human.stdout
+    assert f"  Remove:\n    HTTPS_PROXY={dead} (set in {dotenv}: delete that line)" in human.stdout
+    assert "connection refused" in human.stdout
 
 
 def test_nothing_reachable_names_the_failing_layer_of_each_endpoint_and_exits_1(cli, tmp_path, monkeypatch):

@@ -77,13 +77,15 @@ def _verdict(console: Console, report: DiagnoseReport) -> None:
     console.print()
     mark = "[bold green]✓[/]" if v.ok else "[bold red]✗[/]"
     console.print(f"{mark} [bold]{escape(v.headline)}[/]", highlight=False)
-    if v.env_lines or v.remove:
-        console.print(f"  In {escape(v.env_file or '.env')}:", highlight=False)
-        # Never wrapped: these lines are for copying.
+    # Never wrapped: these lines are for copying.
+    if v.env_lines:
+        console.print(f"  Add to {escape(v.env_file or '.env')}:", highlight=False, soft_wrap=True)
         for line in v.env_lines:
             console.print(f"    [cyan]{escape(line)}[/]", highlight=False, soft_wrap=True)
+    if v.remove:
+        console.print("  Remove:", highlight=False)
         for line in v.remove:
-            console.print(f"    remove [cyan]{escape(line)}[/]", highlight=False, soft_wrap=True)
+            console.print(f"    [cyan]{escape(line)}[/]", highlight=False, soft_wrap=True)
     if v.ok and v.flags and (v.env_lines or v.remove):
         console.print(f"  Or for one run: [cyan]hfget download REPO {escape(' '.join(v.flags))}[/]", highlight=False,
                       soft_wrap=True)

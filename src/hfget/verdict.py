@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from .checks import FAIL, Check
-from .config import DEFAULT, ENV, FLAG, Settings
+from .config import DEFAULT, DOTENV, ENV, FLAG, Settings
 from .diagnose import RouteReport
-from .proxy import ProxyConfig
+from .proxy import ProxyConfig, mask_url
 from .proxy import resolve as resolve_proxies
 
 LAYER_NAMES = {"proxy": "the proxy", "dns": "DNS", "tcp": "TCP connect", "tls": "TLS", "http": "HTTP (API)",
@@ -77,13 +77,15 @@ def _settings_for(route: RouteReport, settings: Settings, dead: set[str]) -> tup
     if route.kind == "mirror":
         if endpoint.value != route.endpoint or endpoint.origin == FLAG:
             lines.append(f"HF_ENDPOINT={route.endpoint}")
+        if endpoint.value != route.endpoint and endpoint.origin in (ENV, DOTENV):
+            remove.append(f"HF_ENDPOINT={endpoint.value} ({_where(endpoint.origin, endpoint.describe())}): that mirror fails")
         flags.append(f"--endpoint {route.endpoint}")
     elif route.kind == "hub" and endpoint.origin != DEFAULT and endpoint.value != route.endpoint:
         remove.append(f"HF_ENDPOINT={endpoint.value} ({_where(endpoint.origin, endpoint.describe())}): that mirror fails")
         flags.append("--source hub")
     elif route.kind == "modelscope":
         use = settings["USE_MODELSCOPE"]
-        if not (use.origin in (ENV, ".env") and settings.flag("USE_MODELSCOPE")):
+        if not (use.origin in (ENV, DOTENV) and settings.flag("USE_MODELSCOPE")):
             lines.append("USE_MODELSCOPE=1")
         if settings["MODELSCOPE_ENDPOINT"].origin == FLAG:
             lines.append(f"MODELSCOPE_ENDPOINT={route.endpoint}")
@@ -101,8 +103,11 @@ def _settings_for(route: RouteReport, settings: Settings, dead: set[str]) -> tup
     elif configured is not None:
         # Downloads would try the proxy first for this endpoint: drop it if it is dead, else exempt the host.
         if configured.masked in dead:
-            remove.append(f"{configured.key}={configured.masked} ({_where(configured.origin, configured.origin)}): "
-                          "the proxy is not working")
+            for key in ("HFGET_PROXY", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"):  # every setting naming that proxy
+                value = settings[key]
+                if value.is_set and mask_url(value.value.strip()) == configured.masked:
+                    remove.append(f"{key}={configured.masked} ({_where(value.origin, value.describe())}): "
+                                  "the proxy is not working")
         else:
             host = urlsplit(route.endpoint).hostname or ""
             current = settings.get("NO_PROXY")
