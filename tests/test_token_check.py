@@ -171,3 +171,18 @@ def test_modelscope_token_valid_invalid_and_shadowed(official, cli, isolated, mo
     monkeypatch.setenv("MODELSCOPE_API_TOKEN", INVALID_TOKEN)
     report, _ = token_check(cli, secrets=SECRETS + ("ms-shadowed-token-abcdefgh",))
     assert report["modelscope"][0]["valid"] is False and "rejected" in report["modelscope"][0]["detail"]
+
+
+def test_output_is_redacted_once_more_on_the_way_out(capsys):
+    """Reports hold masked tokens only; should a server echo a token into a detail, the printer still masks it."""
+    from hfget.cli import _show
+    from hfget.render_diagnose import token_check as render
+    from hfget.tokencheck import TokenInfo, TokenReport
+
+    echoed = TokenInfo("HF_TOKEN from env", "hf_****1234", "in effect", valid=False,
+                       detail=f"the server said: bad token {VALID_TOKEN}")
+    report = TokenReport(hf=[echoed], modelscope=[], summary=f"echo {VALID_TOKEN}")
+    for json_out in (True, False):
+        _show(report, render, json_out, [VALID_TOKEN])
+        out = capsys.readouterr().out
+        assert VALID_TOKEN not in out and "hf_****1234" in out

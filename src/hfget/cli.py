@@ -286,14 +286,9 @@ def diagnose(
         settings = config.resolve(flags, env_file=env_file)
         settings_box.append(settings)
         report = run(settings, repo)
-        if json_out:
-            from .render import emit_json
+        from .render_diagnose import diagnose as render
 
-            emit_json(report.to_dict())
-        else:
-            from .render_diagnose import diagnose as render
-
-            render(Console(highlight=False, soft_wrap=False), report)
+        _show(report, render, json_out, _secrets(settings_box, token, _password(proxy)))
     raise typer.Exit(report.exit_code)
 
 
@@ -333,15 +328,33 @@ def token_check(
         settings_box.append(settings)
         repo_ref = parse_repo_id(repo, repo_type.value) if repo else None
         report = inspect(settings, repo_ref)
-        if json_out:
-            from .render import emit_json
+        from .render_diagnose import token_check as render
 
-            emit_json(report.to_dict())
-        else:
-            from .render_diagnose import token_check as render
-
-            render(Console(highlight=False, soft_wrap=False), report)
+        _show(report, render, json_out, _secrets(settings_box, token, _password(proxy)))
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _show(report, render: Callable, json_out: bool, secrets: list[str]) -> None:
+    """Print a report (JSON or Rich), with every known secret masked once more on the way out.
+
+    Reports hold masked values only; this catches what a server might echo back (an error message quoting a
+    header, say), so no output path can show a token or a proxy password in full.
+    """
+    import io
+    import json
+
+    from .tokens import redact
+
+    if json_out:
+        text = json.dumps(report.to_dict(), indent=2, default=str) + "\n"
+    else:
+        terminal = Console()
+        buffer = io.StringIO()
+        render(Console(file=buffer, highlight=False, soft_wrap=False, width=terminal.width,
+                       force_terminal=terminal.is_terminal, color_system=terminal.color_system), report)
+        text = buffer.getvalue()
+    sys.stdout.write(redact(text, *secrets))
+    sys.stdout.flush()
 
 
 def _secrets(settings_box: list, *explicit: str | None) -> list[str]:

@@ -93,7 +93,15 @@ def run(settings: Settings, repo: str | None = None) -> DiagnoseReport:
                 report.layers.append(check)
 
     def spawn(target, *args, report: RouteReport | Check) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)
+        def guarded() -> None:
+            try:
+                target(*args)
+            except Exception as exc:  # noqa: BLE001 - a thread's traceback would land on the user's terminal
+                if isinstance(report, RouteReport):
+                    add(report, Check("http", "http", FAIL, f"internal error: {type(exc).__name__}: {exc}",
+                                      "Please report this (run with HFGET_DEBUG=1 for details)."))
+
+        thread = threading.Thread(target=guarded, daemon=True)
         thread.start()
         workers.append((thread, report))
 
@@ -131,7 +139,7 @@ def run(settings: Settings, repo: str | None = None) -> DiagnoseReport:
         proxy_snapshot, token_snapshot = list(proxy_found), list(token_found)
     if route is not None:
         route.close()
-    all_checks = found[:1] + proxy_snapshot + token_snapshot + found[1:]
+    all_checks = found + proxy_snapshot + token_snapshot
     from .verdict import verdict
 
     result = DiagnoseReport(str(repo_ref), timeout, routes, all_checks, None, time.monotonic() - started)

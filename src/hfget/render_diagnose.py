@@ -79,7 +79,8 @@ def _verdict(console: Console, report: DiagnoseReport) -> None:
     console.print(f"{mark} [bold]{escape(v.headline)}[/]", highlight=False)
     # Never wrapped: these lines are for copying.
     if v.env_lines:
-        console.print(f"  Add to {escape(v.env_file or '.env')}:", highlight=False, soft_wrap=True)
+        where = escape(v.env_file) if v.env_file else ".env (none yet: create it in your project folder)"
+        console.print(f"  Add to {where}:", highlight=False, soft_wrap=True)
         for line in v.env_lines:
             console.print(f"    [cyan]{escape(line)}[/]", highlight=False, soft_wrap=True)
     if v.remove:

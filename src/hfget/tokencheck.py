@@ -349,7 +349,7 @@ def repo_access(settings: Settings, repo: RepoRef, candidates: list[Candidate]) 
             answers.append(RepoAccess(str(repo), "unreachable", error.message, error.hint, candidate.label))
             continue
         if snapshot.gated:
-            return RepoAccess(str(repo), "gated-accepted", f"gated, and your token's account has been granted access",
+            return RepoAccess(str(repo), "gated-accepted", "gated, and your token's account has been granted access",
                               None, candidate.label)
         if snapshot.private:
             return RepoAccess(str(repo), "private-readable", "private, and your token can read it", None, candidate.label)

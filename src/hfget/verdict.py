@@ -30,7 +30,7 @@ class Verdict:
     env_lines: list[str] = field(default_factory=list)  # add these to .env
     remove: list[str] = field(default_factory=list)  # settings that point at something dead: "HTTPS_PROXY (.env (/p))"
     flags: list[str] = field(default_factory=list)  # the same as hfget flags, for one run
-    env_file: str | None = None  # where the lines go: the .env in use, else ./.env
+    env_file: str | None = None  # the .env in use, where the lines go; None: there is none yet
     failures: list[str] = field(default_factory=list)  # each route that fails: its failing layer and why
     advice: list[str] = field(default_factory=list)
 
@@ -39,7 +39,7 @@ def verdict(settings: Settings, routes: list[RouteReport], checks: list[Check], 
     # The details are in each route's layers (and the routes table); this is the one-line summary per route.
     failures = [f"{r.label}: fails at {LAYER_NAMES.get(r.failed.name, r.failed.name)}" for r in routes
                 if not r.works and r.failed]
-    env_file = str(settings.env_file) if settings.env_file else ".env"
+    env_file = str(settings.env_file) if settings.env_file else None
     broken = {c.subject: c for c in reversed(checks) if c.group == "proxy" and c.status == FAIL and c.subject}
     dead = set(broken)
     if not routes:
