@@ -1,4 +1,5 @@
-"""A hub simulator: a real HTTP server on 127.0.0.1 that speaks the Hugging Face protocol (DESIGN §3).
+"""A hub simulator: a real HTTP server on 127.0.0.1 speaking the Hugging Face protocol (DESIGN §3) and, on the same
+port, the ModelScope protocol (DESIGN §4: `/api/v1/models/...`).
 
 It serves deterministic repos (see `simrepo`), redirects LFS files to a CDN on a second port (another origin, as on
 the real hub), records every request it receives (headers included, so tests can prove where a token went) and has
@@ -104,6 +105,8 @@ class HubSimulator:
         self.rate_limit: float = 0.0  # bytes/s per connection for file bodies (0 = unlimited)
         self.cdn_base: str | None = None  # override where LFS redirects point (e.g. a name only a proxy resolves)
         self.relative_resolve_redirect = True
+        self.serve_modelscope = True  # answer the ModelScope protocol (/api/v1/models/...) too
+        self.modelscope_listing_cap = 3000  # modelscope.cn truncates a listing at 3000 entries
         self._secret = b"hubsim-cdn-signing-key"
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -210,6 +213,15 @@ class HubSimulator:
     def _sign(self, sha256: str) -> str:
         return hmac.new(self._secret, sha256.encode(), hashlib.sha256).hexdigest()[:32]
 
+    def _ms_repo(self, ms_id: str) -> SimRepo | None:
+        """The model published on ModelScope under `ms_id` (its `modelscope_id`, else the same id as on HF)."""
+        if not self.serve_modelscope:
+            return None
+        for repo in self.repos.values():
+            if repo.repo_type == "model" and (repo.modelscope_id or repo.repo_id) == ms_id:
+                return repo
+        return None
+
     def _lfs_file(self, sha256: str) -> SimFile | None:
         for repo in self.repos.values():
             for files in repo.commits.values():
@@ -278,6 +290,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._whoami()
         if seg[:2] == ["api", "resolve-cache"] and len(seg) >= 6 and seg[2] in KINDS:
             return self._resolve_cache(KINDS[seg[2]], seg[3:])
+        if seg[:3] == ["api", "v1", "models"] and len(seg) >= 5:
+            return self._modelscope("/".join(seg[3:5]), seg[5:])
         if seg and seg[0] == "api" and len(seg) >= 3 and seg[1] in KINDS:
             return self._api_repo(KINDS[seg[1]], seg[2:])
         if seg and seg[0] == "cdn" and len(seg) == 2:
@@ -446,6 +460,61 @@ class _Handler(BaseHTTPRequestHandler):
             headers["Link"] = f'<http://{host}{base}?{params}>; rel="next"'
         self._json(page, headers=headers)
 
+    # --- ModelScope protocol (DESIGN §4) ---------------------------------------------------------------------
+
+    def _ms_error(self, status: int, message: str) -> None:
+        self._json({"Code": 10010205001, "Message": message, "RequestId": "sim", "Success": False}, status)
+
+    def _modelscope(self, ms_id: str, rest: list[str]) -> None:
+        """`/api/v1/models/{owner}/{name}[/repo/files | /repo | /revisions]`, for repos published on ModelScope."""
+        repo = self.sim._ms_repo(ms_id)
+        token = self.headers.get("Authorization", "")[7:] or _cookie(self.headers.get("Cookie", ""), "m_session_id")
+        user = self.sim.users.get(token) if token else None
+        if repo is None or (repo.private and user is None):
+            return self._ms_error(404, f"model {ms_id} not found")
+        if not rest:
+            return self._json({"Code": 200, "Data": {"Path": ms_id.split("/")[0], "Name": ms_id.split("/")[1],
+                                                     "Revision": "master"}, "Success": True})
+        revision = self.query.get("Revision") or "master"
+        commit = repo.resolve("main" if revision == "master" else revision)
+        if commit is None:
+            return self._ms_error(404, f"revision {revision} not found")
+        files = repo.commits[commit]
+        if rest == ["revisions"]:
+            branches = [{"Revision": "master", "CommitId": repo.refs.get("main")}]
+            return self._json({"Code": 200, "Data": {"RevisionMap": {"Branches": branches, "Tags": []}},
+                               "Success": True})
+        if rest == ["repo", "files"]:
+            root = self.query.get("Root", "").strip("/")
+            recursive = self.query.get("Recursive", "").lower() == "true"
+            entries = _tree_entries(files, root, recursive)
+            if entries is None:
+                return self._ms_error(404, f"{root} not found")
+            out = []
+            for e in entries:
+                f = files.get(e["path"])
+                entry = {"Name": e["path"].split("/")[-1], "Path": e["path"], "Type": "tree" if f is None else "blob",
+                         "Size": 0 if f is None else f.size, "Revision": commit, "CommittedDate": 1767225600,
+                         "Mode": "40000" if f is None else "100644"}
+                if f is not None:
+                    entry.update(Sha256=f.content.sha256, IsLFS=f.lfs)
+                out.append(entry)
+            return self._json({"Code": 200, "Data": {"Files": out[: self.sim.modelscope_listing_cap]},
+                               "Message": "success", "Success": True})
+        if rest == ["repo"]:
+            path = self.query.get("FilePath", "")
+            f = files.get(path)
+            if f is None:
+                return self._ms_error(404, f"file {path} not found")
+            if self._status_fault(path, "modelscope"):
+                return
+            if f.lfs:  # large files come from the CDN origin, as on modelscope.cn (OSS)
+                sha = f.content.sha256
+                location = f"{self.sim.cdn_url}/cdn/{sha}?expires=4102444800&sig={self.sim._sign(sha)}"
+                return self._send(302, {"Location": location})
+            return self._serve_body(f, path, "modelscope", {"ETag": f'"{f.content.sha256}"'})
+        self._ms_error(404, "not found")
+
     # --- file downloads -------------------------------------------------------------------------------------
 
     def _resolve(self, seg: list[str]) -> None:
@@ -581,6 +650,14 @@ class _Handler(BaseHTTPRequestHandler):
                 if ahead > 0:
                     if self.sim._stop.wait(ahead):
                         raise _Abort
+
+
+def _cookie(header: str, name: str) -> str:
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return ""
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
