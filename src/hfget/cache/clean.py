@@ -110,7 +110,7 @@ class CleanPlan:
                 if step.action == PARTIALS:
                     result.skipped.extend(_remove_partials(step, root, result))
                     continue
-                with safety.hold(step.repo.locks):
+                with safety.hold(_locks_now(step.repo, root)):
                     _EXECUTORS[(step.repo.cache == HF, step.action)](step, root, fresh_hf)
                 result.done.append(step)
             except safety.InUse as busy:
@@ -223,6 +223,13 @@ def _split_in_use(step: Step) -> list[Step]:
 # --- execution ----------------------------------------------------------------------------------------------
 
 
+def _locks_now(repo: CachedRepo, root: Path) -> list[Path]:
+    """The repo's lock files as they are now: a download that started after the plan has made new ones."""
+    from . import hf_scan, ms_scan
+
+    return hf_scan.locks_now(root, repo) if repo.cache == HF else ms_scan.locks_now(root, repo)
+
+
 def _fresh_hf_info(roots: dict[str, Path]):
     """Re-scan right before deleting revisions: a download since the plan may now link a blob we planned to drop."""
     from huggingface_hub import scan_cache_dir
@@ -235,9 +242,14 @@ def _remove_hf_repo(step: Step, root: Path, _info) -> None:
     safety.remove(path / "refs", root)
     for snapshot in _children(path / "snapshots"):
         safety.remove(snapshot, root)
-    safety.remove(path / "snapshots", root)
     safety.remove(path / "trees", root)
     _remove_blobs(_children(path / "blobs"), path, root)
+    # The (empty) snapshots/ goes last: until then the folder still scans as a repo with no revisions. Only the
+    # instant between these two rmdirs leaves an empty folder, which the next `cache clean` of this id removes.
+    for rest in _children(path):
+        if rest.name != "snapshots":
+            safety.remove(rest, root)
+    safety.remove(path / "snapshots", root)
     safety.remove(path, root)
 
 

@@ -99,6 +99,10 @@ def _partials(hub: HubCache) -> dict[str, list[Partial]]:
     return found
 
 
+def locks_now(root: Path, repo: CachedRepo) -> list[Path]:
+    return _lock_files(HubCache(root), repo.path.name)
+
+
 def _lock_files(hub: HubCache, folder: str) -> list[Path]:
     try:
         return sorted((hub.root / ".locks" / folder).glob("*.lock"))

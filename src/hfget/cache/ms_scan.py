@@ -61,6 +61,17 @@ def lock_path(root: Path, kind: str, repo_id: str, file_path: str | None = None)
     return root / ".lock" / f"{scope}_{hashlib.sha256(key.encode('utf-8')).hexdigest()}.lock"
 
 
+def locks_now(root: Path, repo: CachedRepo) -> list[Path]:
+    """The repo lock and the lock of every file being downloaded into it now (those have a partial)."""
+    locks = [lock_path(root, repo.kind, repo.repo_id)]
+    if repo.layout == "snapshots":
+        for snap in _subdirs(repo.path / "snapshots"):
+            for partial, _size in _walk(snap).partials:
+                file_path = partial.relative_to(snap).as_posix()[: -len(PARTIAL_SUFFIX)]
+                locks.append(lock_path(root, repo.kind, repo.repo_id, file_path))
+    return locks
+
+
 def _current(root: CacheRoot, repo_dir: Path, kind: str) -> CachedRepo:
     owner, _, name = repo_dir.name.partition("--")
     repo_id = f"{owner}/{name}"

@@ -88,7 +88,7 @@ def _recognisable(name: str, path: Path) -> bool:
         return (
             "CACHEDIR.TAG" in names
             or ".locks" in names
-            or any(c.name.startswith(HF_REPO_PREFIXES) and c.is_dir(follow_symlinks=False) for c in children)
+            or any(c.name.startswith(HF_REPO_PREFIXES) for c in children)  # a repo folder may be a symlink
         )
     if names & set(MS_TOP_DIRS):
         return True
