@@ -62,18 +62,31 @@ def _files(n: int) -> list:
 def download_in_progress(sim, cache: Path, repo: str = MODEL, path: str = "model.safetensors"):
     """A real `hfget download` in another process, held mid-file by a throttled server: its lock is held and its
     `.incomplete` file grows. Yields the partial file; afterwards the process is killed (the partial stays)."""
+    argv = [sys.executable, "-m", "hfget", "download", repo, path, "--endpoint", sim.url, "--cache-dir", str(cache),
+            "--quiet"]
+    blobs = cache / ("models--" + repo.replace("/", "--")) / "blobs"
+    with _held_mid_file(sim, path, argv, os.environ, blobs, "*.incomplete") as partial:
+        yield partial
+
+
+@contextmanager
+def modelscope_download_in_progress(sim, ms_cache: Path, repo: str = MODEL, path: str = "model.safetensors"):
+    """The same with the official `modelscope download` CLI filling a ModelScope cache."""
+    argv = [str(Path(sys.executable).with_name("modelscope")), "download", repo]
+    env = {**os.environ, "MODELSCOPE_ENDPOINT": sim.url, "MODELSCOPE_CACHE": str(ms_cache)}
+    with _held_mid_file(sim, path, argv, env, ms_cache, f"**/{path}.incomplete") as partial:
+        yield partial
+
+
+@contextmanager
+def _held_mid_file(sim, path: str, argv: list[str], env, where: Path, pattern: str):
     sim.add_fault("throttle", path, rate=200_000)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hfget", "download", repo, path, "--endpoint", sim.url, "--cache-dir", str(cache),
-         "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30
         partial = None
         while time.monotonic() < deadline and partial is None:
-            blobs = cache / ("models--" + repo.replace("/", "--")) / "blobs"
-            found = [p for p in blobs.glob("*.incomplete") if p.stat().st_size > 0]
+            found = [p for p in where.glob(pattern) if p.stat().st_size > 0]
             partial = found[0] if found else None
             if proc.poll() is not None:
                 raise AssertionError(f"the download ended early: {proc.stderr.read().decode()[-2000:]}")

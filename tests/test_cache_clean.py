@@ -12,9 +12,12 @@ from huggingface_hub import scan_cache_dir
 
 from cache_helpers import (
     DATASET, MODEL, advance, age, download_in_progress, hfget_download, legacy_modelscope_repo,
-    modelscope_download, moving_repo, official_download,
+    modelscope_download, modelscope_download_in_progress, moving_repo, official_download,
 )
+from typer.testing import CliRunner
+
 from conftest import expected_files, official_offline_load, tree_state
+from hfget.cli import app
 from hfget.cache import CleanRequest, plan_clean
 from hfget.config import resolve
 
@@ -35,17 +38,14 @@ def filled(sim, cache, cli):
     return other.repo_id
 
 
-def _clean(cli, cache, *args, input=None):
-    from typer.testing import CliRunner
-
-    from hfget.cli import app
-
-    return CliRunner().invoke(app, ["cache", "clean", "--cache-dir", str(cache), *map(str, args)], input=input,
-                              catch_exceptions=False)
+def _clean(cache, *args, input=None):
+    """`hfget cache clean --cache-dir CACHE ARGS...`, answering the confirmation with `input`."""
+    where = ["--cache-dir", str(cache)] if cache else []
+    return CliRunner().invoke(app, ["cache", "clean", *where, *map(str, args)], input=input, catch_exceptions=False)
 
 
 def test_cleaning_one_repo_leaves_the_others_loadable_offline(sim, cache, cli, filled):
-    result = _clean(cli, cache, MODEL, "--yes")
+    result = _clean(cache, MODEL, "--yes")
     assert result.exit_code == 0, result.output
     assert "whole repo, 2 revisions" in result.stdout and "✓ Freed" in result.stdout
     assert not (cache / MODEL_DIR).exists()
@@ -64,13 +64,13 @@ def test_keep_latest_drops_detached_revisions_but_keeps_blobs_main_still_uses(si
     hfget_download(cli, sim, cache, repo.repo_id)  # main moves on; the first commit is now detached
     hfget_download(cli, sim, cache, MODEL, "-r", "v1.0")  # tagged revisions are not "old": they stay
 
-    plan = _clean(cli, cache, "--keep-latest", "--dry-run", "--json")
+    plan = _clean(cache, "--keep-latest", "--dry-run", "--json")
     (step,) = json.loads(plan.stdout)["plan"]["steps"]
     assert (step["id"], step["action"], step["revisions"]) == (repo.repo_id, "revisions", [old])
     weights_old = repo.commits[old]["model.safetensors"].size
     assert step["size"] == weights_old  # only the blob no kept revision links to
 
-    result = _clean(cli, cache, "--keep-latest", "--yes")
+    result = _clean(cache, "--keep-latest", "--yes")
     assert result.exit_code == 0, result.output
     folder = cache / f"models--{repo.repo_id.replace('/', '--')}"
     assert not (folder / "snapshots" / old).exists() and not (folder / "trees" / f"{old}.json").exists()
@@ -108,10 +108,10 @@ def test_a_symlink_planted_in_the_cache_never_leads_the_clean_outside(sim, cache
 
     listed = cli("cache", "list", "--cache-dir", cache, "--json")
     assert listed.exit_code == 0, listed.output
-    result = _clean(cli, cache, "--keep-latest", "--yes")
+    result = _clean(cache, "--keep-latest", "--yes")
     assert result.exit_code == 0, result.output
     assert not old_snapshot.exists() and tree_state(precious) == outside
-    result = _clean(cli, cache, "--all", "--yes")
+    result = _clean(cache, "--all", "--yes")
     assert result.exit_code == 0, result.output
     assert tree_state(precious) == outside
     assert not (cache / MODEL_DIR).exists() and not dataset_dir.exists()
@@ -123,7 +123,7 @@ def test_a_repo_folder_that_is_a_symlink_out_of_the_cache_is_skipped(sim, cache,
     cache.mkdir()
     os.symlink(moved, cache / MODEL_DIR)  # "I moved my models to another disk"
     before = tree_state(moved)
-    result = _clean(cli, cache, MODEL, "--yes")
+    result = _clean(cache, MODEL, "--yes")
     assert result.exit_code == 0, result.output
     assert "skipped:" in result.stdout and "symlink" in result.stdout
     assert tree_state(moved) == before and (cache / MODEL_DIR).is_symlink()
@@ -136,7 +136,7 @@ def test_a_repo_folder_that_is_a_symlink_out_of_the_cache_is_skipped(sim, cache,
 def test_dry_run_changes_nothing(sim, cache, cli, filled, args):
     (cache / MODEL_DIR / "blobs" / ("a" * 64 + ".incomplete")).write_bytes(b"partial")
     before = tree_state(cache)
-    result = _clean(cli, cache, *args, "--dry-run")
+    result = _clean(cache, *args, "--dry-run")
     assert result.exit_code == 0, result.output
     assert "Dry run: nothing was deleted." in result.stdout
     assert tree_state(cache) == before
@@ -145,7 +145,7 @@ def test_dry_run_changes_nothing(sim, cache, cli, filled, args):
 @pytest.mark.parametrize("answer", ["n\n", "", "whatever\nno\n"])
 def test_a_declined_confirmation_changes_nothing(sim, cache, cli, filled, answer):
     before = tree_state(cache)
-    result = _clean(cli, cache, "hfget-demo/*", input=answer)
+    result = _clean(cache, "hfget-demo/*", input=answer)
     assert result.exit_code == 1
     assert "Delete these" in result.stderr and "Nothing was deleted." in result.stderr
     assert "Will delete" in result.stdout and "frees" in result.stdout
@@ -153,7 +153,7 @@ def test_a_declined_confirmation_changes_nothing(sim, cache, cli, filled, answer
 
 
 def test_confirming_deletes(sim, cache, cli, filled):
-    result = _clean(cli, cache, "dataset/*", input="y\n")
+    result = _clean(cache, "dataset/*", input="y\n")
     assert result.exit_code == 0, result.output
     assert not (cache / "datasets--hfget-demo--tiny-dataset").exists() and (cache / MODEL_DIR).exists()
 
@@ -182,7 +182,7 @@ def test_bad_input_is_a_clear_error_and_deletes_nothing(sim, cache, cli, filled,
     args = [subs.get(a, a) for a in args]
     watched = [cache, home, not_a_cache]
     before = [tree_state(p) for p in watched]
-    result = _clean(cli, cache, *args)
+    result = _clean(cache, *args)
     assert result.exit_code == 2, result.output
     assert message in result.stderr and "Fix:" in result.stderr and "Traceback" not in result.output
     assert [tree_state(p) for p in watched] == before
@@ -195,7 +195,7 @@ def test_incomplete_removes_partials_and_state_files_but_not_a_running_download(
     leftover.write_bytes(b"x" * 1234)
     moving = moving_repo(sim)
     with download_in_progress(sim, cache, moving.repo_id) as running:
-        result = _clean(cli, cache, "--incomplete", "--yes")
+        result = _clean(cache, "--incomplete", "--yes")
         assert result.exit_code == 0, result.output
         assert running.exists()
         assert "skipped:" in result.stdout and "in use: a download holds" in result.stdout
@@ -203,7 +203,7 @@ def test_incomplete_removes_partials_and_state_files_but_not_a_running_download(
     assert not stale_state.exists() and not leftover.exists()
     assert official_offline_load(cache, MODEL)["files"] == expected_files(sim, MODEL)
     # Once that download is gone (killed), its partial can be cleaned.
-    again = _clean(cli, cache, "--incomplete", "--yes")
+    again = _clean(cache, "--incomplete", "--yes")
     assert again.exit_code == 0, again.output
     assert not list(cache.glob("*/blobs/*.incomplete*"))
 
@@ -216,7 +216,7 @@ def test_a_repo_being_downloaded_is_skipped_with_a_note(sim, cache, cli, filled)
     assert [s.repo.repo_id for s in planned_earlier.steps] == [moving.repo_id]
     with download_in_progress(sim, cache, moving.repo_id):
         before = tree_state(folder / "snapshots"), tree_state(folder / "refs")
-        result = _clean(cli, cache, moving.repo_id, DATASET, "--yes")
+        result = _clean(cache, moving.repo_id, DATASET, "--yes")
         assert result.exit_code == 0, result.output
         assert "skipped:" in result.stdout and "in use: a download holds" in result.stdout
         assert (tree_state(folder / "snapshots"), tree_state(folder / "refs")) == before
@@ -227,9 +227,24 @@ def test_a_repo_being_downloaded_is_skipped_with_a_note(sim, cache, cli, filled)
     assert not (cache / "datasets--hfget-demo--tiny-dataset").exists()  # the rest of the plan went ahead
 
 
+def test_a_modelscope_download_in_progress_is_left_alone(sim, cli, tmp_path):
+    ms = tmp_path / "ms-cache"
+    legacy = legacy_modelscope_repo(ms, "old-org", "done", {"config.json": b"{}"})
+    with modelscope_download_in_progress(sim, ms) as partial:
+        listed = json.loads(cli("cache", "list", "--json", "--modelscope-cache", ms).stdout)
+        (busy,) = [r for r in listed["repos"] if r["id"] == MODEL]
+        assert busy["in_use"] and busy["incomplete"]["files"][0]["paths"] == [str(partial)]
+        finished = sorted(p.name for p in partial.parent.iterdir() if p != partial)
+        result = _clean(None, "--all", "--modelscope-cache", ms, "--only", "modelscope", "--yes")
+        assert result.exit_code == 0, result.output
+        assert "in use: a download holds" in result.stdout and str(ms / ".lock") in result.stdout
+        assert partial.exists() and finished == sorted(p.name for p in partial.parent.iterdir() if p != partial)
+    assert not legacy.exists()  # the rest of --all went ahead
+
+
 def test_older_than_takes_only_repos_unused_for_that_long(sim, cache, cli, filled):
     age((cache / "datasets--hfget-demo--tiny-dataset").rglob("*"), days=40)
-    result = _clean(cli, cache, "--older-than", "30d", "--yes")
+    result = _clean(cache, "--older-than", "30d", "--yes")
     assert result.exit_code == 0, result.output
     assert {r.repo_id for r in scan_cache_dir(cache).repos} == {MODEL, filled}
 
@@ -241,7 +256,7 @@ def test_modelscope_repos_are_cleaned_and_hf_ones_with_the_same_id_kept(sim, cac
     hfget_download(cli, sim, cache, MODEL)
     hf_before = tree_state(cache)
 
-    result = _clean(cli, cache, MODEL, "old-org/*", "--modelscope-cache", ms, "--only", "modelscope", "--yes")
+    result = _clean(cache, MODEL, "old-org/*", "--modelscope-cache", ms, "--only", "modelscope", "--yes")
     assert result.exit_code == 0, result.output
     assert not (ms / "models" / "hfget-demo--tiny-model").exists()
     assert not legacy.exists() and not legacy.parent.exists()  # the emptied owner folder goes too

@@ -241,7 +241,7 @@ ModelScopeCache = Annotated[
 Only = Annotated[Optional[CacheName], typer.Option("--only", help="Work on one cache only.", show_default=False)]
 Filters = Annotated[
     Optional[list[str]],
-    typer.Option("--filter", help="Keep repos matching KEY OP VALUE, e.g. 'size>1GB', 'accessed>30d' (repeatable).",
+    typer.Option("--filter", help="Only repos matching KEY OP VALUE, e.g. 'size>1GB', 'accessed>30d' (repeatable).",
                  show_default=False),
 ]
 

@@ -119,7 +119,7 @@ def clean_plan(console: Console, plan: CleanPlan, dry_run: bool) -> None:
         console.print("Nothing to clean: no cached repo or partial download matches.", highlight=False)
         return
     if plan.steps:
-        table = Table(title="Dry run: nothing will be deleted" if dry_run else "Will delete",
+        table = Table(title="Would delete (dry run)" if dry_run else "Will delete",
                       title_justify="left", show_edge=False, box=None, pad_edge=False, header_style="bold")
         table.add_column("cache", no_wrap=True)
         table.add_column("id", overflow="fold", ratio=1)
@@ -130,10 +130,10 @@ def clean_plan(console: Console, plan: CleanPlan, dry_run: bool) -> None:
         console.print(table)
     _skipped(console, plan.skipped)
     if plan.steps:
-        where = ", ".join(f"{_LABEL[r.name]} cache {r.path}" for r in plan.roots
-                          if any(s.repo.cache == r.name for s in plan.steps))
-        console.print(f"{_count(plan.steps)}: {human_bytes(plan.size)} from the {escape(where)}.", highlight=False,
-                      soft_wrap=True)
+        where = " and ".join(f"{r.path} ({_LABEL[r.name]})" for r in plan.roots
+                             if any(s.repo.cache == r.name for s in plan.steps))
+        console.print(f"{_count(plan.steps)}, {human_bytes(plan.size)} in all, from {escape(where)}.",
+                      highlight=False, soft_wrap=True)
     if dry_run:
         console.print("Dry run: nothing was deleted.", highlight=False)
 

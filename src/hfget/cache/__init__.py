@@ -52,7 +52,7 @@ def scan_all(roots: Sequence[CacheRoot]) -> CacheScan:
     hf_info = None
     for root in roots:
         if not root.exists:
-            if root.origin == "default":
+            if root.default:
                 continue  # most people have no ModelScope cache: the header line says "not there", enough
             notes.append(f"No {'Hugging Face' if root.name == HF else 'ModelScope'} cache at {root.path} "
                          f"(from {root.origin}).")

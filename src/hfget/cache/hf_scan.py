@@ -69,7 +69,6 @@ def scan(root: CacheRoot) -> tuple[list[CachedRepo], int, object]:
                 revisions=revisions,
                 partials=tuple(partials.pop(folder, ())),
                 locks_held=tuple(p for p in locks if safety.held(p)),
-                locks=tuple(locks),
             )
         )
     scanned = {r.repo_path.name for r in info.repos}
@@ -141,7 +140,6 @@ def _damaged(hub: HubCache, folder: str, partials, problem: str) -> CachedRepo |
         last_modified=modified,
         partials=tuple(partials),
         locks_held=tuple(p for p in locks if safety.held(p)),
-        locks=tuple(locks),
         problem=problem or None,
     )
 

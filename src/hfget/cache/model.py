@@ -16,8 +16,9 @@ class CacheRoot:
 
     name: str  # HF | MS
     path: Path  # resolved (symlinks followed once, here): every path we delete must stay under it
-    origin: str  # "flag", "env", ".env", "default", ... (config.Value.describe())
+    origin: str  # where the setting came from, for people: "--cache-dir", "HF_HUB_CACHE in /proj/.env", "default"
     exists: bool
+    default: bool = False  # nobody configured it: its absence is normal, not worth a note
 
     def to_dict(self) -> dict:
         return {"cache": self.name, "path": str(self.path), "from": self.origin, "exists": self.exists}
@@ -79,8 +80,7 @@ class CachedRepo:
     last_modified: float
     revisions: tuple[Revision, ...] = ()
     partials: tuple[Partial, ...] = ()
-    locks_held: tuple[Path, ...] = ()  # locks of this repo some process holds now: the repo is in use
-    locks: tuple[Path, ...] = ()  # every lock file of this repo (held or not), taken while it is deleted
+    locks_held: tuple[Path, ...] = ()  # locks of this repo some process held when scanned: the repo is in use
     problem: str | None = None  # why huggingface_hub's scanner rejected it (missing blob, dangling ref, ...)
 
     @property

@@ -117,7 +117,6 @@ def _repo(root, kind, repo_id, repo_dir, layout, revisions, partials, accessed) 
         revisions=tuple(revisions),
         partials=tuple(partials),
         locks_held=tuple(p for p in locks if safety.held(p)),
-        locks=tuple(p for p in locks if p.is_file()),
     )
 
 

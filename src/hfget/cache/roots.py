@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..config import DEFAULT, FLAG, Settings, Value
+from ..config import DEFAULT, DERIVED, DOTENV, ENV, FLAG, Settings, Value
 from ..errors import UsageError
 from .model import CACHE_NAMES, HF, MS, CacheRoot
 
@@ -34,25 +34,44 @@ def resolve_roots(settings: Settings, only: str | None = None) -> tuple[CacheRoo
     """The cache roots to work on, each checked. Raises UsageError for a root hfget must not touch."""
     if only is not None and only not in CACHE_NAMES:
         raise UsageError(f"Unknown cache {only!r}.", f"Use --only {' or --only '.join(CACHE_NAMES)}.")
-    wanted = {HF: settings.hub_cache, MS: modelscope_cache(settings)}
-    flag_names = {HF: "--cache-dir", MS: "--modelscope-cache"}
+    hf_key = next((k for k in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE") if settings[k].is_set), "HF_HUB_CACHE")
+    wanted = {HF: (settings.hub_cache, hf_key, "--cache-dir"),
+              MS: (modelscope_cache(settings), "MODELSCOPE_CACHE", "--modelscope-cache")}
     roots = []
-    for name, value in wanted.items():
+    for name, (value, key, flag) in wanted.items():
         if only and name != only:
             continue
-        roots.append(check_root(name, value, settings.home, flag_names[name]))
+        where = describe(value, key, flag)
+        if name == HF and value.origin == DERIVED:  # from HF_HOME (or XDG_CACHE_HOME): say where *that* came from
+            home = settings.hf_home
+            if home.origin == DERIVED:
+                where = describe(settings["XDG_CACHE_HOME"], "XDG_CACHE_HOME", flag) + " + /huggingface/hub"
+            else:
+                where = describe(home, "HF_HOME", flag) + " + /hub"
+        roots.append(check_root(name, value, settings.home, flag, where))
     return tuple(roots)
 
 
-def check_root(name: str, value: Value, home: Path, flag: str) -> CacheRoot:
+def describe(value: Value, key: str, flag: str) -> str:
+    """Where a cache location came from, in the words a user would look for: '--cache-dir', 'HF_HUB_CACHE in
+    /proj/.env', 'MODELSCOPE_CACHE in the environment', 'default'."""
+    if value.origin == FLAG:
+        return flag
+    if value.origin == ENV:
+        return f"{key} in the environment"
+    if value.origin == DOTENV:
+        return f"{key} in {value.where}"
+    return value.describe()
+
+
+def check_root(name: str, value: Value, home: Path, flag: str, where: str) -> CacheRoot:
     given = Path(value.value).expanduser()
     path = Path(os.path.realpath(given))
-    where = value.describe()
     real_home = Path(os.path.realpath(home))
     if path == Path(path.anchor) or path == real_home or path in real_home.parents:
+        what = "/" if path == Path(path.anchor) else "your home directory or above it"
         raise UsageError(
-            f"{given} (the {_label(name)} cache, from {where}) is {'/' if path == Path(path.anchor) else 'your home directory or above it'}; "
-            "hfget refuses to treat it as a cache.",
+            f"{given} (the {_label(name)} cache, from {where}) is {what}; hfget refuses to treat it as a cache.",
             f"Point {flag} (or {_env_key(name)}) at the cache folder itself, e.g. {_example(name)}.",
         )
     if not path.exists():
@@ -61,7 +80,7 @@ def check_root(name: str, value: Value, home: Path, flag: str) -> CacheRoot:
                 f"The {_label(name)} cache directory {given} (given with {flag}) does not exist.",
                 f"Check the path; without {flag}, hfget uses {_env_key(name)} or {_example(name)}.",
             )
-        return CacheRoot(name, path, where, exists=False)
+        return CacheRoot(name, path, where, exists=False, default=value.origin == DEFAULT)
     if not path.is_dir():
         raise UsageError(
             f"The {_label(name)} cache {given} (from {where}) is a file, not a directory.",
@@ -73,7 +92,7 @@ def check_root(name: str, value: Value, home: Path, flag: str) -> CacheRoot:
             "hfget will not list or delete anything in it.",
             f"Point {flag} (or {_env_key(name)}) at the cache folder itself, e.g. {_example(name)}.",
         )
-    return CacheRoot(name, path, where, exists=True)
+    return CacheRoot(name, path, where, exists=True, default=value.origin == DEFAULT)
 
 
 def _recognisable(name: str, path: Path) -> bool:
