@@ -155,7 +155,7 @@ def download(
                 takers = _past_the_gate(takers, snapshot, missing[0], attempts)
             target.prepare()
             failures = _transfer(
-                takers, snapshot, target, missing, delivered, moved, attempts, emit, workers, settings.retries
+                takers, winner, snapshot, target, missing, delivered, moved, attempts, emit, workers, settings.retries
             )
         landed = [delivered[f.path][0] if f.path in delivered else f for f in selected if f.path in present or f.path in delivered]
         result.location = str(target.finish(landed, complete=not failures, source=(winner.source.name, winner.source.endpoint)))
@@ -253,6 +253,7 @@ def _past_the_gate(
 
 def _transfer(
     takers: list[Candidate],
+    winner: Candidate,
     snapshot: Snapshot,
     target: Target,
     missing: list[RemoteFile],
@@ -282,7 +283,7 @@ def _transfer(
                 raise _with_attempts(error, attempts) from None
             step = {f.path: error for f in remaining}
         done = len(remaining) - len(step)
-        if failures or step:  # a plain success from the metadata source needs no second line
+        if candidate is not winner or failures or step:  # the metadata source's plain success needs no second line
             outcome = "ok" if not step else ("partial" if done else "failed")
             detail = f"{done} file(s) moved" + (f"; {len(step)} failed: {next(iter(step.values())).message}" if step else "")
             attempts.append(_attempt(candidate, outcome, detail))

@@ -45,8 +45,10 @@ class Candidate:
         return f"{self.source.label}{via}"
 
     @property
-    def key(self) -> tuple[str, str | None]:
-        return (self.source.endpoint, self.proxy.url if self.proxy else None)
+    def key(self) -> tuple[str, str, str | None]:
+        """The same protocol at the same endpoint through the same proxy is the same route."""
+        protocol = "modelscope" if self.source.name == "modelscope" else "hf"
+        return (protocol, self.source.endpoint, self.proxy.url if self.proxy else None)
 
 
 @dataclass
@@ -110,7 +112,7 @@ def plan(settings: Settings, make_client: Callable[[ProxyConfig], HttpClient]) -
                 reason += f", MODELSCOPE_ENDPOINT from {value.describe()}"
             endpoints.append(("modelscope", value.value.rstrip("/"), reason))
 
-    seen: set[tuple[str, str | None]] = set()
+    seen: set[tuple[str, str, str | None]] = set()
     for use_proxy in ([True, False] if proxied else [False]):
         for kind, endpoint, reason in endpoints:
             proxy = proxies.for_url(endpoint) if use_proxy else None
