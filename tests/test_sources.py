@@ -172,9 +172,10 @@ def test_nothing_reachable_names_every_route(cache, cli, monkeypatch):
     result = cli("download", MODEL, "--endpoint", f"http://127.0.0.1:{closed_port()}", "--cache-dir", cache, "--json")
     assert result.exit_code == 1
     error = json.loads(result.stdout)["error"]
-    assert error["message"].startswith("No source could be reached.")
+    assert error["message"].startswith("No source could be reached (")
     assert [a["source"] for a in error["attempts"]] == ["mirror", "hub", "modelscope"]
-    assert "does not resolve" in error["message"] and "refused" in error["message"]
+    assert "DNS lookup failed: http://hub.invalid" in error["message"] and "connection refused: " in error["message"]
+    assert "does not resolve" in error["attempts"][1]["why"]
     assert not cache.exists()
 
 

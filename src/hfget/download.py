@@ -207,15 +207,36 @@ def _best_error(errors: list[HfgetError], attempts: list[Attempt]) -> HfgetError
             if isinstance(error, kind):
                 return error
     if errors and all(isinstance(e, NetworkError) for e in errors):
-        first = errors[0]
-        tried = "; ".join(f"{a.source} {a.endpoint}: {a.why.removeprefix('unreachable: ').rstrip('.')}" for a in attempts)
-        message = f"No source could be reached. {tried}." if len(errors) > 1 else first.message
-        error = copy.copy(first)
-        error.message, error.args = message, (message,)
-        return error
+        return _no_route(errors, attempts) if len(errors) > 1 else errors[0]
     if errors:
         return errors[0]
     return UsageError("No source to try.", "Pass --source hub, mirror or modelscope (or leave --source out).")
+
+
+_WHY = {"dns": "DNS lookup failed", "connect": "connection failed", "timeout": "timed out", "tls": "TLS failed"}
+
+
+def _no_route(errors: list[HfgetError], attempts: list[Attempt]) -> HfgetError:
+    """One short sentence for "nothing worked", grouping routes by how they failed (the table has the details)."""
+    groups: dict[str, list[str]] = {}
+    for error, attempt in zip(errors, attempts):
+        if error.kind == "proxy":  # name the proxy and what it did
+            why = error.message.rstrip(".")
+        elif getattr(error, "refused", False):
+            why = "connection refused"
+        else:
+            why = _WHY.get(error.kind, error.kind)
+        groups.setdefault(why, []).append(attempt.endpoint)
+    parts = "; ".join(f"{why}: {', '.join(endpoints)}" for why, endpoints in groups.items())
+    error = copy.copy(errors[0])
+    error.message = f"No source could be reached ({parts})."
+    error.args = (error.message,)
+    if all(e.kind == "dns" for e in errors):
+        error.hint = (
+            "No host name resolves here: check the network connection and DNS. If DNS is blocked, a proxy that "
+            "resolves names itself works around it (--proxy socks5h://HOST:PORT)."
+        )
+    return error
 
 
 # --- moving bytes -----------------------------------------------------------------------------------------------
