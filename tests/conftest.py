@@ -40,6 +40,12 @@ def isolated(tmp_path, monkeypatch):
     work.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    # The default sources must never reach the internet from a test: the official hub and ModelScope become closed
+    # loopback ports (connection refused at once) and there are no known public mirrors. Tests that need them up
+    # point these settings at the simulator.
+    monkeypatch.setenv("HFGET_OFFICIAL_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("MODELSCOPE_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("HFGET_KNOWN_MIRRORS", "")
     monkeypatch.chdir(work)
     for parent in work.parents:
         assert not (parent / ".env").exists(), f"a stray {parent / '.env'} would leak into the tests"
@@ -67,6 +73,7 @@ def sim(_session_sim):
     _session_sim.clear_log()
     _session_sim.tree_page_size = 1000
     _session_sim.rate_limit = 0
+    _session_sim.cdn_base = None
     yield _session_sim
     _session_sim.clear_faults()
 

@@ -60,7 +60,8 @@ def test_a_tcp_reset_mid_body_is_retried(sim, cache, cli):
     sim.add_fault("reset", "model.safetensors", after=f.size // 3, times=1)
     result = cli("download", MODEL, "model.safetensors", "--endpoint", sim.url, "--cache-dir", cache)
     assert result.exit_code == 0, result.output
-    assert "was reset by the other side" in result.stderr
+    # Depending on timing the client sees the reset itself or a body cut short: both are retried.
+    assert "was reset by the other side" in result.stderr or "closed the connection before the end" in result.stderr
     assert len(sim.requests_for("/cdn/*", "GET")) == 2
     assert official_offline_load(cache, MODEL, files=["model.safetensors"])["files"]["model.safetensors"] == f.content.sha256
 

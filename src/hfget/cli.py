@@ -164,6 +164,30 @@ def download(
     allow_insecure_token: Annotated[
         bool, typer.Option("--allow-insecure-token", help="Allow sending the token over plain http to a remote host.")
     ] = False,
+    source: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--source",
+            help="auto, hub, mirror or modelscope; repeat to set the order (default: auto).",
+            show_default=False,
+        ),
+    ] = None,
+    proxy: Annotated[
+        Optional[str],
+        typer.Option(
+            "--proxy",
+            help="Proxy for every source: http://, https://, socks5:// or socks5h:// (overrides HTTPS_PROXY etc.).",
+            show_default=False,
+        ),
+    ] = None,
+    modelscope_endpoint: Annotated[
+        Optional[str],
+        typer.Option("--modelscope-endpoint", help="ModelScope URL (overrides MODELSCOPE_ENDPOINT).", show_default=False),
+    ] = None,
+    modelscope_id: Annotated[
+        Optional[str],
+        typer.Option("--modelscope-id", help="The repo's id on ModelScope, when it differs.", show_default=False),
+    ] = None,
     max_workers: Annotated[
         Optional[int], typer.Option("--max-workers", help="Files downloaded at once (default 8).", show_default=False)
     ] = None,
@@ -180,9 +204,13 @@ def download(
         "HFGET_MAX_WORKERS": str(max_workers) if max_workers is not None else None,
         "HFGET_ALLOW_TOKEN_TO_MIRROR": "1" if allow_token_to_mirror else None,
         "HFGET_ALLOW_INSECURE_TOKEN": "1" if allow_insecure_token else None,
+        "HFGET_SOURCES": ",".join(source) if source else None,
+        "HFGET_PROXY": proxy,
+        "MODELSCOPE_ENDPOINT": modelscope_endpoint,
+        "HFGET_MODELSCOPE_ID": modelscope_id,
     }
     settings_box: list = []
-    with boundary(json_out, secrets=lambda: _secrets(settings_box, token)):
+    with boundary(json_out, secrets=lambda: _secrets(settings_box, token, _password(proxy))):
         from . import config
         from .download import DownloadRequest
         from .download import download as run_download
@@ -369,6 +397,7 @@ def _size(n: int) -> str:
 
 
 def _secrets(settings_box: list, *explicit: str | None) -> list[str]:
+    """Every secret a message could contain: tokens, and the passwords inside proxy URLs (not the URLs)."""
     found = [s for s in explicit if s]
     for settings in settings_box:
         for key in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "MODELSCOPE_API_TOKEN"):
@@ -376,7 +405,20 @@ def _secrets(settings_box: list, *explicit: str | None) -> list[str]:
                 found.append(settings.get(key))
         if settings.token.is_set:
             found.append(settings.token.value)
+        for key in ("HFGET_PROXY", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"):
+            password = _password(settings.get(key))
+            if password:
+                found.append(password)
     return found
+
+
+def _password(url: str | None) -> str | None:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).password if url and "://" in url else None
+    except ValueError:
+        return None
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ KEYS: dict[str, str | None] = {
     "ALL_PROXY": None,
     "NO_PROXY": None,
     "USE_MODELSCOPE": "0",
-    "MODELSCOPE_ENDPOINT": None,
+    "MODELSCOPE_ENDPOINT": MODELSCOPE_ENDPOINT,
     "MODELSCOPE_CACHE": None,
     "MODELSCOPE_API_TOKEN": None,
     "DEFAULT_MODEL": None,
@@ -42,6 +42,17 @@ KEYS: dict[str, str | None] = {
     "HFGET_ALLOW_TOKEN_TO_MIRROR": "0",
     "HFGET_ALLOW_INSECURE_TOKEN": "0",
     "HFGET_MAX_WORKERS": "8",
+    "HFGET_PROXY": None,  # --proxy: one proxy for every source, overriding HTTP(S)_PROXY / ALL_PROXY
+    "HFGET_SOURCES": "auto",  # --source, comma-separated: auto | hub | mirror | modelscope
+    "HFGET_MODELSCOPE_ID": None,  # --modelscope-id: the repo's id on ModelScope when it differs
+    # The official hub and the public mirrors tried by default. Overridable for a self-hosted hub, and by the tests
+    # (which must never reach the real internet).
+    "HFGET_OFFICIAL_ENDPOINT": OFFICIAL_ENDPOINT,
+    "HFGET_KNOWN_MIRRORS": "https://hf-mirror.com",
+    "HFGET_RETRIES": "5",  # attempts per request and per file before a source is given up on
+    "HFGET_CONNECT_TIMEOUT": "10",
+    "HFGET_READ_TIMEOUT": "30",
+    "REQUESTS_CA_BUNDLE": None,
 }
 
 # Proxy variables are conventionally honoured in lower case too (curl, requests).
@@ -147,6 +158,29 @@ class Settings:
     @property
     def offline(self) -> bool:
         return self.flag("HF_HUB_OFFLINE")
+
+    def seconds(self, key: str) -> float:
+        raw = self.get(key) or KEYS[key] or "0"
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1
+        if not 0 < value <= 3600:
+            raise UsageError(
+                f"{key}={raw!r} (from {self.values[key].describe()}) is not a number of seconds.",
+                f"Set {key} to a number such as 10.",
+            )
+        return value
+
+    @property
+    def retries(self) -> int:
+        raw = self.get("HFGET_RETRIES") or "5"
+        if not raw.isdigit() or not 1 <= int(raw) <= 100:
+            raise UsageError(
+                f"HFGET_RETRIES={raw!r} (from {self.values['HFGET_RETRIES'].describe()}) is not a number from 1 to 100.",
+                "Set HFGET_RETRIES to the number of attempts per request, e.g. 5.",
+            )
+        return int(raw)
 
     @property
     def max_workers(self) -> int:

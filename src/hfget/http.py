@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 from . import __version__
 from .errors import ConnectError, DnsError, NetworkError, NetworkTimeout, ProxyError, ServerError, TlsError
+from .proxy import NO_PROXY_CONFIG, Proxy, ProxyConfig
 
 REDIRECT_CODES = (301, 302, 303, 307, 308)
 RETRY_STATUS = (429, 500, 502, 503, 504)
@@ -89,7 +90,7 @@ class HttpClient:
     def __init__(
         self,
         *,
-        proxies: Mapping[str, str] | None = None,
+        proxy: ProxyConfig | None = None,
         verify: bool | str = True,
         connect_timeout: float = 10.0,
         read_timeout: float = 30.0,
@@ -97,7 +98,7 @@ class HttpClient:
         pool_size: int = 16,
         user_agent: str | None = None,
     ) -> None:
-        self.proxies = dict(proxies or {})
+        self.proxy = proxy or NO_PROXY_CONFIG
         self.verify = verify
         self.timeout = (connect_timeout, read_timeout)
         self.retry = retry or RetryPolicy()
@@ -119,7 +120,6 @@ class HttpClient:
             # Proxies come from hfget's resolved settings (with provenance), never implicitly from the environment,
             # and .netrc must not add credentials behind the user's back.
             session.trust_env = False
-            session.proxies = dict(self.proxies)
             session.verify = self.verify
             session.headers["User-Agent"] = self.user_agent
             adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.pool_size, max_retries=0)
@@ -185,6 +185,7 @@ class HttpClient:
             request_headers = dict(headers)
             if grant is not None and grant.applies_to(current):
                 request_headers["Authorization"] = f"Bearer {grant.token}"
+            proxy = self.proxy.for_url(current)
             try:
                 response = self.session().request(
                     method,
@@ -193,9 +194,13 @@ class HttpClient:
                     stream=stream,
                     allow_redirects=False,
                     timeout=timeout or self.timeout,
+                    proxies={"http": proxy.url, "https": proxy.url} if proxy else {},
                 )
             except requests.RequestException as exc:
-                raise classify_exception(exc, current, bool(self.proxies)) from None
+                raise classify_exception(exc, current, proxy) from None
+            if response.status_code == 407 and proxy is not None:
+                response.close()
+                raise proxy_auth_error(proxy, current)
             if not follow_redirects or response.status_code not in REDIRECT_CODES:
                 response.hfget_history = seen  # type: ignore[attr-defined]
                 return response
@@ -233,10 +238,8 @@ class HttpClient:
                         raise u3.IncompleteRead(raw.tell(), raw.length_remaining)
                     return
                 yield block
-        except (requests.RequestException, u3.HTTPError) as exc:
-            raise classify_exception(exc, response.url, bool(self.proxies)) from None
-        except OSError as exc:
-            raise classify_exception(exc, response.url, bool(self.proxies)) from None
+        except (requests.RequestException, u3.HTTPError, OSError) as exc:
+            raise classify_exception(exc, response.url, self.proxy.for_url(response.url)) from None
 
 
 _RETRY_HINT = "Run the same command again: finished files are kept and partial ones resume."
@@ -256,7 +259,16 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
                 stack.append(nested)
 
 
-def classify_exception(exc: BaseException, url: str, via_proxy: bool = False) -> NetworkError:
+def proxy_auth_error(proxy: Proxy, url: str) -> ProxyError:
+    creds = "the credentials in" if proxy.has_credentials else "no credentials in"
+    return ProxyError(
+        f"The proxy {proxy.describe()} refused to forward the request to {host_label(url)}: it requires "
+        f"authentication (HTTP 407), and {creds} the proxy URL were accepted.",
+        "Put the right user and password in the proxy URL: scheme://USER:PASSWORD@host:port.",
+    )
+
+
+def classify_exception(exc: BaseException, url: str, proxy: Proxy | None = None) -> NetworkError:
     """Map a requests/urllib3/socket exception to the hfget error a user can act on."""
     import socket
     import ssl
@@ -268,14 +280,13 @@ def classify_exception(exc: BaseException, url: str, via_proxy: bool = False) ->
     chain = list(_chain(exc))
     text = " ".join(str(e) for e in chain)
 
-    if isinstance(exc, requests.exceptions.ProxyError) or any(isinstance(e, u3.ProxyError) for e in chain):
-        error = ProxyError(
-            f"The proxy refused or failed the connection to {host}: {_short(exc)}.",
-            "Check that the proxy is running and that its URL (scheme, host, port, credentials) is right.",
-        )
-    elif isinstance(exc, requests.exceptions.SSLError) or any(isinstance(e, ssl.SSLError) for e in chain):
+    if proxy is not None:
+        proxy_error = _proxy_failure(chain, text, proxy, host)
+        if proxy_error is not None:
+            return proxy_error
+    if isinstance(exc, requests.exceptions.SSLError) or any(isinstance(e, ssl.SSLError) for e in chain):
         if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-            error = TlsError(
+            error: NetworkError = TlsError(
                 f"The TLS certificate of {host} could not be verified: {_short(exc)}.",
                 "A firewall or proxy may be intercepting HTTPS. Point REQUESTS_CA_BUNDLE at your organisation's CA "
                 "bundle, or use a mirror or proxy you trust.",
@@ -319,16 +330,61 @@ def classify_exception(exc: BaseException, url: str, via_proxy: bool = False) ->
         error = ConnectError(f"{host} closed the connection before the end of the body.", _RETRY_HINT)
     else:
         error = ConnectError(f"The connection to {host} failed: {_short(exc)}.", _RETRY_HINT)
-    if via_proxy and not isinstance(error, ProxyError):
-        error.message += " (through the configured proxy)"
+    if proxy is not None:
+        error.message += f" (through the proxy {proxy.masked})"
     return error
 
 
+def _proxy_failure(chain: list[BaseException], text: str, proxy: Proxy, host: str) -> ProxyError | None:
+    """The errors that are the proxy's own: unreachable, refusing, auth failure, protocol mismatch."""
+    import requests
+
+    try:
+        import socks
+    except ImportError:  # pragma: no cover - requests[socks] is a dependency
+        socks = None
+    where = proxy.describe()
+    lowered = text.lower()
+    if "407" in text or "authentication" in lowered or (socks and any(isinstance(e, socks.SOCKS5AuthError) for e in chain)):
+        return proxy_auth_error(proxy, host)
+    proxy_connect = socks is not None and any(isinstance(e, socks.ProxyConnectionError) for e in chain)
+    if proxy_connect or any(isinstance(e, requests.exceptions.ProxyError) for e in chain) and (
+        "refused" in lowered or "unable to connect to proxy" in lowered or "timed out" in lowered
+    ):
+        return ProxyError(
+            f"The proxy {where} cannot be reached: {_short(chain[0])}.",
+            "Start the proxy, or fix its host and port; without it, try --source modelscope or a mirror.",
+        )
+    general = socks is not None and any(isinstance(e, socks.GeneralProxyError) for e in chain)
+    if general and proxy.has_credentials and "closed unexpectedly" in lowered:
+        # RFC 1929 says a proxy answers bad credentials with a status; many (pproxy, some ssh setups) just hang up.
+        return proxy_auth_error(proxy, host)
+    if general:
+        return ProxyError(
+            f"The proxy {where} did not answer as a {proxy.scheme} proxy: {_short(chain[0])}.",
+            "Check the proxy's scheme (http:// vs socks5h://) and port.",
+        )
+    if any(isinstance(e, requests.exceptions.ProxyError) for e in chain):
+        return ProxyError(
+            f"The proxy {where} failed to forward the request to {host}: {_short(chain[0])}.",
+            "Check that the proxy can reach the internet (or the host); try another proxy or source.",
+        )
+    return None
+
+
 def _short(exc: BaseException) -> str:
-    """The innermost useful message of an exception, without urllib3's object reprs."""
+    """The innermost useful words of an exception: "connection refused", not urllib3's nested reprs."""
+    for nested in _chain(exc):
+        if isinstance(nested, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(nested, TimeoutError):
+            return "timed out"
     text = str(exc)
     if "Caused by " in text:
-        text = text.split("Caused by ", 1)[1].rstrip(")")
-    if ": " in text and text.startswith(("NewConnectionError", "<urllib3")):
+        text = text.split("Caused by ", 1)[1]
+    for noise in ("Failed to establish a new connection: ",):
+        if noise in text:
+            text = text.split(noise, 1)[1]
+    if ": " in text and text.startswith(("NewConnectionError", "<urllib3", "ProxyError(")):
         text = text.split(": ", 1)[1]
-    return text.strip().rstrip(".")[:300]
+    return text.strip().strip("()'\"").rstrip(".")[:300]

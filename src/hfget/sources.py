@@ -145,7 +145,7 @@ class HubSource:
                     f"{where} listed {path!r} with two different sizes ({size} and {lfs.get('size')}).",
                     "The server is broken or hostile; use another source.",
                 )
-        return RemoteFile(path=path, size=size, blob_id=blob_id, sha256=sha256)
+        return RemoteFile(path=path, size=size, blob_id=blob_id, sha256=sha256, lfs=sha256 is not None)
 
     def file_location(self, snapshot: Snapshot, file: RemoteFile) -> tuple[str, TokenGrant | None]:
         # Always by commit, never by branch: every file of one download comes from the same commit.

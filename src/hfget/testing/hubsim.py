@@ -47,6 +47,8 @@ class Fault:
 
     kind: corrupt (flip a byte at `offset`), reset (drop the connection after `after` body bytes), truncate (send
     `after` bytes of a full Content-Length, then close), status (answer `status` with optional `retry_after`),
+    With `at` set, reset/truncate/stall cut at that absolute file offset instead: the server then never serves
+    past it, however the client resumes (a mirror that dies half-way through a file).
     ignore_range (answer 200 with the whole body), stall (send `after` bytes then hang), throttle (limit to `rate`
     bytes/s), hang (accept, never answer). `where` limits it to "resolve", "cdn" or "any" request; `times` is how
     many requests it hits (None: all).
@@ -58,6 +60,7 @@ class Fault:
     times: int | None = None
     offset: int = 0
     after: int = 0
+    at: int | None = None
     status: int = 503
     retry_after: str | None = None
     rate: float = 0.0
@@ -480,8 +483,9 @@ class _Handler(BaseHTTPRequestHandler):
         if commit is None:
             return self._ms_error(404, f"revision {revision} not found")
         files = repo.commits[commit]
+        ms_commit = modelscope_commit(commit)
         if rest == ["revisions"]:
-            branches = [{"Revision": "master", "CommitId": repo.refs.get("main")}]
+            branches = [{"Revision": "master", "CommitId": modelscope_commit(repo.refs["main"])}]
             return self._json({"Code": 200, "Data": {"RevisionMap": {"Branches": branches, "Tags": []}},
                                "Success": True})
         if rest == ["repo", "files"]:
@@ -494,7 +498,7 @@ class _Handler(BaseHTTPRequestHandler):
             for e in entries:
                 f = files.get(e["path"])
                 entry = {"Name": e["path"].split("/")[-1], "Path": e["path"], "Type": "tree" if f is None else "blob",
-                         "Size": 0 if f is None else f.size, "Revision": commit, "CommittedDate": 1767225600,
+                         "Size": 0 if f is None else f.size, "Revision": ms_commit, "CommittedDate": 1767225600,
                          "Mode": "40000" if f is None else "100644"}
                 if f is not None:
                     entry.update(Sha256=f.content.sha256, IsLFS=f.lfs)
@@ -627,21 +631,15 @@ class _Handler(BaseHTTPRequestHandler):
         rate = throttle.rate if throttle else self.sim.rate_limit
         sent = 0
         began = time.monotonic()
+        limit = None if cut is None else (max(0, cut.at - start) if cut.at is not None else cut.after)
+        if limit == 0:
+            self._cut(cut, b"")
         for piece in f.content.iter_range(start, end, 64 * 1024):
             if corrupt and start + sent <= corrupt.offset < start + sent + len(piece):
                 i = corrupt.offset - start - sent
                 piece = piece[:i] + bytes([piece[i] ^ 0xFF]) + piece[i + 1 :]
-            if cut and sent + len(piece) > cut.after:
-                piece = piece[: max(0, cut.after - sent)]
-                self.wfile.write(piece)
-                self.record.body_bytes += len(piece)
-                self.wfile.flush()
-                if cut.kind == "stall":
-                    self.sim._stop.wait()
-                elif cut.kind == "reset":
-                    # SO_LINGER 0: the peer sees a TCP reset, not a clean close
-                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                raise _Abort
+            if limit is not None and sent + len(piece) > limit:
+                self._cut(cut, piece[: limit - sent])
             self.wfile.write(piece)
             sent += len(piece)
             self.record.body_bytes += len(piece)
@@ -650,6 +648,23 @@ class _Handler(BaseHTTPRequestHandler):
                 if ahead > 0:
                     if self.sim._stop.wait(ahead):
                         raise _Abort
+
+    def _cut(self, cut: Fault, piece: bytes) -> None:
+        """Send the last `piece`, then break the connection the way the fault says."""
+        self.wfile.write(piece)
+        self.record.body_bytes += len(piece)
+        self.wfile.flush()
+        if cut.kind == "stall":
+            self.sim._stop.wait()
+        elif cut.kind == "reset":
+            # SO_LINGER 0: the peer sees a TCP reset, not a clean close
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        raise _Abort
+
+
+def modelscope_commit(hf_commit: str) -> str:
+    """ModelScope mirrors a repo into its own git history: same files, other commit ids."""
+    return hashlib.sha1(f"modelscope:{hf_commit}".encode()).hexdigest()
 
 
 def _cookie(header: str, name: str) -> str:
