@@ -120,3 +120,25 @@ def age(paths, days: float) -> None:
     when = time.time() - days * 86400
     for path in paths:
         os.utime(path, (when, when), follow_symlinks=False)
+
+
+@contextmanager
+def undeletable(path: Path):
+    """Make `path` impossible to delete for the duration: a read-only folder for a normal user; for root (who
+    ignores permissions) the immutable attribute, where the file system and capabilities allow it."""
+    import pytest
+
+    if os.geteuid() != 0:
+        mode = path.parent.stat().st_mode
+        path.parent.chmod(0o555)
+        try:
+            yield
+        finally:
+            path.parent.chmod(mode)
+        return
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        pytest.skip("cannot make a file undeletable here (root without chattr +i)")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], capture_output=True)

@@ -12,7 +12,7 @@ from huggingface_hub import scan_cache_dir
 
 from cache_helpers import (
     DATASET, MODEL, advance, age, download_in_progress, hfget_download, legacy_modelscope_repo,
-    modelscope_download, modelscope_download_in_progress, moving_repo, official_download,
+    modelscope_download, modelscope_download_in_progress, moving_repo, official_download, undeletable,
 )
 from typer.testing import CliRunner
 
@@ -240,6 +240,21 @@ def test_a_modelscope_download_in_progress_is_left_alone(sim, cli, tmp_path):
         assert "in use: a download holds" in result.stdout and str(ms / ".lock") in result.stdout
         assert partial.exists() and finished == sorted(p.name for p in partial.parent.iterdir() if p != partial)
     assert not legacy.exists()  # the rest of --all went ahead
+
+
+def test_a_file_that_cannot_be_deleted_is_reported_and_the_rest_goes_ahead(sim, cache, cli, filled, capfd):
+    blob = next((cache / MODEL_DIR / "blobs").iterdir())
+    capfd.readouterr()
+    with undeletable(blob):
+        result = _clean(cache, MODEL, DATASET, "--yes")
+    assert result.exit_code == 1
+    assert "failed:" in result.stdout and "hfget-demo/tiny-model" in result.stdout and str(blob) in result.stdout
+    assert "✓ Freed" in result.stdout and "Traceback" not in result.output
+    assert "Traceback" not in capfd.readouterr().err  # huggingface_hub's own logging is kept quiet
+    assert not (cache / "datasets--hfget-demo--tiny-dataset").exists()
+    # The refs and snapshot links went first, so what is left still scans as a (now empty) repo, no warnings.
+    info = scan_cache_dir(cache)
+    assert not info.warnings and [r.revisions for r in info.repos if r.repo_id == MODEL] == [frozenset()]
 
 
 def test_older_than_takes_only_repos_unused_for_that_long(sim, cache, cli, filled):

@@ -12,8 +12,11 @@ deletes the blobs, so the cache-wide shared blob store of huggingface_hub 2.x is
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -103,7 +106,8 @@ class CleanPlan:
         """Delete what the plan lists. A repo a download took since the plan was made is skipped with a note."""
         result = CleanResult(skipped=list(self.skipped))
         roots = {r.name: r.path for r in self.roots}
-        fresh_hf = _fresh_hf_info(roots) if any(s.action == REVISIONS and s.repo.cache == HF for s in self.steps) else None
+        revisions_in_hf = any(s.action == REVISIONS and s.repo.cache == HF for s in self.steps)
+        fresh_hf = _fresh_hf_info(roots) if revisions_in_hf else None
         for step in self.steps:
             root = roots[step.repo.cache]
             try:
@@ -138,7 +142,7 @@ def plan_clean(settings: Settings, request: CleanRequest) -> CleanPlan:
     steps: list[Step] = []
     for repo in sorted(repos, key=lambda r: (r.cache, r.repo_id.lower(), r.kind)):
         if whole:
-            steps.append(Step(repo, REPO, repo.size + repo.partial_size))
+            steps.append(Step(repo, REPO, _whole_size(repo)))
             continue
         if request.keep_latest:
             drop = _old_revisions(repo)
@@ -178,6 +182,22 @@ def _age(text: str) -> float:
             f"--older-than {text!r} is not an age.",
             "Use a number with a unit: 30d, 12h, 90min, 2w, 1y (a bare number means days).",
         ) from None
+
+
+def _whole_size(repo: CachedRepo) -> int:
+    """What deleting the folder frees. huggingface_hub's size counts only blobs a snapshot links to; blobs nothing
+    links to any more (an interrupted clean, a failed download) go too, so they count here."""
+    if repo.cache != HF:
+        return repo.size + repo.partial_size
+    on_disk = 0
+    for blob in _children(repo.path / "blobs"):
+        try:
+            st = os.lstat(blob)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):  # a link into the shared store is not counted here: repo.size has it
+            on_disk += st.st_size
+    return max(repo.size + repo.partial_size, on_disk)
 
 
 def _old_revisions(repo: CachedRepo) -> tuple[Revision, ...]:
@@ -283,12 +303,14 @@ def _remove_blobs(blobs: list[Path], repo_path: Path, root: Path) -> None:
     files = [b for b in ours if not (b.is_dir() and not b.is_symlink())]
     for folder in set(ours) - set(files):
         safety.remove(folder, root)  # never expected in blobs/; rmtree here would still not follow links
-    DeleteCacheStrategy(
+    strategy = DeleteCacheStrategy(
         expected_freed_size=0, blobs=frozenset(files), refs=frozenset(), repos=frozenset(),
         snapshots=frozenset(), cache_dir=root,
-    ).execute()
+    )
+    with _quiet("huggingface_hub.utils._cache_manager"):
+        strategy.execute()
     left = [b for b in files if os.path.lexists(b)]
-    if left:  # huggingface_hub logs and carries on; we report it
+    if left:  # huggingface_hub logs (with a traceback) and carries on; we report it as one line instead
         raise PermissionError(f"could not delete {left[0]}" + (f" and {len(left) - 1} more" if len(left) > 1 else ""))
 
 
@@ -333,6 +355,17 @@ _EXECUTORS = {
     (False, REPO): _remove_ms_repo,
     (False, REVISIONS): _remove_ms_revisions,
 }
+
+
+@contextmanager
+def _quiet(logger_name: str):
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _require_under(path: Path, folder: Path) -> None:

@@ -90,7 +90,8 @@ def check_root(name: str, value: Value, home: Path, flag: str, where: str) -> Ca
         raise UsageError(
             f"{given} (from {where}) does not look like a {_label(name)} cache ({_what_is_expected(name)}); "
             "hfget will not list or delete anything in it.",
-            f"Point {flag} (or {_env_key(name)}) at the cache folder itself, e.g. {_example(name)}.",
+            f"Point {flag} (or {_env_key(name)}) at the cache folder itself, e.g. {_example(name)}; "
+            f"or leave this cache out with --only {HF if name == MS else MS}.",
         )
     return CacheRoot(name, path, where, exists=True, default=value.origin == DEFAULT)
 
