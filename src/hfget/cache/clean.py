@@ -222,8 +222,8 @@ def _split_in_use(step: Step) -> list[Step]:
     repo = step.repo
     if repo.path.is_symlink():
         target = os.path.realpath(repo.path)
-        return [replace(step, note=f"the repo folder is a symlink to {target}; hfget deletes nothing outside the "
-                                   "cache: remove the link (or its target) yourself")]
+        return [replace(step, note=f"the repo folder is a symlink (to {target}); hfget follows no symlink when "
+                                   "deleting: remove the link, or its target, yourself")]
     if step.action == PARTIALS:
         busy = tuple(p for p in step.partials if p.in_use)
         free = tuple(p for p in step.partials if not p.in_use)
