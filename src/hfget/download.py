@@ -25,6 +25,7 @@ from .errors import (
     NetworkError,
     NotFoundError,
     RevisionNotFoundError,
+    ServerError,
     UsageError,
     is_fall_through,
 )
@@ -202,7 +203,7 @@ def _resolve(candidates: list[Candidate], request: DownloadRequest, attempts: li
 
 def _best_error(errors: list[HfgetError], attempts: list[Attempt]) -> HfgetError:
     """The most telling failure: what a server said (gated, not found) beats a server that could not be reached."""
-    for kind in (GatedRepoError, AuthError, RevisionNotFoundError, NotFoundError):
+    for kind in (GatedRepoError, AuthError, RevisionNotFoundError, NotFoundError, ServerError):
         for error in errors:
             if isinstance(error, kind):
                 return error
