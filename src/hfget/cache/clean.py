@@ -297,7 +297,7 @@ def _remove_hf_revisions(step: Step, root: Path, info) -> None:
 def _remove_blobs(blobs: list[Path], repo_path: Path, root: Path) -> None:
     """Blob entries of this repo only (a snapshot link planted to point elsewhere names no blob of ours), deleted by
     huggingface_hub's strategy so that a shared-store blob is released the way huggingface_hub expects."""
-    from huggingface_hub.utils._cache_manager import DeleteCacheStrategy
+    from huggingface_hub import DeleteCacheStrategy
 
     ours = [b for b in blobs if Path(os.path.abspath(b)).parent == repo_path / "blobs" and safety.is_inside(b, root)]
     files = [b for b in ours if not (b.is_dir() and not b.is_symlink())]
