@@ -8,6 +8,7 @@ BIN="${VENV:-.venv}/bin"
 DEMO=.demo
 rm -rf "$DEMO" && mkdir -p "$DEMO"
 export HF_HUB_CACHE="$PWD/$DEMO/hub"   # keep the demo out of your real cache
+export HFGET_KNOWN_MIRRORS=            # the demo talks to the local hub only: no public mirror as a fallback
 
 "$BIN/hfget-hubsim" --demo --rate 12 --large-mb 48 --url-file "$DEMO/url" 2>"$DEMO/hubsim.log" &
 SIM=$!
@@ -18,9 +19,9 @@ URL=$(cat "$DEMO/url")
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
 echo "Hub simulator at $URL (file bodies limited to 12 MB/s per connection, like a throttled mirror)."
-step "$BIN/hfget" download hfget-demo/tiny-model --endpoint "$URL"
-step "$BIN/hfget" download hfget-demo/tiny-model --endpoint "$URL"
-step "$BIN/hfget" download hfget-demo/tiny-model --endpoint "$URL" --revision v1.0 --quiet
+step "$BIN/hfget" download hfget-demo/tiny-model --source mirror --endpoint "$URL"
+step "$BIN/hfget" download hfget-demo/tiny-model --source mirror --endpoint "$URL"
+step "$BIN/hfget" download hfget-demo/tiny-model --source mirror --endpoint "$URL" --revision v1.0 --quiet
 echo
 echo "The official client, offline, reads what hfget wrote (HF_HUB_OFFLINE=1):"
 HF_HUB_OFFLINE=1 "$BIN/python" - <<'PY'

@@ -101,8 +101,11 @@ def test_unreachable_proxy_is_named_as_such(sim, warm_cache, cli, only_via_proxy
     proxy = f"socks5h://127.0.0.1:{closed_port()}"
     result = cli("download", MODEL, "--endpoint", only_via_proxy, "--proxy", proxy, "--cache-dir", warm_cache)
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert f"The proxy {proxy} (--proxy) cannot be reached: connection refused" in result.stderr
-    assert "Fix:" in result.stderr and tree_state(warm_cache) == before
+    assert "Fix: Start the proxy, or fix its host and port" in result.stderr and tree_state(warm_cache) == before
+    error = json.loads(cli("download", MODEL, "--endpoint", only_via_proxy, "--proxy", proxy, "--cache-dir", warm_cache,
+                           "--json").stdout)["error"]
+    assert f"The proxy {proxy} (--proxy) cannot be reached: connection refused" in error["message"]
+    assert tree_state(warm_cache) == before
 
 
 @pytest.mark.parametrize("scheme", ["http", "socks5h"])

@@ -172,7 +172,31 @@ def test_nothing_reachable_names_every_route(cache, cli, monkeypatch):
     result = cli("download", MODEL, "--endpoint", f"http://127.0.0.1:{closed_port()}", "--cache-dir", cache, "--json")
     assert result.exit_code == 1
     error = json.loads(result.stdout)["error"]
-    assert error["message"].startswith("No source could be reached.")
+    assert error["message"].startswith("No source could be reached (")
     assert [a["source"] for a in error["attempts"]] == ["mirror", "hub", "modelscope"]
-    assert "does not resolve" in error["message"] and "refused" in error["message"]
+    assert "DNS lookup failed: http://hub.invalid" in error["message"] and "connection refused: " in error["message"]
+    assert "does not resolve" in error["attempts"][1]["why"]
     assert not cache.exists()
+
+
+def test_a_gate_the_mirror_cannot_open_goes_to_the_hub_with_the_token_then_modelscope(sim, cache, cli, monkeypatch):
+    gated = "hfget-demo/gated-model"
+    with HubSimulator(demo_repos(large_mb=1), users=[SimUser(GATED_TOKEN, "bob", gated_access=frozenset({gated}))]) as hub:
+        monkeypatch.setenv("HFGET_OFFICIAL_ENDPOINT", hub.url)
+        monkeypatch.setenv("HF_TOKEN", GATED_TOKEN)
+        summary = _json(cli("download", gated, "--endpoint", sim.url, "--cache-dir", cache, "--json"))
+        # The mirror listed the files but its gate stayed shut (the token is not sent to mirrors): the hub served.
+        assert [(a["source"], a["outcome"]) for a in summary["attempts"]] == [("mirror", "ok"), ("mirror", "failed"), ("hub", "ok")]
+        assert {f["source"] for f in summary["files"]} == {"hub"}
+        assert not any(r.authorization for r in sim.requests_for())
+        assert all(r.authorization == f"Bearer {GATED_TOKEN}" for r in hub.requests_for(f"/{gated}/resolve/*"))
+
+    # No token at all, but ModelScope publishes the model openly: it serves, verified against the hub's hashes.
+    monkeypatch.delenv("HF_TOKEN")
+    monkeypatch.setenv("MODELSCOPE_ENDPOINT", sim.url)
+    summary = _json(cli("download", gated, "--endpoint", sim.url, "--cache-dir", cache, "--json", "--revision", "main"))
+    assert summary["bytes_downloaded"] == 0  # already there from the hub
+    other = cache.parent / "other-cache"
+    summary = _json(cli("download", gated, "--endpoint", sim.url, "--cache-dir", other, "--json"))
+    assert {f["source"] for f in summary["files"]} == {"modelscope"}
+    assert official_offline_load(other, gated)["files"] == expected_files(sim, gated)

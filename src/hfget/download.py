@@ -25,6 +25,7 @@ from .errors import (
     NetworkError,
     NotFoundError,
     RevisionNotFoundError,
+    ServerError,
     UsageError,
     is_fall_through,
 )
@@ -155,7 +156,7 @@ def download(
                 takers = _past_the_gate(takers, snapshot, missing[0], attempts)
             target.prepare()
             failures = _transfer(
-                takers, snapshot, target, missing, delivered, moved, attempts, emit, workers, settings.retries
+                takers, winner, snapshot, target, missing, delivered, moved, attempts, emit, workers, settings.retries
             )
         landed = [delivered[f.path][0] if f.path in delivered else f for f in selected if f.path in present or f.path in delivered]
         result.location = str(target.finish(landed, complete=not failures, source=(winner.source.name, winner.source.endpoint)))
@@ -202,20 +203,41 @@ def _resolve(candidates: list[Candidate], request: DownloadRequest, attempts: li
 
 def _best_error(errors: list[HfgetError], attempts: list[Attempt]) -> HfgetError:
     """The most telling failure: what a server said (gated, not found) beats a server that could not be reached."""
-    for kind in (GatedRepoError, AuthError, RevisionNotFoundError, NotFoundError):
+    for kind in (GatedRepoError, AuthError, RevisionNotFoundError, NotFoundError, ServerError):
         for error in errors:
             if isinstance(error, kind):
                 return error
     if errors and all(isinstance(e, NetworkError) for e in errors):
-        first = errors[0]
-        tried = "; ".join(f"{a.source} {a.endpoint}: {a.why.removeprefix('unreachable: ').rstrip('.')}" for a in attempts)
-        message = f"No source could be reached. {tried}." if len(errors) > 1 else first.message
-        error = copy.copy(first)
-        error.message, error.args = message, (message,)
-        return error
+        return _no_route(errors, attempts) if len(errors) > 1 else errors[0]
     if errors:
         return errors[0]
     return UsageError("No source to try.", "Pass --source hub, mirror or modelscope (or leave --source out).")
+
+
+_WHY = {"dns": "DNS lookup failed", "connect": "connection failed", "timeout": "timed out", "tls": "TLS failed"}
+
+
+def _no_route(errors: list[HfgetError], attempts: list[Attempt]) -> HfgetError:
+    """One short sentence for "nothing worked", grouping routes by how they failed (the table has the details)."""
+    groups: dict[str, list[str]] = {}
+    for error, attempt in zip(errors, attempts):
+        if error.kind == "proxy":  # name the proxy and what it did
+            why = error.message.rstrip(".")
+        elif getattr(error, "refused", False):
+            why = "connection refused"
+        else:
+            why = _WHY.get(error.kind, error.kind)
+        groups.setdefault(why, []).append(attempt.endpoint)
+    parts = "; ".join(f"{why}: {', '.join(endpoints)}" for why, endpoints in groups.items())
+    error = copy.copy(errors[0])
+    error.message = f"No source could be reached ({parts})."
+    error.args = (error.message,)
+    if all(e.kind == "dns" for e in errors):
+        error.hint = (
+            "No host name resolves here: check the network connection and DNS. If DNS is blocked, a proxy that "
+            "resolves names itself works around it (--proxy socks5h://HOST:PORT)."
+        )
+    return error
 
 
 # --- moving bytes -----------------------------------------------------------------------------------------------
@@ -253,6 +275,7 @@ def _past_the_gate(
 
 def _transfer(
     takers: list[Candidate],
+    winner: Candidate,
     snapshot: Snapshot,
     target: Target,
     missing: list[RemoteFile],
@@ -282,7 +305,7 @@ def _transfer(
                 raise _with_attempts(error, attempts) from None
             step = {f.path: error for f in remaining}
         done = len(remaining) - len(step)
-        if failures or step:  # a plain success from the metadata source needs no second line
+        if candidate is not winner or failures or step:  # the metadata source's plain success needs no second line
             outcome = "ok" if not step else ("partial" if done else "failed")
             detail = f"{done} file(s) moved" + (f"; {len(step)} failed: {next(iter(step.values())).message}" if step else "")
             attempts.append(_attempt(candidate, outcome, detail))

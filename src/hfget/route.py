@@ -45,8 +45,10 @@ class Candidate:
         return f"{self.source.label}{via}"
 
     @property
-    def key(self) -> tuple[str, str | None]:
-        return (self.source.endpoint, self.proxy.url if self.proxy else None)
+    def key(self) -> tuple[str, str, str | None]:
+        """The same protocol at the same endpoint through the same proxy is the same route."""
+        protocol = "modelscope" if self.source.name == "modelscope" else "hf"
+        return (protocol, self.source.endpoint, self.proxy.url if self.proxy else None)
 
 
 @dataclass
@@ -110,7 +112,7 @@ def plan(settings: Settings, make_client: Callable[[ProxyConfig], HttpClient]) -
                 reason += f", MODELSCOPE_ENDPOINT from {value.describe()}"
             endpoints.append(("modelscope", value.value.rstrip("/"), reason))
 
-    seen: set[tuple[str, str | None]] = set()
+    seen: set[tuple[str, str, str | None]] = set()
     for use_proxy in ([True, False] if proxied else [False]):
         for kind, endpoint, reason in endpoints:
             proxy = proxies.for_url(endpoint) if use_proxy else None
@@ -164,15 +166,19 @@ def _check_url(endpoint: str, kind: str, settings: Settings) -> None:
 
 
 def probe(candidates: list[Candidate], timeout: float) -> None:
-    """Check every candidate's endpoint at once (one HEAD each); mark the unreachable ones. At most ~timeout s."""
+    """Check the candidates' endpoints all at once (one HEAD each) and mark the unreachable ones.
+
+    Returns as soon as the first candidate in order is known to answer: a working first choice costs one round
+    trip, not the slowest candidate's timeout. The other checks finish in the background and mark their candidates
+    for later (a handover after a mid-download failure). At most about `timeout` seconds.
+    """
     if len(candidates) < 2:
         return
 
     def check(candidate: Candidate) -> None:
-        client = candidate.source.client
         started = time.monotonic()
         try:
-            client.request(
+            candidate.source.client.request(
                 "HEAD", candidate.source.endpoint + "/", retry=False, follow_redirects=False,
                 timeout=(timeout, timeout),
             ).close()
@@ -184,10 +190,14 @@ def probe(candidates: list[Candidate], timeout: float) -> None:
     for thread in threads:
         thread.start()
     deadline = time.monotonic() + timeout + 1
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
     for candidate, thread in zip(candidates, threads):
+        thread.join(max(0.0, deadline - time.monotonic()))
         if thread.is_alive():  # DNS can ignore the socket timeout: treat as unreachable
             from .errors import NetworkTimeout
 
-            candidate.unreachable = NetworkTimeout(f"{candidate.source.endpoint} did not answer within {timeout:g} s.")
+            candidate.unreachable = NetworkTimeout(
+                f"{candidate.source.endpoint} did not answer within {timeout:g} s.",
+                "The host is unreachable or filtered from here; use a mirror or a proxy.",
+            )
+        elif candidate.unreachable is None:
+            return

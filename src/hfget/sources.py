@@ -90,9 +90,10 @@ class HubSource:
         seen_urls: set[str] = set()
         seen_paths: set[str] = set()
         where = host_label(self.endpoint)
-        pages = 0
+        pages = empty_pages = 0
         while url:
-            if url in seen_urls or pages >= MAX_TREE_PAGES:
+            # A loop shows as a URL seen before, or (cursor games) pages that bring nothing new.
+            if url in seen_urls or pages >= MAX_TREE_PAGES or empty_pages > 3:
                 raise ProtocolError(
                     f"{where} sent a tree listing for {repo} that never ends (pagination loops).",
                     "The server is broken or hostile; use another source.",
@@ -108,6 +109,7 @@ class HubSource:
             entries = self._json(response, f"file listing of {repo}")
             if not isinstance(entries, list):
                 raise self._not_hub(f"file listing of {repo}")
+            empty_pages = empty_pages + 1 if not entries else 0
             for entry in entries:
                 file = self._parse_entry(entry, where)
                 if file is None:

@@ -74,6 +74,19 @@ class Fault:
 
 
 @dataclass
+class Override:
+    """A canned answer for requests whose URL path matches `match` (fnmatch): hostile or broken metadata."""
+
+    match: str
+    body: bytes
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+    times: int | None = None
+    hits: int = 0
+
+
+@dataclass
 class RequestRecord:
     method: str
     host: str
@@ -106,6 +119,7 @@ class HubSimulator:
         self.repos: dict[tuple[str, str], SimRepo] = {}
         self.users: dict[str, SimUser] = {}
         self.faults: list[Fault] = []
+        self.overrides: list[Override] = []
         self.log: list[RequestRecord] = []
         self.tree_page_size = tree_page_size
         self.rate_limit: float = 0.0  # bytes/s per connection for file bodies (0 = unlimited)
@@ -139,9 +153,22 @@ class HubSimulator:
             self.faults.append(fault)
         return fault
 
+    def override(self, match: str, body, *, status: int = 200, headers: dict[str, str] | None = None,
+                 times: int | None = None) -> Override:
+        """Answer requests for paths matching `match` with `body` (JSON-encoded unless bytes/str) instead."""
+        if isinstance(body, str):
+            body = body.encode()
+        elif not isinstance(body, bytes):
+            body = json.dumps(body).encode()
+        item = Override(match, body, status, dict(headers or {}), times=times)
+        with self._lock:
+            self.overrides.append(item)
+        return item
+
     def clear_faults(self) -> None:
         with self._lock:
             self.faults.clear()
+            self.overrides.clear()
 
     def repo(self, repo_id: str, repo_type: str = "model") -> SimRepo:
         return self.repos[(repo_type, repo_id)]
@@ -220,6 +247,14 @@ class HubSimulator:
                     return fault
         return None
 
+    def _take_override(self, path: str) -> Override | None:
+        with self._lock:
+            for item in self.overrides:
+                if fnmatch.fnmatchcase(path, item.match) and (item.times is None or item.hits < item.times):
+                    item.hits += 1
+                    return item
+        return None
+
     def _sign(self, sha256: str) -> str:
         return hmac.new(self._secret, sha256.encode(), hashlib.sha256).hexdigest()[:32]
 
@@ -294,6 +329,10 @@ class _Handler(BaseHTTPRequestHandler):
             if self.sim._take_fault(parts.path, "any", ("hang",)):
                 self.sim._stop.wait()
                 raise _Abort
+            override = self.sim._take_override(parts.path)
+            if override is not None:
+                return self._send(override.status, {"Content-Type": override.content_type, **override.headers},
+                                  override.body)
             self._route(segments)
         except _Abort:
             self.close_connection = True
