@@ -186,3 +186,29 @@ def test_output_is_redacted_once_more_on_the_way_out(capsys):
         _show(report, render, json_out, [VALID_TOKEN])
         out = capsys.readouterr().out
         assert VALID_TOKEN not in out and "hf_****1234" in out
+
+
+@pytest.mark.parametrize("how", ["flag", "env", "dotenv", "token file", "stored"])
+def test_no_command_prints_a_token_from_any_source(official, cli, isolated, monkeypatch, how):
+    hf_home = isolated / "home" / ".cache" / "huggingface"
+    hf_home.mkdir(parents=True)
+    args = []
+    if how == "flag":
+        args = ["--token", GATED_TOKEN]
+    elif how == "env":
+        monkeypatch.setenv("HF_TOKEN", GATED_TOKEN)
+    elif how == "dotenv":
+        (isolated / "work" / ".env").write_text(f"HF_TOKEN={GATED_TOKEN}\n")
+    elif how == "token file":
+        (hf_home / "token").write_text(GATED_TOKEN)
+    else:
+        (hf_home / "stored_tokens").write_text(f"[main]\nhf_token = {GATED_TOKEN}\n")
+    monkeypatch.setenv("HFGET_DEBUG", "1")
+    monkeypatch.setenv("MODELSCOPE_API_TOKEN", VALID_TOKEN)
+    report, _ = token_check(cli, GATED, *args)
+    assert report["hf"][0]["masked"] == "hf_****5678"
+    for extra in ([], ["--json"]):
+        result = cli("diagnose", MODEL, "--timeout", "1", *extra, *args)
+        assert ("hf_****5678" in result.output) == (how != "stored")  # a stored token is not in effect
+        for secret in SECRETS:
+            assert secret not in result.output
