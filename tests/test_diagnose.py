@@ -131,7 +131,8 @@ def test_a_dead_proxy_is_named_and_the_route_that_works_is_recommended(sim, cli,
     assert verdict["env_lines"] == [f"HF_ENDPOINT={sim.url}"]
     assert verdict["remove"] == [f"{key}={dead} (set in {dotenv}: delete that line): the proxy is not working"
                                  for key in ("HTTPS_PROXY", "HTTP_PROXY")]
-    assert any(f"The proxy {dead} is not usable (reachable:" in a for a in verdict["advice"])
+    assert any(f"The proxy {dead} is not usable: the proxy 127.0.0.1:" in a and "connection refused" in a
+               for a in verdict["advice"])
     assert f"  Remove:\n    HTTPS_PROXY={dead} (set in {dotenv}: delete that line)" in human.stdout
     assert "connection refused" in human.stdout
 

@@ -131,8 +131,7 @@ def _socks5h_advice(routes: list[RouteReport]) -> list[str]:
 
 
 def _proxy_advice(proxy: str, check: Check) -> str:
-    step = check.name.rsplit(": ", 1)[-1]
-    return f"The proxy {proxy} is not usable ({step}: {check.detail}). {check.hint or ''}".strip()
+    return f"The proxy {proxy} is not usable: {check.detail}. {check.hint or ''}".strip()
 
 
 def _advice_when_nothing_works(routes: list[RouteReport], broken: dict[str, Check]) -> list[str]:
