@@ -108,3 +108,13 @@ def test_modelscope_protocol_answers_unknown_repos_like_modelscope(sim):
 
     r = requests.get(f"{sim.url}/api/v1/models/nobody/nothing/repo/files?Revision=master&Recursive=True", timeout=5)
     assert r.status_code == 404 and r.json()["Success"] is False
+
+
+def test_official_modelscope_client_whoami(sim):
+    """ModelScope's `users/me`, which token-check uses, as the official modelscope_hub client reads it."""
+    from modelscope_hub import HubApi
+    from modelscope_hub.errors import AuthenticationError
+
+    assert HubApi(endpoint=sim.url, token=VALID_TOKEN).whoami().username == "alice"
+    with pytest.raises(AuthenticationError):
+        HubApi(endpoint=sim.url, token="ms-wrong-token").whoami()

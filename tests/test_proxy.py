@@ -8,43 +8,12 @@ traffic went through it.
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import time
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
-from conftest import closed_port, expected_files, official_offline_load, tree_state
+from conftest import closed_port, expected_files, official_offline_load, pproxy, tree_state
 
 MODEL = "hfget-demo/tiny-model"
-
-
-@contextmanager
-def pproxy(target_port: int, log: Path, auth: str | None = None):
-    port = closed_port()
-    listen = f"socks5+http://127.0.0.1:{port}" + (f"#{auth}" if auth else "")
-    # --auth 0: check credentials on every connection (pproxy otherwise trusts an address that once logged in)
-    cmd = [str(Path(sys.executable).with_name("pproxy")), "-l", listen, "-r", f"tunnel://127.0.0.1:{target_port}",
-           "-v", "--auth", "0"]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError(f"pproxy did not start: {log.read_text()}")
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture

@@ -53,6 +53,14 @@ Token = Annotated[
     Optional[str],
     typer.Option("--token", help="HF token (overrides HF_TOKEN). Sent only to huggingface.co unless allowed.", show_default=False),
 ]
+Proxy = Annotated[
+    Optional[str],
+    typer.Option(
+        "--proxy",
+        help="Proxy for every source: http://, https://, socks5:// or socks5h:// (overrides HTTPS_PROXY etc.).",
+        show_default=False,
+    ),
+]
 CacheDir = Annotated[
     Optional[Path], typer.Option("--cache-dir", help="Hugging Face hub cache (overrides HF_HUB_CACHE / HF_HOME).")
 ]
@@ -172,14 +180,7 @@ def download(
             show_default=False,
         ),
     ] = None,
-    proxy: Annotated[
-        Optional[str],
-        typer.Option(
-            "--proxy",
-            help="Proxy for every source: http://, https://, socks5:// or socks5h:// (overrides HTTPS_PROXY etc.).",
-            show_default=False,
-        ),
-    ] = None,
+    proxy: Proxy = None,
     modelscope_endpoint: Annotated[
         Optional[str],
         typer.Option("--modelscope-endpoint", help="ModelScope URL (overrides MODELSCOPE_ENDPOINT).", show_default=False),
@@ -247,6 +248,113 @@ def download(
             dry_run_table(stdout, result)
         elif not quiet:
             download_summary(stdout, result)
+
+
+@app.command()
+def diagnose(
+    repo: Annotated[
+        Optional[str],
+        typer.Argument(help="Repo to ask every route for (default: DEFAULT_MODEL, else a small public model).", show_default=False),
+    ] = None,
+    endpoint: Endpoint = None,
+    proxy: Proxy = None,
+    token: Token = None,
+    modelscope_endpoint: Annotated[
+        Optional[str],
+        typer.Option("--modelscope-endpoint", help="ModelScope URL (overrides MODELSCOPE_ENDPOINT).", show_default=False),
+    ] = None,
+    timeout: Annotated[
+        Optional[float],
+        typer.Option("--timeout", help="Seconds each step may take (default 4; the whole run takes at most ~3x).", show_default=False),
+    ] = None,
+    json_out: JsonOut = False,
+    env_file: EnvFile = None,
+) -> None:
+    """Test every route to the hub here (DNS, TCP, TLS, API, speed; direct and via proxy) and say which to use."""
+    flags = {
+        "HF_ENDPOINT": endpoint,
+        "HF_TOKEN": token,
+        "HFGET_PROXY": proxy,
+        "MODELSCOPE_ENDPOINT": modelscope_endpoint,
+        "HFGET_DIAGNOSE_TIMEOUT": str(timeout) if timeout is not None else None,
+    }
+    settings_box: list = []
+    with boundary(json_out, secrets=lambda: _secrets(settings_box, token, _password(proxy))):
+        from . import config
+        from .diagnose import run
+
+        settings = config.resolve(flags, env_file=env_file)
+        settings_box.append(settings)
+        report = run(settings, repo)
+        from .render_diagnose import diagnose as render
+
+        _show(report, render, json_out, _secrets(settings_box, token, _password(proxy)))
+    raise typer.Exit(report.exit_code)
+
+
+@app.command("token-check")
+def token_check(
+    repo: Annotated[
+        Optional[str], typer.Argument(help="Also check whether the token opens this repo (owner/name).", show_default=False)
+    ] = None,
+    repo_type: Annotated[RepoType, typer.Option("--repo-type", help="Kind of repo.")] = RepoType.model,
+    token: Token = None,
+    endpoint: Endpoint = None,
+    proxy: Proxy = None,
+    allow_token_to_mirror: Annotated[
+        bool, typer.Option("--allow-token-to-mirror", help="Also validate the token against a non-official endpoint.")
+    ] = False,
+    allow_insecure_token: Annotated[
+        bool, typer.Option("--allow-insecure-token", help="Allow sending the token over plain http to a remote host.")
+    ] = False,
+    json_out: JsonOut = False,
+    env_file: EnvFile = None,
+) -> None:
+    """Which HF / ModelScope token is in effect, which are shadowed, are they valid, and do they open REPO."""
+    flags = {
+        "HF_TOKEN": token,
+        "HF_ENDPOINT": endpoint,
+        "HFGET_PROXY": proxy,
+        "HFGET_ALLOW_TOKEN_TO_MIRROR": "1" if allow_token_to_mirror else None,
+        "HFGET_ALLOW_INSECURE_TOKEN": "1" if allow_insecure_token else None,
+    }
+    settings_box: list = []
+    with boundary(json_out, secrets=lambda: _secrets(settings_box, token, _password(proxy))):
+        from . import config
+        from .repo import parse_repo_id
+        from .tokencheck import inspect
+
+        settings = config.resolve(flags, env_file=env_file)
+        settings_box.append(settings)
+        repo_ref = parse_repo_id(repo, repo_type.value) if repo else None
+        report = inspect(settings, repo_ref)
+        from .render_diagnose import token_check as render
+
+        _show(report, render, json_out, _secrets(settings_box, token, _password(proxy)))
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _show(report, render: Callable, json_out: bool, secrets: list[str]) -> None:
+    """Print a report (JSON or Rich), with every known secret masked once more on the way out.
+
+    Reports hold masked values only; this catches what a server might echo back (an error message quoting a
+    header, say), so no output path can show a token or a proxy password in full.
+    """
+    import io
+    import json
+
+    from .tokens import redact
+
+    if json_out:
+        text = json.dumps(report.to_dict(), indent=2, default=str) + "\n"
+    else:
+        terminal = Console()
+        buffer = io.StringIO()
+        render(Console(file=buffer, highlight=False, soft_wrap=False, width=terminal.width,
+                       force_terminal=terminal.is_terminal, color_system=terminal.color_system), report)
+        text = buffer.getvalue()
+    sys.stdout.write(redact(text, *secrets))
+    sys.stdout.flush()
 
 
 # --- cache list / cache clean ----------------------------------------------------------------------------------

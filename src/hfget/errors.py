@@ -104,6 +104,12 @@ class GatedRepoError(AuthError):
     kind = "gated"
 
 
+class InvalidTokenError(AuthError):
+    """The hub refused the token itself (invalid, expired, revoked): every request with it fails, public or not."""
+
+    kind = "invalid_token"
+
+
 class NotFoundError(HfgetError):
     kind = "not_found"
 

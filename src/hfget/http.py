@@ -260,10 +260,11 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def proxy_auth_error(proxy: Proxy, url: str) -> ProxyError:
-    creds = "the credentials in" if proxy.has_credentials else "no credentials in"
+    creds = "the user and password in the proxy URL were rejected" if proxy.has_credentials else "the proxy URL has none"
+    status = " (HTTP 407)" if proxy.scheme in ("http", "https") else ""
     return ProxyError(
         f"The proxy {proxy.describe()} refused to forward the request to {host_label(url)}: it requires "
-        f"authentication (HTTP 407), and {creds} the proxy URL were accepted.",
+        f"authentication{status}, and {creds}.",
         "Put the right user and password in the proxy URL: scheme://USER:PASSWORD@host:port.",
     )
 
@@ -280,7 +281,12 @@ def classify_exception(exc: BaseException, url: str, proxy: Proxy | None = None)
     chain = list(_chain(exc))
     text = " ".join(str(e) for e in chain)
 
-    if proxy is not None:
+    # socks5:// and socks4:// leave DNS to this machine: a name that does not resolve here is a DNS failure, not the
+    # proxy's (PySocks wraps it in a "general proxy error").
+    local_dns = proxy is not None and proxy.scheme in ("socks5", "socks4") and (
+        any(isinstance(e, socket.gaierror) for e in chain) or "Name or service not known" in text
+    )
+    if proxy is not None and not local_dns:
         proxy_error = _proxy_failure(chain, text, proxy, host)
         if proxy_error is not None:
             return proxy_error
@@ -331,7 +337,11 @@ def classify_exception(exc: BaseException, url: str, proxy: Proxy | None = None)
     else:
         error = ConnectError(f"The connection to {host} failed: {_short(exc)}.", _RETRY_HINT)
     if proxy is not None:
-        error.message += f" (through the proxy {proxy.masked})"
+        error.message = error.message.rstrip(".") + f" (through the proxy {proxy.masked})."
+    if local_dns and isinstance(error, DnsError):
+        remote = "socks5h://" + proxy.masked.split("://", 1)[1]
+        error.hint = (f"With {proxy.scheme}:// this machine resolves host names itself; write the proxy as {remote} "
+                      "so that the proxy resolves them.")
     return error
 
 

@@ -102,6 +102,7 @@ class Snapshot:
     commit: str
     files: tuple[RemoteFile, ...]
     gated: bool = False
+    private: bool = False
 
     @property
     def total_size(self) -> int:

@@ -18,6 +18,7 @@ from .errors import (
     EntryNotFoundError,
     GatedRepoError,
     HfgetError,
+    InvalidTokenError,
     ProtocolError,
     RepoNotFoundError,
     RevisionNotFoundError,
@@ -71,7 +72,10 @@ class HubSource:
             raise self._not_hub(f"revision info for {repo}")
         commit = check_commit_sha(info.get("sha"), host_label(self.endpoint))
         files = tuple(self._list_tree(repo, revision, commit))
-        return Snapshot(repo=repo, revision=revision, commit=commit, files=files, gated=bool(info.get("gated")))
+        return Snapshot(
+            repo=repo, revision=revision, commit=commit, files=files, gated=bool(info.get("gated")),
+            private=info.get("private") is True,
+        )
 
     def check_access(self, snapshot: Snapshot, file: RemoteFile) -> None:
         """HEAD one file so a gate or a bad token is reported before any transfer starts."""
@@ -199,7 +203,7 @@ class HubSource:
                 f"List the files with: hfget download {repo.repo_id}{type_flag} --dry-run",
             )
         if status == 401 and code != "RepoNotFound" and "credentials" in server_message.lower():
-            return AuthError(
+            return InvalidTokenError(
                 f"{where} rejected your HF token as invalid or expired.",
                 "Create a new read token at https://huggingface.co/settings/tokens and set HF_TOKEN (in .env or the "
                 "environment), or pass --token.",

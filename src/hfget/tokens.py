@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Settings
+from .config import Settings, Value
 from .http import Origin, TokenGrant, is_loopback_host, origin_of
 
 OFFICIAL_ORIGINS: frozenset[Origin] = frozenset({("https", "huggingface.co", 443), ("https", "hf.co", 443)})
@@ -45,9 +45,10 @@ def official_origins(settings: Settings) -> frozenset[Origin]:
     return OFFICIAL_ORIGINS | ({origin_of(configured)} if configured else set())
 
 
-def decide(endpoint: str, settings: Settings) -> TokenDecision:
-    """Whether the HF token may go to `endpoint` (DESIGN §7), and what to tell the user about it."""
-    token = settings.token
+def decide(endpoint: str, settings: Settings, token: Value | None = None) -> TokenDecision:
+    """Whether the HF token (or `token`, e.g. a shadowed one token-check validates) may go to `endpoint` (DESIGN
+    §7), and what to tell the user about it."""
+    token = settings.token if token is None else token
     if not token.is_set:
         return TokenDecision(None, None)
     origin = origin_of(endpoint)

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import json
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -111,8 +112,10 @@ class HubSimulator:
         host: str = "127.0.0.1",
         tree_page_size: int = 1000,
         users: list[SimUser] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
+        self.tls = tls  # serve the hub origin over https with this server context (the CDN stays plain http)
         self.repos: dict[tuple[str, str], SimRepo] = {}
         self.users: dict[str, SimUser] = {}
         self.faults: list[Fault] = []
@@ -173,9 +176,13 @@ class HubSimulator:
     # --- lifecycle ------------------------------------------------------------------------------------------
 
     def start(self) -> HubSimulator:
-        for _ in range(2):  # the hub and its CDN: two origins, as on the real hub
+        for i in range(2):  # the hub and its CDN: two origins, as on the real hub
             server = _Server((self.host, 0), _Handler)
             server.sim = self
+            if i == 0 and self.tls is not None:
+                # Handshake in the request's own thread (on first read), so a client that never completes one
+                # cannot block the accept loop.
+                server.socket = self.tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
             thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
             thread.start()
             self._servers.append(server)
@@ -206,7 +213,7 @@ class HubSimulator:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def cdn_url(self) -> str:
@@ -275,6 +282,11 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
     sim: HubSimulator
 
+    def handle_error(self, request, client_address) -> None:
+        # A client that rejects the TLS certificate or hangs up is part of the tests, not a server bug: stay quiet.
+        if not isinstance(sys.exc_info()[1], (ssl.SSLError, OSError)):
+            super().handle_error(request, client_address)
+
 
 class _Abort(Exception):
     """Stop handling this request and drop the connection."""
@@ -330,6 +342,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, seg: list[str]) -> None:
         if seg[:2] == ["api", "whoami-v2"]:
             return self._whoami()
+        if seg == ["openapi", "v1", "users", "me"] and self.sim.serve_modelscope:
+            return self._modelscope_whoami()
         if seg[:2] == ["api", "resolve-cache"] and len(seg) >= 6 and seg[2] in KINDS:
             return self._resolve_cache(KINDS[seg[2]], seg[3:])
         if seg[:3] == ["api", "v1", "models"] and len(seg) >= 5:
@@ -421,6 +435,13 @@ class _Handler(BaseHTTPRequestHandler):
                 "auth": {"type": "access_token", "accessToken": {"displayName": "sim", "role": user.role}},
             }
         )
+
+    def _modelscope_whoami(self) -> None:
+        """ModelScope's `GET /openapi/v1/users/me` (Bearer token), in its `{success, data}` envelope."""
+        user = self._user()
+        if not user:
+            return self._json({"success": False, "code": "E3001", "message": "Invalid or missing API token"}, 401)
+        self._json({"success": True, "data": {"username": user.name, "name": user.name, "email": f"{user.name}@sim"}})
 
     # --- API: repo info and tree ----------------------------------------------------------------------------
 
