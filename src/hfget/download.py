@@ -232,10 +232,11 @@ def _no_route(errors: list[HfgetError], attempts: list[Attempt]) -> HfgetError:
     error = copy.copy(errors[0])
     error.message = f"No source could be reached ({parts})."
     error.args = (error.message,)
+    error.hint = f"{error.hint} Run `hfget diagnose` to see which route works here and the settings that use it."
     if all(e.kind == "dns" for e in errors):
         error.hint = (
             "No host name resolves here: check the network connection and DNS. If DNS is blocked, a proxy that "
-            "resolves names itself works around it (--proxy socks5h://HOST:PORT)."
+            "resolves names itself works around it (--proxy socks5h://HOST:PORT). `hfget diagnose` tests each route."
         )
     return error
 
