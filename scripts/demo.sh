@@ -36,5 +36,7 @@ for repo in scan_cache_dir().repos:
     revs = ", ".join(f"{r.commit_hash[:8]} ({', '.join(sorted(r.refs)) or 'no ref'})" for r in repo.revisions)
     print(f"  scan_cache_dir: {repo.repo_id}: {repo.size_on_disk / 1e6:.1f} MB on disk, revisions {revs}")
 PY
+step "$BIN/hfget" cache list --revisions --only huggingface
+HFGET_SOURCES=mirror step "$BIN/hfget" diagnose hfget-demo/tiny-model --endpoint "$URL"
 echo
 echo "Demo cache: $DEMO/hub  (rm -rf $DEMO to remove it)"
