@@ -8,6 +8,7 @@ BIN="${VENV:-.venv}/bin"
 DEMO=.demo
 rm -rf "$DEMO" && mkdir -p "$DEMO"
 export HF_HUB_CACHE="$PWD/$DEMO/hub"   # keep the demo out of your real cache
+export HFGET_KNOWN_MIRRORS=            # the demo talks to the local hub only: no public mirror as a fallback
 
 "$BIN/hfget-hubsim" --demo --rate 12 --large-mb 48 --url-file "$DEMO/url" 2>"$DEMO/hubsim.log" &
 SIM=$!
@@ -18,9 +19,9 @@ URL=$(cat "$DEMO/url")
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
 echo "Hub simulator at $URL (file bodies limited to 12 MB/s per connection, like a throttled mirror)."
-step "$BIN/hfget" download hfget-demo/tiny-model --endpoint "$URL"
-step "$BIN/hfget" download hfget-demo/tiny-model --endpoint "$URL"
-step "$BIN/hfget" download hfget-demo/tiny-model --endpoint "$URL" --revision v1.0 --quiet
+step "$BIN/hfget" download hfget-demo/tiny-model --source mirror --endpoint "$URL"
+step "$BIN/hfget" download hfget-demo/tiny-model --source mirror --endpoint "$URL"
+step "$BIN/hfget" download hfget-demo/tiny-model --source mirror --endpoint "$URL" --revision v1.0 --quiet
 echo
 echo "The official client, offline, reads what hfget wrote (HF_HUB_OFFLINE=1):"
 HF_HUB_OFFLINE=1 "$BIN/python" - <<'PY'
@@ -35,5 +36,7 @@ for repo in scan_cache_dir().repos:
     revs = ", ".join(f"{r.commit_hash[:8]} ({', '.join(sorted(r.refs)) or 'no ref'})" for r in repo.revisions)
     print(f"  scan_cache_dir: {repo.repo_id}: {repo.size_on_disk / 1e6:.1f} MB on disk, revisions {revs}")
 PY
+step "$BIN/hfget" cache list --revisions --only huggingface
+HFGET_SOURCES=mirror step "$BIN/hfget" diagnose hfget-demo/tiny-model --endpoint "$URL"
 echo
 echo "Demo cache: $DEMO/hub  (rm -rf $DEMO to remove it)"

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+import ipaddress
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,6 +46,12 @@ def isolated(tmp_path, monkeypatch):
     work.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    # The default sources must never reach the internet from a test: the official hub and ModelScope become closed
+    # loopback ports (connection refused at once) and there are no known public mirrors. Tests that need them up
+    # point these settings at the simulator.
+    monkeypatch.setenv("HFGET_OFFICIAL_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("MODELSCOPE_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("HFGET_KNOWN_MIRRORS", "")
     monkeypatch.chdir(work)
     for parent in work.parents:
         assert not (parent / ".env").exists(), f"a stray {parent / '.env'} would leak into the tests"
@@ -67,6 +79,7 @@ def sim(_session_sim):
     _session_sim.clear_log()
     _session_sim.tree_page_size = 1000
     _session_sim.rate_limit = 0
+    _session_sim.cdn_base = None
     yield _session_sim
     _session_sim.clear_faults()
 
@@ -140,3 +153,119 @@ def expected_files(sim: HubSimulator, repo_id: str, revision: str = "main", repo
     repo = sim.repo(repo_id, repo_type)
     files = repo.commits[repo.resolve(revision)]
     return {path: f.content.sha256 for path, f in files.items()}
+
+
+# --- servers that misbehave, and a real proxy -------------------------------------------------------------------
+
+
+@contextmanager
+def pproxy(target_port: int, log: Path, auth: str | None = None, protocols: str = "socks5+http"):
+    """A real pproxy (HTTP and SOCKS5 on one port, optional USER:PASSWORD) tunnelling everything to target_port."""
+    port = closed_port()
+    listen = f"{protocols}://127.0.0.1:{port}" + (f"#{auth}" if auth else "")
+    # --auth 0: check credentials on every connection (pproxy otherwise trusts an address that once logged in)
+    cmd = [str(Path(sys.executable).with_name("pproxy")), "-l", listen, "-r", f"tunnel://127.0.0.1:{target_port}",
+           "-v", "--auth", "0"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError(f"pproxy did not start: {log.read_text()}")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@contextmanager
+def misbehaving_server(mode: str, body: bytes = b""):
+    """A loopback server that accepts TCP connections and then: `hang` (never answers), `trickle` (one byte of a
+    never-ending response every 0.3 s, so no read timeout ever fires) or `portal` (a 200 HTML page for every
+    request, like a captive portal). Yields its port."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    stop = threading.Event()
+    held: list[socket.socket] = []
+
+    def serve(conn: socket.socket) -> None:
+        try:
+            if mode == "portal":
+                conn.recv(65536)
+                page = body or b"<html><body>Please log in to use the Wi-Fi</body></html>"
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (len(page), page))
+            elif mode == "trickle":
+                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10_000:
+                    if stop.wait(0.3):
+                        break
+                    conn.sendall(bytes([byte]))
+            else:
+                stop.wait()
+        except OSError:
+            pass
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except (socket.timeout, OSError):
+                continue
+            held.append(conn)
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(5)
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def self_signed_cert(folder: Path, names: tuple[str, ...] = ("127.0.0.1",)) -> tuple[Path, Path]:
+    """A self-signed certificate (and its key) for these host names / IPs; returns (cert.pem, key.pem)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    alt = []
+    for name in names:
+        try:
+            alt.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            alt.append(x509.DNSName(name))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context

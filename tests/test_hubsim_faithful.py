@@ -81,3 +81,40 @@ def test_whoami(sim):
     assert HfApi(endpoint=sim.url).whoami(token=VALID_TOKEN)["name"] == "alice"
     with pytest.raises(hf_errors.HfHubHTTPError):
         HfApi(endpoint=sim.url).whoami(token="hf_wrong")
+
+
+def test_official_modelscope_client_downloads_from_the_simulator(sim, tmp_path):
+    """`modelscope download` (the official CLI) against the simulator's ModelScope protocol, byte-identical."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MODELSCOPE_ENDPOINT": sim.url, "MODELSCOPE_CACHE": str(tmp_path / "ms-cache")}
+    cli = Path(sys.executable).with_name("modelscope")
+    proc = subprocess.run(
+        [str(cli), "download", "hfget-demo/tiny-model", "--local-dir", str(tmp_path / "out")],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _hashes(tmp_path / "out") == expected_files(sim, "hfget-demo/tiny-model")
+    listing = sim.requests_for("/api/v1/models/hfget-demo/tiny-model/repo/files")
+    assert listing and "Revision=master" in listing[0].query
+    # Large files were redirected to the CDN origin, small ones served directly.
+    assert sim.requests_for("/cdn/*", "GET") and sim.requests_for("/api/v1/models/hfget-demo/tiny-model/repo", "GET")
+
+
+def test_modelscope_protocol_answers_unknown_repos_like_modelscope(sim):
+    import requests
+
+    r = requests.get(f"{sim.url}/api/v1/models/nobody/nothing/repo/files?Revision=master&Recursive=True", timeout=5)
+    assert r.status_code == 404 and r.json()["Success"] is False
+
+
+def test_official_modelscope_client_whoami(sim):
+    """ModelScope's `users/me`, which token-check uses, as the official modelscope_hub client reads it."""
+    from modelscope_hub import HubApi
+    from modelscope_hub.errors import AuthenticationError
+
+    assert HubApi(endpoint=sim.url, token=VALID_TOKEN).whoami().username == "alice"
+    with pytest.raises(AuthenticationError):
+        HubApi(endpoint=sim.url, token="ms-wrong-token").whoami()

@@ -86,7 +86,7 @@ def test_a_tcp_reset_mid_body_is_retried(sim, cache, cli, connections):
         "download", MODEL, "model.safetensors", "--endpoint", sim.url, "--cache-dir", cache, "--connections", connections
     )
     assert result.exit_code == 0, result.output
-    # Depending on timing the client sees the RST itself, or the body ending short just before it.
+    # Depending on timing the client sees the reset itself or a body cut short: both are retried.
     assert "was reset by the other side" in result.stderr or "closed the connection before the end" in result.stderr
     if connections == "1":
         assert len(sim.requests_for("/cdn/*", "GET")) == 2

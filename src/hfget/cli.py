@@ -53,6 +53,14 @@ Token = Annotated[
     Optional[str],
     typer.Option("--token", help="HF token (overrides HF_TOKEN). Sent only to huggingface.co unless allowed.", show_default=False),
 ]
+Proxy = Annotated[
+    Optional[str],
+    typer.Option(
+        "--proxy",
+        help="Proxy for every source: http://, https://, socks5:// or socks5h:// (overrides HTTPS_PROXY etc.).",
+        show_default=False,
+    ),
+]
 CacheDir = Annotated[
     Optional[Path], typer.Option("--cache-dir", help="Hugging Face hub cache (overrides HF_HUB_CACHE / HF_HOME).")
 ]
@@ -164,6 +172,23 @@ def download(
     allow_insecure_token: Annotated[
         bool, typer.Option("--allow-insecure-token", help="Allow sending the token over plain http to a remote host.")
     ] = False,
+    source: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--source",
+            help="auto, hub, mirror or modelscope; repeat to set the order (default: auto).",
+            show_default=False,
+        ),
+    ] = None,
+    proxy: Proxy = None,
+    modelscope_endpoint: Annotated[
+        Optional[str],
+        typer.Option("--modelscope-endpoint", help="ModelScope URL (overrides MODELSCOPE_ENDPOINT).", show_default=False),
+    ] = None,
+    modelscope_id: Annotated[
+        Optional[str],
+        typer.Option("--modelscope-id", help="The repo's id on ModelScope, when it differs.", show_default=False),
+    ] = None,
     max_workers: Annotated[
         Optional[int], typer.Option("--max-workers", help="Files downloaded at once (default 8).", show_default=False)
     ] = None,
@@ -189,9 +214,13 @@ def download(
         "HFGET_CONNECTIONS": str(connections) if connections is not None else None,
         "HFGET_ALLOW_TOKEN_TO_MIRROR": "1" if allow_token_to_mirror else None,
         "HFGET_ALLOW_INSECURE_TOKEN": "1" if allow_insecure_token else None,
+        "HFGET_SOURCES": ",".join(source) if source else None,
+        "HFGET_PROXY": proxy,
+        "MODELSCOPE_ENDPOINT": modelscope_endpoint,
+        "HFGET_MODELSCOPE_ID": modelscope_id,
     }
     settings_box: list = []
-    with boundary(json_out, secrets=lambda: _secrets(settings_box, token)):
+    with boundary(json_out, secrets=lambda: _secrets(settings_box, token, _password(proxy))):
         from . import config
         from .download import DownloadRequest
         from .download import download as run_download
@@ -230,7 +259,262 @@ def download(
             download_summary(stdout, result)
 
 
+@app.command()
+def diagnose(
+    repo: Annotated[
+        Optional[str],
+        typer.Argument(help="Repo to ask every route for (default: DEFAULT_MODEL, else a small public model).", show_default=False),
+    ] = None,
+    endpoint: Endpoint = None,
+    proxy: Proxy = None,
+    token: Token = None,
+    modelscope_endpoint: Annotated[
+        Optional[str],
+        typer.Option("--modelscope-endpoint", help="ModelScope URL (overrides MODELSCOPE_ENDPOINT).", show_default=False),
+    ] = None,
+    timeout: Annotated[
+        Optional[float],
+        typer.Option("--timeout", help="Seconds each step may take (default 4; the whole run takes at most ~3x).", show_default=False),
+    ] = None,
+    json_out: JsonOut = False,
+    env_file: EnvFile = None,
+) -> None:
+    """Test every route to the hub here (DNS, TCP, TLS, API, speed; direct and via proxy) and say which to use."""
+    flags = {
+        "HF_ENDPOINT": endpoint,
+        "HF_TOKEN": token,
+        "HFGET_PROXY": proxy,
+        "MODELSCOPE_ENDPOINT": modelscope_endpoint,
+        "HFGET_DIAGNOSE_TIMEOUT": str(timeout) if timeout is not None else None,
+    }
+    settings_box: list = []
+    with boundary(json_out, secrets=lambda: _secrets(settings_box, token, _password(proxy))):
+        from . import config
+        from .diagnose import run
+
+        settings = config.resolve(flags, env_file=env_file)
+        settings_box.append(settings)
+        report = run(settings, repo)
+        from .render_diagnose import diagnose as render
+
+        _show(report, render, json_out, _secrets(settings_box, token, _password(proxy)))
+    raise typer.Exit(report.exit_code)
+
+
+@app.command("token-check")
+def token_check(
+    repo: Annotated[
+        Optional[str], typer.Argument(help="Also check whether the token opens this repo (owner/name).", show_default=False)
+    ] = None,
+    repo_type: Annotated[RepoType, typer.Option("--repo-type", help="Kind of repo.")] = RepoType.model,
+    token: Token = None,
+    endpoint: Endpoint = None,
+    proxy: Proxy = None,
+    allow_token_to_mirror: Annotated[
+        bool, typer.Option("--allow-token-to-mirror", help="Also validate the token against a non-official endpoint.")
+    ] = False,
+    allow_insecure_token: Annotated[
+        bool, typer.Option("--allow-insecure-token", help="Allow sending the token over plain http to a remote host.")
+    ] = False,
+    json_out: JsonOut = False,
+    env_file: EnvFile = None,
+) -> None:
+    """Which HF / ModelScope token is in effect, which are shadowed, are they valid, and do they open REPO."""
+    flags = {
+        "HF_TOKEN": token,
+        "HF_ENDPOINT": endpoint,
+        "HFGET_PROXY": proxy,
+        "HFGET_ALLOW_TOKEN_TO_MIRROR": "1" if allow_token_to_mirror else None,
+        "HFGET_ALLOW_INSECURE_TOKEN": "1" if allow_insecure_token else None,
+    }
+    settings_box: list = []
+    with boundary(json_out, secrets=lambda: _secrets(settings_box, token, _password(proxy))):
+        from . import config
+        from .repo import parse_repo_id
+        from .tokencheck import inspect
+
+        settings = config.resolve(flags, env_file=env_file)
+        settings_box.append(settings)
+        repo_ref = parse_repo_id(repo, repo_type.value) if repo else None
+        report = inspect(settings, repo_ref)
+        from .render_diagnose import token_check as render
+
+        _show(report, render, json_out, _secrets(settings_box, token, _password(proxy)))
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _show(report, render: Callable, json_out: bool, secrets: list[str]) -> None:
+    """Print a report (JSON or Rich), with every known secret masked once more on the way out.
+
+    Reports hold masked values only; this catches what a server might echo back (an error message quoting a
+    header, say), so no output path can show a token or a proxy password in full.
+    """
+    import io
+    import json
+
+    from .tokens import redact
+
+    if json_out:
+        text = json.dumps(report.to_dict(), indent=2, default=str) + "\n"
+    else:
+        terminal = Console()
+        buffer = io.StringIO()
+        render(Console(file=buffer, highlight=False, soft_wrap=False, width=terminal.width,
+                       force_terminal=terminal.is_terminal, color_system=terminal.color_system), report)
+        text = buffer.getvalue()
+    sys.stdout.write(redact(text, *secrets))
+    sys.stdout.flush()
+
+
+# --- cache list / cache clean ----------------------------------------------------------------------------------
+
+cache_app = typer.Typer(
+    help="See what the Hugging Face and ModelScope caches hold, and delete what you choose (after a preview).",
+    no_args_is_help=True,
+)
+app.add_typer(cache_app, name="cache")
+
+
+class CacheName(str, Enum):
+    huggingface = "huggingface"
+    modelscope = "modelscope"
+
+
+ModelScopeCache = Annotated[
+    Optional[Path], typer.Option("--modelscope-cache", help="ModelScope cache (overrides MODELSCOPE_CACHE).")
+]
+Only = Annotated[Optional[CacheName], typer.Option("--only", help="Work on one cache only.", show_default=False)]
+Filters = Annotated[
+    Optional[list[str]],
+    typer.Option("--filter", help="Only repos matching KEY OP VALUE, e.g. 'size>1GB', 'accessed>30d' (repeatable).",
+                 show_default=False),
+]
+
+
+def _cache_flags(cache_dir: Optional[Path], modelscope_cache: Optional[Path]) -> dict[str, Optional[str]]:
+    return {
+        "HF_HUB_CACHE": str(cache_dir) if cache_dir else None,
+        "MODELSCOPE_CACHE": str(modelscope_cache) if modelscope_cache else None,
+    }
+
+
+@cache_app.command("list")
+def cache_list(
+    patterns: Annotated[
+        Optional[list[str]], typer.Argument(help="Only repos with these ids or globs ('Qwen/*').", show_default=False)
+    ] = None,
+    sort: Annotated[
+        str, typer.Option("--sort", help="size, name, accessed or modified; add :asc or :desc.")
+    ] = "name",
+    filters: Filters = None,
+    revisions: Annotated[bool, typer.Option("--revisions", help="A row per cached revision too.")] = False,
+    only: Only = None,
+    cache_dir: CacheDir = None,
+    modelscope_cache: ModelScopeCache = None,
+    json_out: JsonOut = False,
+    env_file: EnvFile = None,
+) -> None:
+    """List every cached repo of both caches: size on disk, revisions, last use, partial downloads, source."""
+    with boundary(json_out):
+        from . import cache, config
+        from .render import emit_json
+        from .render_cache import cache_list as render_list
+
+        settings = config.resolve(_cache_flags(cache_dir, modelscope_cache), env_file=env_file)
+        found = cache.scan(settings, only=only.value if only else None, patterns=tuple(patterns or ()),
+                           filters=tuple(filters or ()), sort=sort)
+        if json_out:
+            emit_json({"ok": True, **found.to_dict()})
+        else:
+            render_list(_table_console(), found, show_revisions=revisions)
+
+
+@cache_app.command("clean")
+def cache_clean(
+    targets: Annotated[
+        Optional[list[str]], typer.Argument(help="Repo ids or globs to delete ('Qwen/*').", show_default=False)
+    ] = None,
+    older_than: Annotated[
+        Optional[str], typer.Option("--older-than", help="Only repos not used for this long: 30d, 12h, 2w.",
+                                    show_default=False)
+    ] = None,
+    keep_latest: Annotated[
+        bool, typer.Option("--keep-latest", help="Only drop revisions no branch or tag points to any more.")
+    ] = False,
+    incomplete: Annotated[
+        bool, typer.Option("--incomplete", help="Only drop partial downloads and their state files.")
+    ] = False,
+    all_: Annotated[bool, typer.Option("--all", help="Every cached repo and partial download.")] = False,
+    filters: Filters = None,
+    only: Only = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking (the plan is still shown).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; delete nothing.")] = False,
+    cache_dir: CacheDir = None,
+    modelscope_cache: ModelScopeCache = None,
+    json_out: JsonOut = False,
+    env_file: EnvFile = None,
+) -> None:
+    """Delete cached repos, old revisions or partial downloads: a plan first, then your confirmation."""
+    with boundary(json_out):
+        from . import cache, config
+        from .errors import EXIT_FAILURE
+        from .render import emit_json
+        from .render_cache import clean_plan, clean_result
+
+        settings = config.resolve(_cache_flags(cache_dir, modelscope_cache), env_file=env_file)
+        request = cache.CleanRequest(
+            targets=tuple(targets or ()), older_than=older_than, keep_latest=keep_latest, incomplete=incomplete,
+            all=all_, filters=tuple(filters or ()), only=only.value if only else None,
+        )
+        plan = cache.plan_clean(settings, request)
+        stdout = _table_console()
+        if not json_out:
+            clean_plan(stdout, plan, dry_run)
+        if dry_run or not plan.steps:
+            if json_out:
+                emit_json({"ok": True, "dry_run": dry_run, "plan": plan.to_dict(), "result": None})
+            return
+        if not yes and not _confirm(f"Delete these ({_size(plan.size)})?"):
+            if json_out:
+                emit_json({"ok": False, "declined": True, "plan": plan.to_dict(), "result": None})
+            _stderr().print("Nothing was deleted.")
+            raise typer.Exit(EXIT_FAILURE)
+        result = plan.execute()
+        if json_out:
+            emit_json({"ok": not result.failed, "dry_run": False, "plan": plan.to_dict(), "result": result.to_dict()})
+        else:
+            clean_result(stdout, result)
+        if result.failed:
+            raise typer.Exit(EXIT_FAILURE)
+
+
+def _table_console() -> Console:
+    """Tables fit the terminal; into a pipe or a log they keep one line per row (grep-able), up to 200 columns."""
+    console = Console(highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(highlight=False, width=200)
+    return console
+
+
+def _confirm(question: str) -> bool:
+    """Ask on stderr (stdout may be a pipe or JSON). No answer (end of input) is a no."""
+    try:
+        answer = typer.confirm(question, default=False, err=True)
+    except typer.Abort:
+        answer = False
+    if not sys.stdin.isatty():
+        print(file=sys.stderr)  # the answer came from a pipe and was not echoed: end the prompt's line
+    return answer
+
+
+def _size(n: int) -> str:
+    from .units import human_bytes
+
+    return human_bytes(n)
+
+
 def _secrets(settings_box: list, *explicit: str | None) -> list[str]:
+    """Every secret a message could contain: tokens, and the passwords inside proxy URLs (not the URLs)."""
     found = [s for s in explicit if s]
     for settings in settings_box:
         for key in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "MODELSCOPE_API_TOKEN"):
@@ -238,7 +522,20 @@ def _secrets(settings_box: list, *explicit: str | None) -> list[str]:
                 found.append(settings.get(key))
         if settings.token.is_set:
             found.append(settings.token.value)
+        for key in ("HFGET_PROXY", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"):
+            password = _password(settings.get(key))
+            if password:
+                found.append(password)
     return found
+
+
+def _password(url: str | None) -> str | None:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).password if url and "://" in url else None
+    except ValueError:
+        return None
 
 
 def main() -> None:

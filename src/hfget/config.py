@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import UsageError
@@ -34,7 +34,7 @@ KEYS: dict[str, str | None] = {
     "ALL_PROXY": None,
     "NO_PROXY": None,
     "USE_MODELSCOPE": "0",
-    "MODELSCOPE_ENDPOINT": None,
+    "MODELSCOPE_ENDPOINT": MODELSCOPE_ENDPOINT,
     "MODELSCOPE_CACHE": None,
     "MODELSCOPE_API_TOKEN": None,
     "DEFAULT_MODEL": None,
@@ -42,7 +42,21 @@ KEYS: dict[str, str | None] = {
     "HFGET_ALLOW_TOKEN_TO_MIRROR": "0",
     "HFGET_ALLOW_INSECURE_TOKEN": "0",
     "HFGET_MAX_WORKERS": "8",
-    "HFGET_CONNECTIONS": "64",
+    "HFGET_CONNECTIONS": "64",  # --connections: at once, in total, shared by the files in flight
+    "HFGET_PROXY": None,  # --proxy: one proxy for every source, overriding HTTP(S)_PROXY / ALL_PROXY
+    "HFGET_SOURCES": "auto",  # --source, comma-separated: auto | hub | mirror | modelscope
+    "HFGET_MODELSCOPE_ID": None,  # --modelscope-id: the repo's id on ModelScope when it differs
+    # The official hub and the public mirrors tried by default. Overridable for a self-hosted hub, and by the tests
+    # (which must never reach the real internet).
+    "HFGET_OFFICIAL_ENDPOINT": OFFICIAL_ENDPOINT,
+    "HFGET_KNOWN_MIRRORS": "https://hf-mirror.com",
+    "HFGET_RETRIES": "5",  # attempts per request and per file before a source is given up on
+    "HFGET_CONNECT_TIMEOUT": "10",
+    "HFGET_READ_TIMEOUT": "30",
+    # `hfget diagnose`: the longest one check (DNS, connect, TLS, one HTTP request) may take; the whole run is
+    # bounded by about 3x this, so a hanging endpoint costs seconds, not minutes.
+    "HFGET_DIAGNOSE_TIMEOUT": "4",
+    "REQUESTS_CA_BUNDLE": None,
 }
 
 # Proxy variables are conventionally honoured in lower case too (curl, requests).
@@ -73,6 +87,9 @@ class Settings:
     values: Mapping[str, Value]
     env_file: Path | None = None
     home: Path = field(default_factory=Path.home)
+    # Every layer that set a key, highest precedence first (the first is `values[key]`): what diagnose and
+    # token-check show as "shadowed". Keys set nowhere are absent.
+    layers: Mapping[str, tuple[Value, ...]] = field(default_factory=dict)
 
     def __getitem__(self, key: str) -> Value:
         return self.values[key]
@@ -92,6 +109,11 @@ class Settings:
             f"{key}={raw!r} (from {origin}) is not a yes/no value.",
             f"Set {key} to 1 or 0 (true/false also work).",
         )
+
+    def replaced(self, **values: str | None) -> Settings:
+        """A copy with these keys set as defaults would be: how diagnose carries on past a malformed setting it has
+        reported, and how token-check always includes the official hub."""
+        return replace(self, values={**self.values, **{k: Value(v, DEFAULT) for k, v in values.items()}})
 
     # --- derived values -------------------------------------------------------------------------------------
 
@@ -148,6 +170,29 @@ class Settings:
     @property
     def offline(self) -> bool:
         return self.flag("HF_HUB_OFFLINE")
+
+    def seconds(self, key: str) -> float:
+        raw = self.get(key) or KEYS[key] or "0"
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1
+        if not 0 < value <= 3600:
+            raise UsageError(
+                f"{key}={raw!r} (from {self.values[key].describe()}) is not a number of seconds.",
+                f"Set {key} to a number such as 10.",
+            )
+        return value
+
+    @property
+    def retries(self) -> int:
+        raw = self.get("HFGET_RETRIES") or "5"
+        if not raw.isdigit() or not 1 <= int(raw) <= 100:
+            raise UsageError(
+                f"HFGET_RETRIES={raw!r} (from {self.values['HFGET_RETRIES'].describe()}) is not a number from 1 to 100.",
+                "Set HFGET_RETRIES to the number of attempts per request, e.g. 5.",
+            )
+        return int(raw)
 
     @property
     def max_workers(self) -> int:
@@ -215,21 +260,21 @@ def resolve(
     dotenv = _read_dotenv(dotenv_path) if dotenv_path else {}
 
     values: dict[str, Value] = {}
+    layers: dict[str, tuple[Value, ...]] = {}
     for key, default in KEYS.items():
-        flag_value = flags.get(key)
-        if flag_value is not None:
-            values[key] = Value(str(flag_value), FLAG)
-            continue
+        found: list[Value] = []
+        if flags.get(key) is not None:
+            found.append(Value(str(flags[key]), FLAG))
         env_value = _lookup(environ, key)
         if env_value is not None:
-            values[key] = Value(env_value[1], ENV, env_value[0] if env_value[0] != key else None)
-            continue
+            found.append(Value(env_value[1], ENV, env_value[0] if env_value[0] != key else None))
         dotenv_value = _lookup(dotenv, key)
         if dotenv_value is not None:
-            values[key] = Value(dotenv_value[1], DOTENV, str(dotenv_path))
-            continue
-        values[key] = Value(default, DEFAULT)
-    return Settings(values=values, env_file=dotenv_path, home=home or Path.home())
+            found.append(Value(dotenv_value[1], DOTENV, str(dotenv_path)))
+        values[key] = found[0] if found else Value(default, DEFAULT)
+        if found:
+            layers[key] = tuple(found)
+    return Settings(values=values, env_file=dotenv_path, home=home or Path.home(), layers=layers)
 
 
 def _lookup(source: Mapping[str, str | None], key: str) -> tuple[str, str] | None:

@@ -1,27 +1,42 @@
-"""`hfget download`: resolve a snapshot, decide what must move, move it, and land it in the cache or a folder.
+"""`hfget download`: find a source that answers, decide what must move, move it, land it in the cache or a folder.
 
 Returns a `DownloadResult` (data, never output); the CLI renders it. Order of work, so that bad input and
-unreachable servers leave the cache exactly as it was: validate, check the target is writable, resolve metadata
-(network), check free space, and only then create folders and move bytes.
+unreachable servers leave the cache exactly as it was: validate, check the target is writable, plan and probe the
+sources, resolve the snapshot's metadata from the first source that answers, check free space, and only then create
+folders and move bytes. The metadata source fixes what every file must hash to; when it fails mid-download, the next
+sources take over the remaining files (and the rest of partial ones), and their bytes are accepted only if they hash
+to the same values.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .config import Settings
-from .errors import HfgetError, UsageError
-from .http import HttpClient
+from .errors import (
+    AuthError,
+    GatedRepoError,
+    HfgetError,
+    NetworkError,
+    NotFoundError,
+    RevisionNotFoundError,
+    ServerError,
+    UsageError,
+    is_fall_through,
+)
+from .http import HttpClient, RetryPolicy
 from .hub_cache import HubCache
-from .repo import RemoteFile, RepoRef, Snapshot, select_files
-from .sources import HubSource, Source
+from .proxy import ProxyConfig
+from .repo import RemoteFile, RepoRef, Snapshot, is_commit_sha, select_files
+from .resume_state import pending_bytes
+from .route import Candidate, plan, probe
 from .targets import CacheTarget, LocalDirTarget, Target
-from .tokens import decide
-from .transfer import EventSink, FileJob, Transfer, TransferReport
+from .transfer import EventSink, FileJob, SourceSwitch, Transfer
 
 
 @dataclass(frozen=True)
@@ -42,13 +57,14 @@ class FileOutcome:
     status: str  # "downloaded" | "cached" | "planned" | "failed"
     downloaded: int = 0
     error: str | None = None
+    source: str | None = None  # which source's bytes landed
 
 
 @dataclass
 class Attempt:
     source: str
     endpoint: str
-    outcome: str  # "ok" | "failed"
+    outcome: str  # "ok" | "failed" | "skipped" | "partial"
     why: str
 
 
@@ -85,22 +101,33 @@ class DownloadResult:
         return data
 
 
+def client_factory(settings: Settings) -> Callable[[ProxyConfig], HttpClient]:
+    connect, read = settings.seconds("HFGET_CONNECT_TIMEOUT"), settings.seconds("HFGET_READ_TIMEOUT")
+    verify: bool | str = settings.get("REQUESTS_CA_BUNDLE") or True
+    retries = settings.retries
+    return lambda proxy: HttpClient(
+        proxy=proxy, verify=verify, connect_timeout=connect, read_timeout=read, retry=RetryPolicy(attempts=retries)
+    )
+
+
 def download(
     request: DownloadRequest,
     settings: Settings,
     *,
     on_event: EventSink | None = None,
     max_workers: int | None = None,
-    client: HttpClient | None = None,
 ) -> DownloadResult:
     started = time.monotonic()
+    emit = on_event or (lambda event: None)
+    workers = max_workers or settings.max_workers
     target = _target(request, settings)
     target.check_writable()
-    own_client = client is None
-    client = client or HttpClient()
+    route = plan(settings, client_factory(settings))
     try:
-        source = hub_source(settings, client)
-        snapshot = source.resolve(request.repo, request.revision)
+        probe(route.candidates, min(5.0, settings.seconds("HFGET_CONNECT_TIMEOUT")))
+        attempts: list[Attempt] = []
+        winner, snapshot = _resolve(route.candidates, request, attempts)
+        target.begin(snapshot)
         selected = _select(request, snapshot)
         present = {f.path for f in selected if target.is_present(f)}
         result = DownloadResult(
@@ -108,79 +135,223 @@ def download(
             repo_type=request.repo.repo_type,
             revision=request.revision,
             commit=snapshot.commit,
-            source=source.name,
-            endpoint=source.endpoint,
-            location=str(target.location(snapshot)),
+            source=winner.source.name,
+            endpoint=winner.source.endpoint,
+            location=str(target.location()),
             dry_run=request.dry_run,
-            attempts=[Attempt(source.name, source.endpoint, "ok", _reason(settings))],
-            notes=_notes(settings, source),
+            attempts=attempts,
+            notes=_notes(settings, route.candidates),
         )
-        missing = [f for f in selected if f.path not in present]
         if request.dry_run:
-            result.files = [
-                FileOutcome(f.path, f.size, "cached" if f.path in present else "planned") for f in selected
-            ]
+            result.files = [FileOutcome(f.path, f.size, "cached" if f.path in present else "planned") for f in selected]
             return result
-        if missing and snapshot.gated:
-            source.check_access(snapshot, missing[0])
-        jobs = [_job(source, snapshot, target, f) for f in missing]
+
+        missing = [f for f in selected if f.path not in present]
         # Partials from an earlier run (any source) already hold some of the bytes; each blob counts once.
-        target.check_free_space(sum(job.pending() for job in {job.partial: job for job in jobs}.values()))
-        target.prepare(snapshot)
-        workers = max_workers or settings.max_workers
-        report = TransferReport()
-        if jobs:
-            transfer = Transfer(client, max_workers=workers, connections=settings.connections, on_event=on_event)
-            report = transfer.run(jobs, source=source.label)
-        landed = [f for f in selected if f.path in present or f.path in report.done]
-        result.location = str(
-            target.finish(snapshot, landed, complete=not report.failed, source=(source.name, source.endpoint))
-        )
+        target.check_free_space(sum(_pending(target, f) for f in {f.content_key: f for f in missing}.values()))
+        delivered: dict[str, tuple[RemoteFile, str]] = {}  # path -> (file as placed, source name)
+        moved: dict[str, int] = {}  # path -> bytes received over the network in this run
+        failures: dict[str, HfgetError] = {}
+        if missing:
+            takers = _takers(route.candidates, winner, snapshot)
+            if snapshot.gated:  # before the first write: a gate nobody opens must leave the cache as it was
+                takers = _past_the_gate(takers, snapshot, missing[0], attempts)
+            target.prepare()
+            failures = _transfer(
+                takers, winner, snapshot, target, missing, delivered, moved, attempts, emit, workers, settings.retries,
+                settings.connections,
+            )
+        landed = [delivered[f.path][0] if f.path in delivered else f for f in selected if f.path in present or f.path in delivered]
+        result.location = str(target.finish(landed, complete=not failures, source=(winner.source.name, winner.source.endpoint)))
         for f in selected:
             if f.path in present:
                 result.files.append(FileOutcome(f.path, f.size, "cached"))
-            elif f.path in report.failed:
-                result.files.append(FileOutcome(f.path, f.size, "failed", error=report.failed[f.path].message))
+            elif f.path in failures:
+                result.files.append(FileOutcome(f.path, f.size, "failed", error=failures[f.path].message))
             else:
-                downloaded = report.downloaded.get(f.path, 0)
-                status = "downloaded" if downloaded else "cached"
-                result.files.append(FileOutcome(f.path, f.size, status, downloaded))
+                got, source = moved.get(f.path, 0), delivered[f.path][1]
+                # 0 bytes: another process finished it while we waited for its lock
+                result.files.append(FileOutcome(f.path, f.size, "downloaded" if got else "cached", got, source=source))
         result.elapsed = time.monotonic() - started
-        if report.failed:
-            raise _combined_failure(report.failed, len(selected))
+        if failures:
+            raise _with_attempts(_combined_failure(failures, len(selected)), attempts)
         return result
     finally:
-        if own_client:
-            client.close()
+        route.close()
 
 
-def hub_source(settings: Settings, client: HttpClient) -> HubSource:
-    endpoint = settings.endpoint.value
-    _check_endpoint(endpoint, settings)
-    decision = decide(endpoint, settings)
-    name = "hub" if settings.endpoint.origin == "default" else "mirror"
-    if endpoint.rstrip("/") in ("https://huggingface.co", "https://hf.co"):
-        name = "hub"
-    return HubSource(
-        name=name,
-        endpoint=endpoint,
-        client=client,
-        grant=decision.grant,
-        token_note=decision.note,
-        has_token=settings.token.is_set,
+# --- resolving metadata -----------------------------------------------------------------------------------------
+
+
+def _resolve(candidates: list[Candidate], request: DownloadRequest, attempts: list[Attempt]) -> tuple[Candidate, Snapshot]:
+    """The first candidate that resolves the snapshot; every one tried (or skipped) is recorded in `attempts`."""
+    errors: list[HfgetError] = []
+    for candidate in candidates:
+        if candidate.unreachable is not None:
+            attempts.append(_attempt(candidate, "skipped", f"unreachable: {candidate.unreachable.message}"))
+            errors.append(candidate.unreachable)
+            continue
+        try:
+            snapshot = candidate.source.resolve(request.repo, request.revision)
+        except HfgetError as error:
+            attempts.append(_attempt(candidate, "failed", error.message))
+            if not is_fall_through(error):
+                raise _with_attempts(error, attempts) from None
+            errors.append(error)
+            continue
+        attempts.append(_attempt(candidate, "ok", candidate.reason))
+        return candidate, snapshot
+    raise _with_attempts(_best_error(errors, attempts), attempts)
+
+
+def _best_error(errors: list[HfgetError], attempts: list[Attempt]) -> HfgetError:
+    """The most telling failure: what a server said (gated, not found) beats a server that could not be reached."""
+    for kind in (GatedRepoError, AuthError, RevisionNotFoundError, NotFoundError, ServerError):
+        for error in errors:
+            if isinstance(error, kind):
+                return error
+    if errors and all(isinstance(e, NetworkError) for e in errors):
+        return _no_route(errors, attempts) if len(errors) > 1 else errors[0]
+    if errors:
+        return errors[0]
+    return UsageError("No source to try.", "Pass --source hub, mirror or modelscope (or leave --source out).")
+
+
+_WHY = {"dns": "DNS lookup failed", "connect": "connection failed", "timeout": "timed out", "tls": "TLS failed"}
+
+
+def _no_route(errors: list[HfgetError], attempts: list[Attempt]) -> HfgetError:
+    """One short sentence for "nothing worked", grouping routes by how they failed (the table has the details)."""
+    groups: dict[str, list[str]] = {}
+    for error, attempt in zip(errors, attempts):
+        if error.kind == "proxy":  # name the proxy and what it did
+            why = error.message.rstrip(".")
+        elif getattr(error, "refused", False):
+            why = "connection refused"
+        else:
+            why = _WHY.get(error.kind, error.kind)
+        groups.setdefault(why, []).append(attempt.endpoint)
+    parts = "; ".join(f"{why}: {', '.join(endpoints)}" for why, endpoints in groups.items())
+    error = copy.copy(errors[0])
+    error.message = f"No source could be reached ({parts})."
+    error.args = (error.message,)
+    error.hint = f"{error.hint} Run `hfget diagnose` to see which route works here and the settings that use it."
+    if all(e.kind == "dns" for e in errors):
+        error.hint = (
+            "No host name resolves here: check the network connection and DNS. If DNS is blocked, a proxy that "
+            "resolves names itself works around it (--proxy socks5h://HOST:PORT). `hfget diagnose` tests each route."
+        )
+    return error
+
+
+# --- moving bytes -----------------------------------------------------------------------------------------------
+
+
+def _takers(candidates: list[Candidate], winner: Candidate, snapshot: Snapshot) -> list[Candidate]:
+    """Who may move the bytes, in order: the winner, then the later reachable candidates."""
+    later = candidates[candidates.index(winner) + 1 :]
+    return [winner] + [
+        c
+        for c in later
+        if c.unreachable is None
+        # ModelScope cannot serve a Hugging Face commit sha
+        and not (c.source.name == "modelscope" and is_commit_sha(snapshot.revision))
+    ]
+
+
+def _past_the_gate(
+    takers: list[Candidate], snapshot: Snapshot, probe_file: RemoteFile, attempts: list[Attempt]
+) -> list[Candidate]:
+    """Drop the candidates whose gate stays closed (no token, token withheld, access not granted)."""
+    errors: list[HfgetError] = []
+    for i, candidate in enumerate(takers):
+        try:
+            candidate.source.check_access(snapshot, probe_file)
+        except HfgetError as error:
+            if not is_fall_through(error):
+                raise _with_attempts(error, attempts) from None
+            attempts.append(_attempt(candidate, "failed", error.message))
+            errors.append(error)
+            continue
+        return takers[i:]
+    raise _with_attempts(_best_error(errors, attempts), attempts)
+
+
+def _transfer(
+    takers: list[Candidate],
+    winner: Candidate,
+    snapshot: Snapshot,
+    target: Target,
+    missing: list[RemoteFile],
+    delivered: dict[str, tuple[RemoteFile, str]],
+    moved: dict[str, int],
+    attempts: list[Attempt],
+    emit: EventSink,
+    workers: int,
+    retries: int,
+    connections: int,
+) -> dict[str, HfgetError]:
+    """Move `missing` from the first taker, handing what fails to the next ones. Returns the final failures."""
+    remaining = list(missing)
+    failures: dict[str, HfgetError] = {}
+    for candidate in takers:
+        if not remaining:
+            break
+        if failures:
+            emit(SourceSwitch(candidate.label, next(iter(failures.values())).message))
+        try:
+            jobs = [_job(candidate, snapshot, target, f, delivered) for f in remaining]
+            engine = Transfer(
+                candidate.source.client, max_workers=workers, connections=connections, on_event=emit, attempts=retries
+            )
+            report = engine.run(jobs, source=candidate.label)
+            moved.update(report.downloaded)
+            step = dict(report.failed)
+        except HfgetError as error:
+            if not is_fall_through(error):
+                raise _with_attempts(error, attempts) from None
+            step = {f.path: error for f in remaining}
+        done = len(remaining) - len(step)
+        if candidate is not winner or failures or step:  # the metadata source's plain success needs no second line
+            outcome = "ok" if not step else ("partial" if done else "failed")
+            detail = f"{done} file(s) moved" + (f"; {len(step)} failed: {next(iter(step.values())).message}" if step else "")
+            attempts.append(_attempt(candidate, outcome, detail))
+        failures = step
+        remaining = [f for f in remaining if f.path in step]
+    return failures
+
+
+def _pending(target: Target, file: RemoteFile) -> int:
+    """Bytes of `file` still to fetch, given the partial an earlier run (from any source) left."""
+    return pending_bytes(target.partial_path(file), file.size, *file.digest)
+
+
+def _job(
+    candidate: Candidate, snapshot: Snapshot, target: Target, file: RemoteFile, delivered: dict
+) -> FileJob:
+    source = candidate.source
+    url, grant = source.file_location(snapshot, file)
+    algo, expected = file.digest
+
+    def deliver(verified: Path) -> None:
+        delivered[file.path] = (target.deliver(file, verified), source.name)
+
+    return FileJob(
+        key=file.path,
+        url=url,
+        size=file.size,
+        algo=algo,
+        expected=expected,
+        partial=target.partial_path(file),
+        deliver=deliver,
+        already_done=lambda: target.is_present(file),
+        lock=target.lock_path(file),
+        grant=grant,
+        explain=lambda response: source.error_for(response, snapshot.repo, snapshot.revision),
     )
 
 
-def _check_endpoint(endpoint: str, settings: Settings) -> None:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        origin = settings.endpoint.describe()
-        raise UsageError(
-            f"The endpoint {endpoint!r} (from {origin}) is not an http(s) URL.",
-            "Use a full URL such as https://hf-mirror.com (for --endpoint or HF_ENDPOINT).",
-        )
+# --- helpers ----------------------------------------------------------------------------------------------------
 
 
 def _target(request: DownloadRequest, settings: Settings) -> Target:
@@ -208,36 +379,18 @@ def _select(request: DownloadRequest, snapshot: Snapshot) -> list[RemoteFile]:
     return selected
 
 
-def _job(source: Source, snapshot: Snapshot, target: Target, file: RemoteFile) -> FileJob:
-    url, grant = source.file_location(snapshot, file)
-    algo, expected = file.digest
-    explain: Callable = lambda response: source.error_for(response, snapshot.repo, snapshot.revision)  # noqa: E731
-    return FileJob(
-        key=file.path,
-        url=url,
-        size=file.size,
-        algo=algo,
-        expected=expected,
-        partial=target.partial_path(file),
-        deliver=lambda verified, f=file: target.deliver(f, verified),
-        already_done=lambda f=file: target.is_present(f),
-        lock=target.lock_path(file),
-        grant=grant,
-        explain=explain,
-    )
+def _attempt(candidate: Candidate, outcome: str, why: str) -> Attempt:
+    via = f" via {candidate.proxy.masked}" if candidate.proxy else ""
+    return Attempt(candidate.source.name, candidate.source.endpoint + via, outcome, why)
 
 
-def _reason(settings: Settings) -> str:
-    value = settings.endpoint
-    if value.origin == "default":
-        return "the official hub (no HF_ENDPOINT set)"
-    return f"HF_ENDPOINT from {value.describe()}" if value.origin != "flag" else "--endpoint given"
+def _with_attempts(error: HfgetError, attempts: list[Attempt]) -> HfgetError:
+    error.attempts = [dataclasses.asdict(a) for a in attempts]
+    return error
 
 
-def _notes(settings: Settings, source: HubSource) -> list[str]:
-    notes = []
-    if source.token_note:
-        notes.append(source.token_note)
+def _notes(settings: Settings, candidates: list[Candidate]) -> list[str]:
+    notes = list(dict.fromkeys(c.source.token_note for c in candidates if c.source.token_note))
     if settings.offline:
         notes.append(
             f"HF_HUB_OFFLINE=1 is set ({settings['HF_HUB_OFFLINE'].describe()}): hfget downloaded anyway because you "

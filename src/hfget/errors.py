@@ -27,9 +27,13 @@ class HfgetError(Exception):
         self.hint = hint
         if exit_code is not None:
             self.exit_code = exit_code
+        self.attempts: list[dict[str, str]] = []  # the sources tried before giving up (see download.Attempt)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "message": self.message, "hint": self.hint, "exit_code": self.exit_code}
+        data: dict[str, Any] = {"kind": self.kind, "message": self.message, "hint": self.hint, "exit_code": self.exit_code}
+        if self.attempts:
+            data["attempts"] = self.attempts
+        return data
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message} Hint: {self.hint}"
@@ -100,6 +104,12 @@ class GatedRepoError(AuthError):
     kind = "gated"
 
 
+class InvalidTokenError(AuthError):
+    """The hub refused the token itself (invalid, expired, revoked): every request with it fails, public or not."""
+
+    kind = "invalid_token"
+
+
 class NotFoundError(HfgetError):
     kind = "not_found"
 
@@ -143,5 +153,9 @@ class Interrupted(HfgetError):
 
 
 def is_fall_through(error: BaseException) -> bool:
-    """Whether another source may succeed where this one failed (DESIGN §6)."""
-    return isinstance(error, (NetworkError, ServerError))
+    """Whether another source may succeed where this one failed (DESIGN §6).
+
+    Network trouble, server failures, a mirror's 404, a gate or a refused token may all go better elsewhere. Bad
+    input, a full disk, permissions and interrupts stop the chain: no other source changes them.
+    """
+    return isinstance(error, HfgetError) and not isinstance(error, (UsageError, DiskError, Interrupted))

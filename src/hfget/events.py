@@ -58,5 +58,16 @@ class TransferFinished:
     elapsed: float
 
 
-Event = TransferStarted | FileStarted | FileProgress | FileRetrying | FileFinished | FileFailed | TransferFinished
+@dataclass(frozen=True)
+class SourceSwitch:
+    """Emitted by the download orchestrator (not the engine) when another source takes over remaining files."""
+
+    source: str
+    reason: str
+
+
+Event = (
+    TransferStarted | FileStarted | FileProgress | FileRetrying | FileFinished | FileFailed | TransferFinished
+    | SourceSwitch
+)
 EventSink = Callable[[Event], None]

@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 from . import __version__
 from .errors import ConnectError, DnsError, NetworkError, NetworkTimeout, ProxyError, ServerError, TlsError
+from .proxy import NO_PROXY_CONFIG, Proxy, ProxyConfig
 
 REDIRECT_CODES = (301, 302, 303, 307, 308)
 RETRY_STATUS = (429, 500, 502, 503, 504)
@@ -89,7 +90,7 @@ class HttpClient:
     def __init__(
         self,
         *,
-        proxies: Mapping[str, str] | None = None,
+        proxy: ProxyConfig | None = None,
         verify: bool | str = True,
         connect_timeout: float = 10.0,
         read_timeout: float = 30.0,
@@ -97,7 +98,7 @@ class HttpClient:
         pool_size: int = 16,
         user_agent: str | None = None,
     ) -> None:
-        self.proxies = dict(proxies or {})
+        self.proxy = proxy or NO_PROXY_CONFIG
         self.verify = verify
         self.timeout = (connect_timeout, read_timeout)
         self.retry = retry or RetryPolicy()
@@ -120,7 +121,6 @@ class HttpClient:
             # Proxies come from hfget's resolved settings (with provenance), never implicitly from the environment,
             # and .netrc must not add credentials behind the user's back.
             session.trust_env = False
-            session.proxies = dict(self.proxies)
             session.verify = self.verify
             session.headers["User-Agent"] = self.user_agent
             adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.pool_size, max_retries=0)
@@ -186,18 +186,32 @@ class HttpClient:
 
         # Streamed bodies (the transfer engine's pieces) skip requests' per-request machinery (session merging,
         # cookie jars, hooks: about half a millisecond of CPU each, paid hundreds of times per large file) and go
-        # to a shared urllib3 pool directly. With a proxy configured, requests handles everything.
-        send = self._send_direct if stream and not self.proxies else self._send_session
+        # to a shared urllib3 pool directly. Through a proxy, requests handles everything.
         seen: list[str] = []
         current = url
         for _ in range(max_redirects + 1):
             request_headers = dict(headers)
             if grant is not None and grant.applies_to(current):
                 request_headers["Authorization"] = f"Bearer {grant.token}"
+            proxy = self.proxy.for_url(current)
             try:
-                response = send(method, current, request_headers, stream, timeout or self.timeout)
+                if stream and proxy is None:
+                    response = self._send_direct(method, current, request_headers, timeout or self.timeout)
+                else:
+                    response = self.session().request(
+                        method,
+                        current,
+                        headers=request_headers,
+                        stream=stream,
+                        allow_redirects=False,
+                        timeout=timeout or self.timeout,
+                        proxies={"http": proxy.url, "https": proxy.url} if proxy else {},
+                    )
             except (requests.RequestException, u3.HTTPError) as exc:
-                raise classify_exception(exc, current, bool(self.proxies)) from None
+                raise classify_exception(exc, current, proxy) from None
+            if response.status_code == 407 and proxy is not None:
+                response.close()
+                raise proxy_auth_error(proxy, current)
             if not follow_redirects or response.status_code not in REDIRECT_CODES:
                 response.hfget_history = seen  # type: ignore[attr-defined]
                 return response
@@ -217,12 +231,7 @@ class HttpClient:
             "The server is misconfigured; try another source.",
         )
 
-    def _send_session(self, method: str, url: str, headers: dict, stream: bool, timeout):
-        return self.session().request(
-            method, url, headers=headers, stream=stream, allow_redirects=False, timeout=timeout
-        )
-
-    def _send_direct(self, method: str, url: str, headers: dict, stream: bool, timeout):
+    def _send_direct(self, method: str, url: str, headers: dict, timeout):
         import urllib3
 
         response = self._direct_pool().request(
@@ -287,10 +296,8 @@ class HttpClient:
                         raise u3.IncompleteRead(raw.tell(), raw.length_remaining)
                     return
                 yield block
-        except (requests.RequestException, u3.HTTPError) as exc:
-            raise classify_exception(exc, response.url, bool(self.proxies)) from None
-        except OSError as exc:
-            raise classify_exception(exc, response.url, bool(self.proxies)) from None
+        except (requests.RequestException, u3.HTTPError, OSError) as exc:
+            raise classify_exception(exc, response.url, self.proxy.for_url(response.url)) from None
 
 
 class DirectResponse:
@@ -335,7 +342,17 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
                 stack.append(nested)
 
 
-def classify_exception(exc: BaseException, url: str, via_proxy: bool = False) -> NetworkError:
+def proxy_auth_error(proxy: Proxy, url: str) -> ProxyError:
+    creds = "the user and password in the proxy URL were rejected" if proxy.has_credentials else "the proxy URL has none"
+    status = " (HTTP 407)" if proxy.scheme in ("http", "https") else ""
+    return ProxyError(
+        f"The proxy {proxy.describe()} refused to forward the request to {host_label(url)}: it requires "
+        f"authentication{status}, and {creds}.",
+        "Put the right user and password in the proxy URL: scheme://USER:PASSWORD@host:port.",
+    )
+
+
+def classify_exception(exc: BaseException, url: str, proxy: Proxy | None = None) -> NetworkError:
     """Map a requests/urllib3/socket exception to the hfget error a user can act on."""
     import socket
     import ssl
@@ -347,14 +364,18 @@ def classify_exception(exc: BaseException, url: str, via_proxy: bool = False) ->
     chain = list(_chain(exc))
     text = " ".join(str(e) for e in chain)
 
-    if isinstance(exc, requests.exceptions.ProxyError) or any(isinstance(e, u3.ProxyError) for e in chain):
-        error = ProxyError(
-            f"The proxy refused or failed the connection to {host}: {_short(exc)}.",
-            "Check that the proxy is running and that its URL (scheme, host, port, credentials) is right.",
-        )
-    elif isinstance(exc, requests.exceptions.SSLError) or any(isinstance(e, ssl.SSLError) for e in chain):
+    # socks5:// and socks4:// leave DNS to this machine: a name that does not resolve here is a DNS failure, not the
+    # proxy's (PySocks wraps it in a "general proxy error").
+    local_dns = proxy is not None and proxy.scheme in ("socks5", "socks4") and (
+        any(isinstance(e, socket.gaierror) for e in chain) or "Name or service not known" in text
+    )
+    if proxy is not None and not local_dns:
+        proxy_error = _proxy_failure(chain, text, proxy, host)
+        if proxy_error is not None:
+            return proxy_error
+    if isinstance(exc, requests.exceptions.SSLError) or any(isinstance(e, ssl.SSLError) for e in chain):
         if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-            error = TlsError(
+            error: NetworkError = TlsError(
                 f"The TLS certificate of {host} could not be verified: {_short(exc)}.",
                 "A firewall or proxy may be intercepting HTTPS. Point REQUESTS_CA_BUNDLE at your organisation's CA "
                 "bundle, or use a mirror or proxy you trust.",
@@ -398,16 +419,65 @@ def classify_exception(exc: BaseException, url: str, via_proxy: bool = False) ->
         error = ConnectError(f"{host} closed the connection before the end of the body.", _RETRY_HINT)
     else:
         error = ConnectError(f"The connection to {host} failed: {_short(exc)}.", _RETRY_HINT)
-    if via_proxy and not isinstance(error, ProxyError):
-        error.message += " (through the configured proxy)"
+    if proxy is not None:
+        error.message = error.message.rstrip(".") + f" (through the proxy {proxy.masked})."
+    if local_dns and isinstance(error, DnsError):
+        remote = "socks5h://" + proxy.masked.split("://", 1)[1]
+        error.hint = (f"With {proxy.scheme}:// this machine resolves host names itself; write the proxy as {remote} "
+                      "so that the proxy resolves them.")
     return error
 
 
+def _proxy_failure(chain: list[BaseException], text: str, proxy: Proxy, host: str) -> ProxyError | None:
+    """The errors that are the proxy's own: unreachable, refusing, auth failure, protocol mismatch."""
+    import requests
+
+    try:
+        import socks
+    except ImportError:  # pragma: no cover - requests[socks] is a dependency
+        socks = None
+    where = proxy.describe()
+    lowered = text.lower()
+    if "407" in text or "authentication" in lowered or (socks and any(isinstance(e, socks.SOCKS5AuthError) for e in chain)):
+        return proxy_auth_error(proxy, host)
+    proxy_connect = socks is not None and any(isinstance(e, socks.ProxyConnectionError) for e in chain)
+    if proxy_connect or any(isinstance(e, requests.exceptions.ProxyError) for e in chain) and (
+        "refused" in lowered or "unable to connect to proxy" in lowered or "timed out" in lowered
+    ):
+        return ProxyError(
+            f"The proxy {where} cannot be reached: {_short(chain[0])}.",
+            "Start the proxy, or fix its host and port; without it, try --source modelscope or a mirror.",
+        )
+    general = socks is not None and any(isinstance(e, socks.GeneralProxyError) for e in chain)
+    if general and proxy.has_credentials and "closed unexpectedly" in lowered:
+        # RFC 1929 says a proxy answers bad credentials with a status; many (pproxy, some ssh setups) just hang up.
+        return proxy_auth_error(proxy, host)
+    if general:
+        return ProxyError(
+            f"The proxy {where} did not answer as a {proxy.scheme} proxy: {_short(chain[0])}.",
+            "Check the proxy's scheme (http:// vs socks5h://) and port.",
+        )
+    if any(isinstance(e, requests.exceptions.ProxyError) for e in chain):
+        return ProxyError(
+            f"The proxy {where} failed to forward the request to {host}: {_short(chain[0])}.",
+            "Check that the proxy can reach the internet (or the host); try another proxy or source.",
+        )
+    return None
+
+
 def _short(exc: BaseException) -> str:
-    """The innermost useful message of an exception, without urllib3's object reprs."""
+    """The innermost useful words of an exception: "connection refused", not urllib3's nested reprs."""
+    for nested in _chain(exc):
+        if isinstance(nested, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(nested, TimeoutError):
+            return "timed out"
     text = str(exc)
     if "Caused by " in text:
-        text = text.split("Caused by ", 1)[1].rstrip(")")
-    if ": " in text and text.startswith(("NewConnectionError", "<urllib3")):
+        text = text.split("Caused by ", 1)[1]
+    for noise in ("Failed to establish a new connection: ",):
+        if noise in text:
+            text = text.split(noise, 1)[1]
+    if ": " in text and text.startswith(("NewConnectionError", "<urllib3", "ProxyError(")):
         text = text.split(": ", 1)[1]
-    return text.strip().rstrip(".")[:300]
+    return text.strip().strip("()'\"").rstrip(".")[:300]

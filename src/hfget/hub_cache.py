@@ -156,7 +156,7 @@ class HubCache:
         entries = {}
         for f in sorted(files, key=lambda f: f.path):
             info: dict = {"size": f.size, "blob_id": f.blob_id}
-            if f.sha256:
+            if f.lfs and f.sha256:
                 info.update(lfs_sha256=f.sha256, lfs_size=f.size)
             entries[f.path] = info
         path = self.repo_dir(repo) / "trees" / f"{commit}.json"

@@ -12,6 +12,7 @@ import time
 from typing import TextIO
 
 from rich.console import Console
+from rich.markup import escape
 
 from .events import (
     Event,
@@ -20,6 +21,7 @@ from .events import (
     FileProgress,
     FileRetrying,
     FileStarted,
+    SourceSwitch,
     TransferFinished,
     TransferStarted,
 )
@@ -63,6 +65,7 @@ class RichProgress:
             expand=True,
         )
         self.overall = None
+        self.landed = 0  # bytes of finished files, kept when another source takes over
         self.rows: dict[str, int] = {}
         self.lock = threading.Lock()
 
@@ -81,10 +84,16 @@ class RichProgress:
         p = self.progress
         with self.lock:
             if isinstance(event, TransferStarted):
-                source = f" from [bold]{event.source}[/]" if event.source else ""
+                source = f" from [bold]{escape(event.source)}[/]" if event.source else ""
+                description = f"[bold]{event.files} files[/]{source}"
                 # Resumed bytes count as done from the start (FileStarted reports them per file).
                 total = event.total_bytes + event.resumed_bytes
-                self.overall = p.add_task(f"[bold]{event.files} files[/]{source}", total=total)
+                if self.overall is None:
+                    self.overall = p.add_task(description, total=total)
+                else:  # another source takes over: what landed stays counted, the rest starts again
+                    p.update(self.overall, description=description, total=self.landed + total, completed=self.landed)
+            elif isinstance(event, SourceSwitch):
+                p.console.print(f"[yellow]↪ switching to {escape(event.source)}[/] [dim]({escape(event.reason)})[/]")
             elif self.overall is None:
                 return
             elif isinstance(event, FileStarted):
@@ -102,6 +111,7 @@ class RichProgress:
             elif isinstance(event, FileRetrying):
                 p.console.print(f"[yellow]↻ {event.key}: {event.reason} (retry {event.attempt})[/]")
             elif isinstance(event, FileFinished):
+                self.landed += event.size
                 task = self.rows.pop(event.key, None)
                 if task is not None:
                     p.remove_task(task)
@@ -140,11 +150,13 @@ class PlainProgress:
     def __call__(self, event: Event) -> None:
         with self.lock:
             if isinstance(event, TransferStarted):
-                self.total, self.started = event.total_bytes + event.resumed_bytes, time.monotonic()
+                self.total, self.done, self.started = event.total_bytes + event.resumed_bytes, 0, time.monotonic()
                 self.last = self.started
                 source = f" from {event.source}" if event.source else ""
                 resumed = f", {human_bytes(event.resumed_bytes)} already on disk" if event.resumed_bytes else ""
                 self._line(f"Downloading {event.files} files ({human_bytes(event.total_bytes)}{resumed}){source}")
+            elif isinstance(event, SourceSwitch):
+                self._line(f"Switching to {event.source} ({event.reason})")
             elif isinstance(event, FileStarted):
                 self.done += event.resumed_from
                 if 0 < event.resumed_from < event.size:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from typing import Any
 
 from rich.console import Console
@@ -22,29 +23,38 @@ def emit_json(data: Any, stream=None) -> None:
 
 
 def error(console: Console, err: HfgetError) -> None:
+    if len(err.attempts) > 1:
+        attempts_table(console, err.attempts)
     console.print(f"[bold red]Error:[/] {escape(err.message)}", highlight=False)
     if err.hint:
         console.print(f"[bold]Fix:[/] {escape(err.hint)}", highlight=False)
+
+
+def attempts_table(console: Console, attempts: list[dict]) -> None:
+    table = Table(title="Sources tried", show_edge=False, title_justify="left")
+    for column in ("source", "endpoint", "outcome", "why"):
+        table.add_column(column, overflow="fold")
+    colors = {"ok": "green", "partial": "yellow", "skipped": "dim"}
+    for a in attempts:
+        color = colors.get(a["outcome"], "red")
+        table.add_row(a["source"], escape(a["endpoint"]), f"[{color}]{a['outcome']}[/]", escape(a["why"]))
+    console.print(table)
 
 
 def download_summary(console: Console, result: DownloadResult) -> None:
     repo = result.repo_id if result.repo_type == "model" else f"{result.repo_type} {result.repo_id}"
     where = f"{result.source} ({result.endpoint})"
     if len(result.attempts) > 1:
-        attempts = Table(title="Sources tried", show_edge=False, title_justify="left")
-        for column in ("source", "endpoint", "outcome", "why"):
-            attempts.add_column(column)
-        for a in result.attempts:
-            color = "green" if a.outcome == "ok" else "red"
-            attempts.add_row(a.source, a.endpoint, f"[{color}]{a.outcome}[/]", escape(a.why))
-        console.print(attempts)
+        attempts_table(console, [asdict(a) for a in result.attempts])
     downloaded = result.count("downloaded")
     cached = result.count("cached")
     moved = result.bytes_downloaded
     speed = f" at {human_rate(moved / result.elapsed)}" if moved and result.elapsed > 0 else ""
+    sources = sorted({f.source for f in result.files if f.source and f.source != result.source})
+    also = f", with files from {', '.join(sources)}" if sources else ""
     console.print(
         f"[bold green]✓[/] {escape(repo)} @ {escape(result.revision)} "
-        f"(commit {result.commit[:10]}) from {escape(where)}",
+        f"(commit {result.commit[:10]}) from {escape(where)}{also}",
         highlight=False,
     )
     parts = [f"{len(result.files)} files, {human_bytes(result.total_size)}"]

@@ -48,26 +48,49 @@ class RepoRef:
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One file of a snapshot, as the hub describes it. `sha256` is set for LFS files."""
+    """One file of a snapshot, as a source describes it.
+
+    Hugging Face gives every file's git `blob_id`, plus `sha256` for LFS files. ModelScope gives `sha256` for every
+    file and says which are LFS, but no git ids: for its regular files `blob_id` is None until the bytes are here.
+    """
 
     path: str
     size: int
-    blob_id: str
+    blob_id: str | None
     sha256: str | None = None
+    lfs: bool = False
 
     @property
     def is_lfs(self) -> bool:
-        return self.sha256 is not None
+        return self.lfs
 
     @property
-    def etag(self) -> str:
-        """The name of the blob in the HF cache: the sha256 for LFS files, the git blob sha1 otherwise."""
-        return self.sha256 or self.blob_id
+    def etag(self) -> str | None:
+        """The blob's name in the HF cache: the sha256 for LFS files, the git blob sha1 otherwise."""
+        return self.sha256 if self.lfs else self.blob_id
+
+    @property
+    def content_key(self) -> str:
+        """A content hash known before download: names partials and locks, so any source can resume them."""
+        key = self.sha256 or self.blob_id
+        assert key, "a file needs a sha256 or a git blob id"
+        return key
 
     @property
     def digest(self) -> tuple[str, str]:
         """(algorithm, hex) that the bytes must hash to before they may enter the cache."""
-        return ("sha256", self.sha256) if self.sha256 else ("git-sha1", self.blob_id)
+        if self.sha256:
+            return ("sha256", self.sha256)
+        assert self.blob_id
+        return ("git-sha1", self.blob_id)
+
+
+def lfs_pointer_oid(sha256: str, size: int) -> str:
+    """The git blob id of an LFS pointer file: what the hub lists as an LFS file's `oid`."""
+    import hashlib
+
+    pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
+    return hashlib.sha1(b"blob %d\0" % len(pointer) + pointer).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -79,6 +102,7 @@ class Snapshot:
     commit: str
     files: tuple[RemoteFile, ...]
     gated: bool = False
+    private: bool = False
 
     @property
     def total_size(self) -> int:

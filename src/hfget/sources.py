@@ -18,6 +18,7 @@ from .errors import (
     EntryNotFoundError,
     GatedRepoError,
     HfgetError,
+    InvalidTokenError,
     ProtocolError,
     RepoNotFoundError,
     RevisionNotFoundError,
@@ -71,7 +72,10 @@ class HubSource:
             raise self._not_hub(f"revision info for {repo}")
         commit = check_commit_sha(info.get("sha"), host_label(self.endpoint))
         files = tuple(self._list_tree(repo, revision, commit))
-        return Snapshot(repo=repo, revision=revision, commit=commit, files=files, gated=bool(info.get("gated")))
+        return Snapshot(
+            repo=repo, revision=revision, commit=commit, files=files, gated=bool(info.get("gated")),
+            private=info.get("private") is True,
+        )
 
     def check_access(self, snapshot: Snapshot, file: RemoteFile) -> None:
         """HEAD one file so a gate or a bad token is reported before any transfer starts."""
@@ -86,9 +90,10 @@ class HubSource:
         seen_urls: set[str] = set()
         seen_paths: set[str] = set()
         where = host_label(self.endpoint)
-        pages = 0
+        pages = empty_pages = 0
         while url:
-            if url in seen_urls or pages >= MAX_TREE_PAGES:
+            # A loop shows as a URL seen before, or (cursor games) pages that bring nothing new.
+            if url in seen_urls or pages >= MAX_TREE_PAGES or empty_pages > 3:
                 raise ProtocolError(
                     f"{where} sent a tree listing for {repo} that never ends (pagination loops).",
                     "The server is broken or hostile; use another source.",
@@ -104,6 +109,7 @@ class HubSource:
             entries = self._json(response, f"file listing of {repo}")
             if not isinstance(entries, list):
                 raise self._not_hub(f"file listing of {repo}")
+            empty_pages = empty_pages + 1 if not entries else 0
             for entry in entries:
                 file = self._parse_entry(entry, where)
                 if file is None:
@@ -145,7 +151,7 @@ class HubSource:
                     f"{where} listed {path!r} with two different sizes ({size} and {lfs.get('size')}).",
                     "The server is broken or hostile; use another source.",
                 )
-        return RemoteFile(path=path, size=size, blob_id=blob_id, sha256=sha256)
+        return RemoteFile(path=path, size=size, blob_id=blob_id, sha256=sha256, lfs=sha256 is not None)
 
     def file_location(self, snapshot: Snapshot, file: RemoteFile) -> tuple[str, TokenGrant | None]:
         # Always by commit, never by branch: every file of one download comes from the same commit.
@@ -197,7 +203,7 @@ class HubSource:
                 f"List the files with: hfget download {repo.repo_id}{type_flag} --dry-run",
             )
         if status == 401 and code != "RepoNotFound" and "credentials" in server_message.lower():
-            return AuthError(
+            return InvalidTokenError(
                 f"{where} rejected your HF token as invalid or expired.",
                 "Create a new read token at https://huggingface.co/settings/tokens and set HF_TOKEN (in .env or the "
                 "environment), or pass --token.",

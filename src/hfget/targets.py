@@ -1,18 +1,20 @@
 """Where downloaded files land: the Hugging Face cache, or a plain folder (`--local-dir`).
 
 Both give the download orchestrator the same operations: is a file already there, where does its partial live,
-put a verified file in place, and finish the snapshot (links, tree listing, refs) once files are in.
+put a verified file in place, and finish the snapshot (links, tree listing, refs) once files are in. `begin()` binds
+the target to the resolved snapshot without writing anything; `prepare()` is the first write.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
-from .fsutil import atomic_write, disk_errors, ensure_inside
+from .fsutil import atomic_write, disk_errors, ensure_inside, git_blob_sha1
 from .hub_cache import HubCache
 from .repo import RemoteFile, RepoRef, Snapshot
 from .digest import Digest
@@ -23,15 +25,14 @@ class Target(Protocol):
 
     def check_writable(self) -> None: ...
     def check_free_space(self, needed: int) -> None: ...
-    def prepare(self, snapshot: Snapshot) -> None: ...
+    def begin(self, snapshot: Snapshot) -> None: ...
+    def prepare(self) -> None: ...
     def is_present(self, file: RemoteFile) -> bool: ...
     def partial_path(self, file: RemoteFile) -> Path: ...
     def lock_path(self, file: RemoteFile) -> Path: ...
-    def deliver(self, file: RemoteFile, verified: Path) -> None: ...
-    def finish(
-        self, snapshot: Snapshot, files: Iterable[RemoteFile], complete: bool, source: tuple[str, str]
-    ) -> Path: ...
-    def location(self, snapshot: Snapshot) -> Path: ...
+    def deliver(self, file: RemoteFile, verified: Path) -> RemoteFile: ...
+    def finish(self, files: Iterable[RemoteFile], complete: bool, source: tuple[str, str]) -> Path: ...
+    def location(self) -> Path: ...
 
 
 class CacheTarget:
@@ -39,6 +40,7 @@ class CacheTarget:
 
     def __init__(self, cache: HubCache, repo: RepoRef) -> None:
         self.cache, self.repo, self.root = cache, repo, cache.root
+        self.snapshot: Snapshot | None = None
 
     def check_writable(self) -> None:
         self.cache.check_writable()
@@ -46,37 +48,64 @@ class CacheTarget:
     def check_free_space(self, needed: int) -> None:
         self.cache.check_free_space(needed)
 
-    def prepare(self, snapshot: Snapshot) -> None:
+    def begin(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+
+    def prepare(self) -> None:
         self.cache.prepare(self.repo)
 
+    def _pointer(self, file: RemoteFile) -> Path:
+        assert self.snapshot is not None
+        return self.cache.pointer_path(self.repo, self.snapshot.commit, file.path)
+
     def is_present(self, file: RemoteFile) -> bool:
-        return self.cache.has_blob(self.repo, file)
+        if file.etag is not None:
+            return self.cache.has_blob(self.repo, file)
+        # No git id from this source (a ModelScope regular file): present if this snapshot already links it.
+        try:
+            return self._pointer(file).stat().st_size == file.size
+        except OSError:
+            return False
 
     def partial_path(self, file: RemoteFile) -> Path:
-        return self.cache.partial_path(self.repo, file.etag)
+        return self.cache.partial_path(self.repo, file.content_key)
 
     def lock_path(self, file: RemoteFile) -> Path:
-        return self.cache.lock_path(self.repo, file.etag)
+        return self.cache.lock_path(self.repo, file.content_key)
 
-    def deliver(self, file: RemoteFile, verified: Path) -> None:
+    def deliver(self, file: RemoteFile, verified: Path) -> RemoteFile:
+        if file.etag is None:  # name the blob as the hub would: by its git blob id
+            file = dataclasses.replace(file, blob_id=git_blob_sha1(verified))
         self.cache.place_blob(self.repo, file.etag, verified)
+        return file
 
-    def finish(
-        self, snapshot: Snapshot, files: Iterable[RemoteFile], complete: bool, source: tuple[str, str]
-    ) -> Path:
+    def _resolved(self, file: RemoteFile) -> RemoteFile:
+        """Fill in the git id of a file that was already linked by an earlier run."""
+        if file.blob_id is not None:
+            return file
+        pointer = self._pointer(file)
+        blob = os.path.basename(os.readlink(pointer)) if pointer.is_symlink() else git_blob_sha1(pointer)
+        return dataclasses.replace(file, blob_id=blob)
+
+    def finish(self, files: Iterable[RemoteFile], complete: bool, source: tuple[str, str]) -> Path:
         """`source` is (name, endpoint) of the source that served this snapshot, recorded for `cache list`."""
-        for file in files:
+        snapshot = self.snapshot
+        assert snapshot is not None
+        landed = {f.path: self._resolved(f) for f in files}
+        for file in landed.values():
             self.cache.link_snapshot(self.repo, snapshot.commit, file)
-        # The tree listing is of the whole commit (as huggingface_hub stores it), so an offline
-        # snapshot_download can tell which files of the snapshot are missing.
-        self.cache.write_tree(self.repo, snapshot.commit, snapshot.files)
+        # The tree listing covers the whole commit (as huggingface_hub stores it), so an offline snapshot_download
+        # can tell which files are missing. Files whose git id is still unknown are left out of it.
+        listing = [landed.get(f.path, f) for f in snapshot.files]
+        self.cache.write_tree(self.repo, snapshot.commit, [f for f in listing if f.blob_id])
         self.cache.record_origin(self.repo, snapshot.commit, snapshot.revision, *source)
         if complete:  # refs last: until then the ref still names the previous, complete snapshot
             self.cache.write_ref(self.repo, snapshot.revision, snapshot.commit)
-        return self.location(snapshot)
+        return self.location()
 
-    def location(self, snapshot: Snapshot) -> Path:
-        return self.cache.snapshot_dir(self.repo, snapshot.commit)
+    def location(self) -> Path:
+        assert self.snapshot is not None
+        return self.cache.snapshot_dir(self.repo, self.snapshot.commit)
 
 
 class LocalDirTarget:
@@ -95,8 +124,10 @@ class LocalDirTarget:
     def check_free_space(self, needed: int) -> None:
         HubCache(self.root).check_free_space(needed)
 
-    def prepare(self, snapshot: Snapshot) -> None:
+    def begin(self, snapshot: Snapshot) -> None:
         self.commit = snapshot.commit
+
+    def prepare(self) -> None:
         with disk_errors(self.root):
             self.meta.mkdir(parents=True, exist_ok=True)
             gitignore = self.root / ".cache" / "huggingface" / ".gitignore"
@@ -121,9 +152,9 @@ class LocalDirTarget:
             return False
         try:
             lines = self._metadata_path(file).read_text().splitlines()
-            # The recorded etag matches and the file was not modified after the record was written (the record is
+            # The recorded hash matches and the file was not modified after the record was written (the record is
             # always written after the file is in place).
-            if len(lines) >= 3 and lines[1] == file.etag and stat.st_mtime <= float(lines[2]):
+            if len(lines) >= 3 and lines[1] in (file.etag, file.content_key) and stat.st_mtime <= float(lines[2]):
                 return True
         except (OSError, ValueError):
             pass
@@ -131,30 +162,29 @@ class LocalDirTarget:
         return Digest.of_file(dest, *file.digest, file.size)
 
     def partial_path(self, file: RemoteFile) -> Path:
-        return self.meta / f"{file.etag}.incomplete"
+        return self.meta / f"{file.content_key}.incomplete"
 
     def lock_path(self, file: RemoteFile) -> Path:
-        return self.meta / f"{file.etag}.lock"
+        return self.meta / f"{file.content_key}.lock"
 
-    def deliver(self, file: RemoteFile, verified: Path) -> None:
+    def deliver(self, file: RemoteFile, verified: Path) -> RemoteFile:
         dest = self._dest(file)
         with disk_errors(self.root):
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(verified, dest)
             self._record(file)
+        return file
 
     def _record(self, file: RemoteFile) -> None:
         meta = self._metadata_path(file)
         meta.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(meta, f"{self.commit}\n{file.etag}\n{time.time()}\n")
+        atomic_write(meta, f"{self.commit}\n{file.etag or file.content_key}\n{time.time()}\n")
 
-    def finish(
-        self, snapshot: Snapshot, files: Iterable[RemoteFile], complete: bool, source: tuple[str, str]
-    ) -> Path:
+    def finish(self, files: Iterable[RemoteFile], complete: bool, source: tuple[str, str]) -> Path:
         with disk_errors(self.root):
             for file in files:  # files found present get their record refreshed to this commit
                 self._record(file)
         return self.root
 
-    def location(self, snapshot: Snapshot) -> Path:
+    def location(self) -> Path:
         return self.root

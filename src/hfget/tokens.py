@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Settings
+from .config import Settings, Value
 from .http import Origin, TokenGrant, is_loopback_host, origin_of
 
 OFFICIAL_ORIGINS: frozenset[Origin] = frozenset({("https", "huggingface.co", 443), ("https", "hf.co", 443)})
@@ -39,15 +39,25 @@ class TokenDecision:
     note: str | None  # why it was withheld, or a warning that it is sent to a mirror
 
 
-def decide(endpoint: str, settings: Settings) -> TokenDecision:
-    token = settings.token
+def official_origins(settings: Settings) -> frozenset[Origin]:
+    """huggingface.co, plus HFGET_OFFICIAL_ENDPOINT when it names another hub (self-hosted, or the tests' own)."""
+    configured = settings.get("HFGET_OFFICIAL_ENDPOINT")
+    return OFFICIAL_ORIGINS | ({origin_of(configured)} if configured else set())
+
+
+def decide(endpoint: str, settings: Settings, token: Value | None = None) -> TokenDecision:
+    """Whether the HF token (or `token`, e.g. a shadowed one token-check validates) may go to `endpoint` (DESIGN
+    §7), and what to tell the user about it."""
+    token = settings.token if token is None else token
     if not token.is_set:
         return TokenDecision(None, None)
     origin = origin_of(endpoint)
     scheme, host, _ = origin
     shown = f"{mask(token.value)} (from {token.describe()})"
-    if origin in OFFICIAL_ORIGINS:
-        return TokenDecision(TokenGrant(token.value, origin), None)
+    if origin in official_origins(settings):
+        if scheme == "https" or is_loopback_host(host) or settings.flag("HFGET_ALLOW_INSECURE_TOKEN"):
+            return TokenDecision(TokenGrant(token.value, origin), None)
+        return TokenDecision(None, f"Your HF token {shown} was not sent to {host}: plain http would expose it.")
     if not settings.flag("HFGET_ALLOW_TOKEN_TO_MIRROR"):
         return TokenDecision(
             None,
@@ -65,3 +75,14 @@ def decide(endpoint: str, settings: Settings) -> TokenDecision:
         f"Sending your HF token {shown} to the mirror {host}, as allowed by "
         f"HFGET_ALLOW_TOKEN_TO_MIRROR ({settings['HFGET_ALLOW_TOKEN_TO_MIRROR'].describe()}).",
     )
+
+
+def modelscope_grant(endpoint: str, settings: Settings) -> TokenGrant | None:
+    """MODELSCOPE_API_TOKEN goes only to the ModelScope endpoint, over https or to a loopback host."""
+    token = settings.get("MODELSCOPE_API_TOKEN")
+    if not token:
+        return None
+    origin = origin_of(endpoint)
+    if origin[0] != "https" and not is_loopback_host(origin[1]) and not settings.flag("HFGET_ALLOW_INSECURE_TOKEN"):
+        return None
+    return TokenGrant(token.strip(), origin)

@@ -35,6 +35,7 @@ from .events import (
     FileProgress,
     FileRetrying,
     FileStarted,
+    SourceSwitch,
     TransferFinished,
     TransferStarted,
 )
@@ -47,11 +48,10 @@ from .segments import PieceSizes
 
 __all__ = [
     "Digest", "Event", "EventSink", "FileFailed", "FileFinished", "FileJob", "FileProgress", "FileRetrying",
-    "FileStarted", "Transfer", "TransferFinished", "TransferReport", "TransferStarted",
+    "FileStarted", "SourceSwitch", "Transfer", "TransferFinished", "TransferReport", "TransferStarted",
 ]
 
 DEFAULT_CONNECTIONS = 64
-DEFAULT_STALL_TIMEOUT = 20.0
 
 
 @dataclass
@@ -188,7 +188,7 @@ class Transfer:
         on_event: EventSink | None = None,
         attempts: int = 5,
         lock_timeout: float | None = None,
-        stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+        stall_timeout: float | None = None,
         piece_sizes: PieceSizes | None = None,
         adaptive: bool = True,
     ) -> None:
@@ -198,7 +198,8 @@ class Transfer:
         self.emit = on_event or (lambda event: None)
         self.attempts = attempts
         self.lock_timeout = lock_timeout
-        self.stall_timeout = stall_timeout
+        # A connection that delivers nothing for this long is replaced: the client's read timeout unless given.
+        self.stall_timeout = stall_timeout if stall_timeout is not None else client.timeout[1]
         self.piece_sizes = piece_sizes or PieceSizes()
         self.adaptive = adaptive  # let the governor find how many of the connections pay (else use them all)
         self.cancel = threading.Event()

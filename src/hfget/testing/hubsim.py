@@ -1,4 +1,5 @@
-"""A hub simulator: a real HTTP server on 127.0.0.1 that speaks the Hugging Face protocol (DESIGN §3).
+"""A hub simulator: a real HTTP server on 127.0.0.1 speaking the Hugging Face protocol (DESIGN §3) and, on the same
+port, the ModelScope protocol (DESIGN §4: `/api/v1/models/...`).
 
 It serves deterministic repos (see `simrepo`), redirects LFS files to a CDN on a second port (another origin, as on
 the real hub), records every request it receives (headers included, so tests can prove where a token went) and has
@@ -18,6 +19,7 @@ import hashlib
 import hmac
 import json
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -48,8 +50,10 @@ class Fault:
     connection after `after` body bytes), truncate (send `after` bytes of a full Content-Length, then close), status
     (answer `status` with optional `retry_after`), ignore_range (answer 200 with the whole body), chunked (answer
     200 with the whole body, chunked, without Content-Length, as some proxies do), stall (send `after` bytes then
-    hang), throttle (limit to `rate` bytes/s), hang (accept, never answer). `where` limits it to "resolve", "cdn"
-    or "any" request; `times` is how many requests it hits (None: all).
+    hang), throttle (limit to `rate` bytes/s), hang (accept, never answer). With `at` set, reset/truncate/stall
+    cut at that absolute file offset instead: the server then never serves past it, however the client resumes (a
+    mirror that dies half-way through a file). `where` limits it to "resolve", "cdn" or "any" request; `times` is
+    how many requests it hits (None: all).
     """
 
     kind: str
@@ -58,6 +62,7 @@ class Fault:
     times: int | None = None
     offset: int = 0
     after: int = 0
+    at: int | None = None
     status: int = 503
     retry_after: str | None = None
     rate: float = 0.0
@@ -67,6 +72,19 @@ class Fault:
         if self.where not in ("any", where) or not fnmatch.fnmatchcase(path, self.match):
             return False
         return self.times is None or self.hits < self.times
+
+
+@dataclass
+class Override:
+    """A canned answer for requests whose URL path matches `match` (fnmatch): hostile or broken metadata."""
+
+    match: str
+    body: bytes
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+    times: int | None = None
+    hits: int = 0
 
 
 @dataclass
@@ -95,16 +113,21 @@ class HubSimulator:
         host: str = "127.0.0.1",
         tree_page_size: int = 1000,
         users: list[SimUser] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
+        self.tls = tls  # serve the hub origin over https with this server context (the CDN stays plain http)
         self.repos: dict[tuple[str, str], SimRepo] = {}
         self.users: dict[str, SimUser] = {}
         self.faults: list[Fault] = []
+        self.overrides: list[Override] = []
         self.log: list[RequestRecord] = []
         self.tree_page_size = tree_page_size
         self.rate_limit: float = 0.0  # bytes/s per connection for file bodies (0 = unlimited)
         self.cdn_base: str | None = None  # override where LFS redirects point (e.g. a name only a proxy resolves)
         self.relative_resolve_redirect = True
+        self.serve_modelscope = True  # answer the ModelScope protocol (/api/v1/models/...) too
+        self.modelscope_listing_cap = 3000  # modelscope.cn truncates a listing at 3000 entries
         self._secret = b"hubsim-cdn-signing-key"
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -131,9 +154,22 @@ class HubSimulator:
             self.faults.append(fault)
         return fault
 
+    def override(self, match: str, body, *, status: int = 200, headers: dict[str, str] | None = None,
+                 times: int | None = None) -> Override:
+        """Answer requests for paths matching `match` with `body` (JSON-encoded unless bytes/str) instead."""
+        if isinstance(body, str):
+            body = body.encode()
+        elif not isinstance(body, bytes):
+            body = json.dumps(body).encode()
+        item = Override(match, body, status, dict(headers or {}), times=times)
+        with self._lock:
+            self.overrides.append(item)
+        return item
+
     def clear_faults(self) -> None:
         with self._lock:
             self.faults.clear()
+            self.overrides.clear()
 
     def repo(self, repo_id: str, repo_type: str = "model") -> SimRepo:
         return self.repos[(repo_type, repo_id)]
@@ -141,9 +177,13 @@ class HubSimulator:
     # --- lifecycle ------------------------------------------------------------------------------------------
 
     def start(self) -> HubSimulator:
-        for _ in range(2):  # the hub and its CDN: two origins, as on the real hub
+        for i in range(2):  # the hub and its CDN: two origins, as on the real hub
             server = _Server((self.host, 0), _Handler)
             server.sim = self
+            if i == 0 and self.tls is not None:
+                # Handshake in the request's own thread (on first read), so a client that never completes one
+                # cannot block the accept loop.
+                server.socket = self.tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
             thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
             thread.start()
             self._servers.append(server)
@@ -174,7 +214,7 @@ class HubSimulator:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def cdn_url(self) -> str:
@@ -212,8 +252,25 @@ class HubSimulator:
                     return fault
         return None
 
+    def _take_override(self, path: str) -> Override | None:
+        with self._lock:
+            for item in self.overrides:
+                if fnmatch.fnmatchcase(path, item.match) and (item.times is None or item.hits < item.times):
+                    item.hits += 1
+                    return item
+        return None
+
     def _sign(self, sha256: str) -> str:
         return hmac.new(self._secret, sha256.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def _ms_repo(self, ms_id: str) -> SimRepo | None:
+        """The model published on ModelScope under `ms_id` (its `modelscope_id`, else the same id as on HF)."""
+        if not self.serve_modelscope:
+            return None
+        for repo in self.repos.values():
+            if repo.repo_type == "model" and (repo.modelscope_id or repo.repo_id) == ms_id:
+                return repo
+        return None
 
     def _lfs_file(self, sha256: str) -> SimFile | None:
         for repo in self.repos.values():
@@ -229,6 +286,11 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
     sim: HubSimulator
+
+    def handle_error(self, request, client_address) -> None:
+        # A client that rejects the TLS certificate or hangs up is part of the tests, not a server bug: stay quiet.
+        if not isinstance(sys.exc_info()[1], (ssl.SSLError, OSError)):
+            super().handle_error(request, client_address)
 
 
 class _Abort(Exception):
@@ -272,6 +334,10 @@ class _Handler(BaseHTTPRequestHandler):
             if self.sim._take_fault(parts.path, "any", ("hang",)):
                 self.sim._stop.wait()
                 raise _Abort
+            override = self.sim._take_override(parts.path)
+            if override is not None:
+                return self._send(override.status, {"Content-Type": override.content_type, **override.headers},
+                                  override.body)
             self._route(segments)
         except _Abort:
             self.close_connection = True
@@ -281,8 +347,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, seg: list[str]) -> None:
         if seg[:2] == ["api", "whoami-v2"]:
             return self._whoami()
+        if seg == ["openapi", "v1", "users", "me"] and self.sim.serve_modelscope:
+            return self._modelscope_whoami()
         if seg[:2] == ["api", "resolve-cache"] and len(seg) >= 6 and seg[2] in KINDS:
             return self._resolve_cache(KINDS[seg[2]], seg[3:])
+        if seg[:3] == ["api", "v1", "models"] and len(seg) >= 5:
+            return self._modelscope("/".join(seg[3:5]), seg[5:])
         if seg and seg[0] == "api" and len(seg) >= 3 and seg[1] in KINDS:
             return self._api_repo(KINDS[seg[1]], seg[2:])
         if seg and seg[0] == "cdn" and len(seg) == 2:
@@ -371,6 +441,13 @@ class _Handler(BaseHTTPRequestHandler):
             }
         )
 
+    def _modelscope_whoami(self) -> None:
+        """ModelScope's `GET /openapi/v1/users/me` (Bearer token), in its `{success, data}` envelope."""
+        user = self._user()
+        if not user:
+            return self._json({"success": False, "code": "E3001", "message": "Invalid or missing API token"}, 401)
+        self._json({"success": True, "data": {"username": user.name, "name": user.name, "email": f"{user.name}@sim"}})
+
     # --- API: repo info and tree ----------------------------------------------------------------------------
 
     def _split_repo(self, rest: list[str], keywords: tuple[str, ...]) -> tuple[str, str | None, list[str]]:
@@ -450,6 +527,62 @@ class _Handler(BaseHTTPRequestHandler):
             params = f"recursive={str(recursive).lower()}&expand=false&cursor={cursor}"
             headers["Link"] = f'<http://{host}{base}?{params}>; rel="next"'
         self._json(page, headers=headers)
+
+    # --- ModelScope protocol (DESIGN §4) ---------------------------------------------------------------------
+
+    def _ms_error(self, status: int, message: str) -> None:
+        self._json({"Code": 10010205001, "Message": message, "RequestId": "sim", "Success": False}, status)
+
+    def _modelscope(self, ms_id: str, rest: list[str]) -> None:
+        """`/api/v1/models/{owner}/{name}[/repo/files | /repo | /revisions]`, for repos published on ModelScope."""
+        repo = self.sim._ms_repo(ms_id)
+        token = self.headers.get("Authorization", "")[7:] or _cookie(self.headers.get("Cookie", ""), "m_session_id")
+        user = self.sim.users.get(token) if token else None
+        if repo is None or (repo.private and user is None):
+            return self._ms_error(404, f"model {ms_id} not found")
+        if not rest:
+            return self._json({"Code": 200, "Data": {"Path": ms_id.split("/")[0], "Name": ms_id.split("/")[1],
+                                                     "Revision": "master"}, "Success": True})
+        revision = self.query.get("Revision") or "master"
+        commit = repo.resolve("main" if revision == "master" else revision)
+        if commit is None:
+            return self._ms_error(404, f"revision {revision} not found")
+        files = repo.commits[commit]
+        ms_commit = modelscope_commit(commit)
+        if rest == ["revisions"]:
+            branches = [{"Revision": "master", "CommitId": modelscope_commit(repo.refs["main"])}]
+            return self._json({"Code": 200, "Data": {"RevisionMap": {"Branches": branches, "Tags": []}},
+                               "Success": True})
+        if rest == ["repo", "files"]:
+            root = self.query.get("Root", "").strip("/")
+            recursive = self.query.get("Recursive", "").lower() == "true"
+            entries = _tree_entries(files, root, recursive)
+            if entries is None:
+                return self._ms_error(404, f"{root} not found")
+            out = []
+            for e in entries:
+                f = files.get(e["path"])
+                entry = {"Name": e["path"].split("/")[-1], "Path": e["path"], "Type": "tree" if f is None else "blob",
+                         "Size": 0 if f is None else f.size, "Revision": ms_commit, "CommittedDate": 1767225600,
+                         "Mode": "40000" if f is None else "100644"}
+                if f is not None:
+                    entry.update(Sha256=f.content.sha256, IsLFS=f.lfs)
+                out.append(entry)
+            return self._json({"Code": 200, "Data": {"Files": out[: self.sim.modelscope_listing_cap]},
+                               "Message": "success", "Success": True})
+        if rest == ["repo"]:
+            path = self.query.get("FilePath", "")
+            f = files.get(path)
+            if f is None:
+                return self._ms_error(404, f"file {path} not found")
+            if self._status_fault(path, "modelscope"):
+                return
+            if f.lfs:  # large files come from the CDN origin, as on modelscope.cn (OSS)
+                sha = f.content.sha256
+                location = f"{self.sim.cdn_url}/cdn/{sha}?expires=4102444800&sig={self.sim._sign(sha)}"
+                return self._send(302, {"Location": location})
+            return self._serve_body(f, path, "modelscope", {"ETag": f'"{f.content.sha256}"'})
+        self._ms_error(404, "not found")
 
     # --- file downloads -------------------------------------------------------------------------------------
 
@@ -568,21 +701,15 @@ class _Handler(BaseHTTPRequestHandler):
         rate = throttle.rate if throttle else self.sim.rate_limit
         sent = 0
         began = time.monotonic()
+        limit = None if cut is None else (max(0, cut.at - start) if cut.at is not None else cut.after)
+        if limit == 0:
+            self._cut(cut, b"")
         for piece in f.content.iter_range(start, end, 64 * 1024):
             if corrupt and start + sent <= corrupt.offset < start + sent + len(piece):
                 i = corrupt.offset - start - sent
                 piece = piece[:i] + bytes([piece[i] ^ 0xFF]) + piece[i + 1 :]
-            if cut and sent + len(piece) > cut.after:
-                piece = piece[: max(0, cut.after - sent)]
-                self.wfile.write(piece)
-                self.record.body_bytes += len(piece)
-                self.wfile.flush()
-                if cut.kind == "stall":
-                    self.sim._stop.wait()
-                elif cut.kind == "reset":
-                    # SO_LINGER 0: the peer sees a TCP reset, not a clean close
-                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                raise _Abort
+            if limit is not None and sent + len(piece) > limit:
+                self._cut(cut, piece[: limit - sent])
             self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
             sent += len(piece)
             self.record.body_bytes += len(piece)
@@ -593,6 +720,31 @@ class _Handler(BaseHTTPRequestHandler):
                         raise _Abort
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
+
+    def _cut(self, cut: Fault, piece: bytes) -> None:
+        """Send the last `piece`, then break the connection the way the fault says."""
+        self.wfile.write(piece)
+        self.record.body_bytes += len(piece)
+        self.wfile.flush()
+        if cut.kind == "stall":
+            self.sim._stop.wait()
+        elif cut.kind == "reset":
+            # SO_LINGER 0: the peer sees a TCP reset, not a clean close
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        raise _Abort
+
+
+def modelscope_commit(hf_commit: str) -> str:
+    """ModelScope mirrors a repo into its own git history: same files, other commit ids."""
+    return hashlib.sha1(f"modelscope:{hf_commit}".encode()).hexdigest()
+
+
+def _cookie(header: str, name: str) -> str:
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return ""
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:

@@ -1,0 +1,300 @@
+"""`hfget diagnose`: test every route a download would try, layer by layer, and say which one to use.
+
+The routes are the download's own candidates (`route.plan`): the official hub, the configured mirror, the known
+public mirrors and ModelScope, each direct and through the configured proxy. Each is tested in its own thread,
+DNS → TCP → TLS → one real API call → a throughput sample, with a short timeout per step; the proxies, the tokens
+and the local checks run alongside. The whole run is bounded (about 3x the per-step timeout): whatever is still
+hanging by then is reported as hanging at the layer it had reached. The result is data (`DiagnoseReport`),
+including the verdict (`verdict.py`): the route to use and the exact `.env` lines or flags for it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from urllib.parse import urlsplit
+
+from . import checks as local
+from .checks import FAIL, OK, SKIP, WARN, Check
+from .config import Settings
+from .errors import EXIT_FAILURE, EXIT_OK, HfgetError
+from .http import HttpClient, RetryPolicy, host_label
+from .netcheck import api_check, connect, proxy_checks, resolve_name, throughput, tls_handshake
+from .proxy import resolve as resolve_proxies
+from .repo import RepoRef, parse_repo_id
+from .route import Candidate, plan, source_order
+
+# A small repo published under the same id on the hub, its mirrors and ModelScope: every route can be asked for
+# the same thing. `hfget diagnose OWNER/NAME` (or DEFAULT_MODEL) asks for the repo you actually want instead.
+PROBE_REPO = "Qwen/Qwen2.5-0.5B"
+
+
+@dataclass
+class RouteReport:
+    kind: str  # hub | mirror | modelscope
+    endpoint: str
+    proxy: str | None  # masked proxy URL, None for direct
+    reason: str  # why the download would try it (from route.plan)
+    layers: list[Check] = field(default_factory=list)
+    works: bool = False  # the API answered like a hub: a download can go this way
+    serves_repo: bool = False  # and it has the probe repo
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.endpoint}" + (f" via proxy {self.proxy}" if self.proxy else "")
+
+    @property
+    def failed(self) -> Check | None:
+        return next((c for c in self.layers if c.status == FAIL), None)
+
+
+@dataclass
+class DiagnoseReport:
+    probe_repo: str
+    timeout: float
+    routes: list[RouteReport]
+    checks: list[Check]
+    verdict: object  # verdict.Verdict (kept loose to avoid an import cycle)
+    elapsed: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return any(r.works for r in self.routes)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.ok else EXIT_FAILURE
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data.update(ok=self.ok, exit_code=self.exit_code)
+        for route, out in zip(self.routes, data["routes"]):
+            out["label"] = route.label
+            out["failed_layer"] = route.failed.name if route.failed else None
+        return data
+
+
+def run(settings: Settings, repo: str | None = None) -> DiagnoseReport:
+    started = time.monotonic()
+    timeout = settings.seconds("HFGET_DIAGNOSE_TIMEOUT")
+    deadline = started + 3 * timeout + 1
+    repo_ref = parse_repo_id(repo or settings.get("DEFAULT_MODEL") or PROBE_REPO)
+    settings, problems = usable(settings)
+    found: list[Check] = problems
+    routes: list[RouteReport] = []
+    workers: list[tuple[threading.Thread, RouteReport | Check]] = []
+    lock = threading.Lock()
+    closed = threading.Event()  # set at the deadline: late results are dropped, not mixed into the report
+
+    def add(report: RouteReport, check: Check) -> None:
+        with lock:
+            if not closed.is_set():
+                report.layers.append(check)
+
+    def spawn(target, *args, report: RouteReport | Check) -> None:
+        def guarded() -> None:
+            try:
+                target(*args)
+            except Exception as exc:  # noqa: BLE001 - a thread's traceback would land on the user's terminal
+                if isinstance(report, RouteReport):
+                    add(report, Check("http", "http", FAIL, f"internal error: {type(exc).__name__}: {exc}",
+                                      "Please report this (run with HFGET_DEBUG=1 for details)."))
+
+        thread = threading.Thread(target=guarded, daemon=True)
+        thread.start()
+        workers.append((thread, report))
+
+    route = None
+    try:
+        route = plan(settings, _client_factory(settings, timeout))
+    except HfgetError as error:
+        found.append(Check("settings", "routes", FAIL, error.message, error.hint))
+    proxy_found: list[Check] = []
+    token_found: list[Check] = []
+    if route is not None:
+        for candidate in route.candidates:
+            report = RouteReport(candidate.source.name, candidate.source.endpoint,
+                                 candidate.proxy.masked if candidate.proxy else None, candidate.reason)
+            routes.append(report)
+            spawn(_probe_route, candidate, repo_ref, settings, timeout, lambda c, r=report: add(r, c), report=report)
+        late = "did not finish within the time limit"
+        spawn(_proxies, route.candidates, timeout, proxy_found, report=Check("proxy", "proxy checks", WARN, late))
+        spawn(_tokens, settings, timeout, token_found, report=Check("tokens", "token checks", WARN, late))
+    found += local.settings_checks(settings) + local.proxy_settings_checks(settings)
+    found += local.cache_checks(settings) + local.version_checks() + local.conflict_checks(settings)
+    for thread, _ in workers:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    with lock:
+        closed.set()
+        for thread, report in workers:
+            if thread.is_alive() and isinstance(report, RouteReport):
+                report.layers.append(_hanging(report, deadline - started))
+            elif thread.is_alive():
+                (proxy_found if report.group == "proxy" else token_found).append(report)
+        for report in routes:
+            http = next((c for c in report.layers if c.name == "http"), None)
+            report.works = http is not None and http.status != FAIL
+            report.serves_repo = http is not None and http.status == OK
+        proxy_snapshot, token_snapshot = list(proxy_found), list(token_found)
+    if route is not None:
+        route.close()
+    all_checks = found + proxy_snapshot + token_snapshot
+    from .verdict import verdict
+
+    result = DiagnoseReport(str(repo_ref), timeout, routes, all_checks, None, time.monotonic() - started)
+    result.verdict = verdict(settings, routes, all_checks, str(repo_ref))
+    return result
+
+
+def _client_factory(settings: Settings, timeout: float):
+    verify: bool | str = settings.get("REQUESTS_CA_BUNDLE") or True
+    # One attempt per request: a diagnosis reports the first failure instead of retrying it away.
+    return lambda proxy: HttpClient(
+        proxy=proxy, verify=verify, connect_timeout=timeout, read_timeout=timeout, retry=RetryPolicy(attempts=1)
+    )
+
+
+def _hanging(report: RouteReport, budget: float) -> Check:
+    if report.proxy:
+        steps = ("proxy", "http", "speed")
+    else:
+        steps = ("dns", "tcp", "tls", "http", "speed") if report.endpoint.startswith("https://") else ("dns", "tcp", "http", "speed")
+    done = {c.name for c in report.layers}
+    layer = next((name for name in steps if name not in done), "speed")
+    return Check(layer, layer, FAIL, f"still no answer after {budget:.0f} s: the endpoint accepts but hangs (or "
+                 "trickles) at this step", "A hanging endpoint stalls downloads too; use a route that answers.")
+
+
+# --- one route, layer by layer ----------------------------------------------------------------------------------
+
+
+def _probe_route(candidate: Candidate, repo: RepoRef, settings: Settings, timeout: float, add) -> None:
+    parts = urlsplit(candidate.source.endpoint)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if candidate.proxy is None:
+        addrs, dns = resolve_name(host, port, timeout)
+        add(dns)
+        if dns.status == FAIL:
+            return
+        sock, tcp = connect(addrs, port, timeout, host_label(candidate.source.endpoint))
+        add(tcp)
+        if sock is None:
+            return
+        if parts.scheme == "https":
+            tls = tls_handshake(sock, host, timeout, settings.get("REQUESTS_CA_BUNDLE"))
+            add(tls)
+            if tls.status == FAIL:
+                return
+        else:
+            sock.close()
+    else:
+        proxy = urlsplit(candidate.proxy.url)
+        addrs, dns = resolve_name(proxy.hostname or "", proxy.port or 1080, timeout)
+        sock, tcp = connect(addrs, proxy.port or 1080, timeout, f"the proxy {proxy.hostname}:{proxy.port}") if addrs else (None, dns)
+        if sock is None:
+            add(Check("proxy", "proxy", FAIL, tcp.detail, tcp.hint))
+            return
+        add(Check("proxy", "proxy", OK, f"{candidate.proxy.masked} reachable; DNS, TCP and TLS to {host} go through it"))
+        sock.close()
+    api, snapshot = api_check(candidate.source, repo)
+    add(api)
+    if snapshot is not None:
+        add(throughput(candidate.source, snapshot, min(2.0, timeout)))
+    elif api.status != FAIL:
+        add(Check("speed", "speed", SKIP, f"no file of {repo} to sample here"))
+
+
+def _proxies(candidates: list[Candidate], timeout: float, out: list[Check]) -> None:
+    """Each configured proxy once, handshaking towards the first endpoint that would go through it."""
+    seen: set[str] = set()
+    for candidate in candidates:
+        if candidate.proxy is not None and candidate.proxy.url not in seen:
+            seen.add(candidate.proxy.url)
+            out.extend(proxy_checks(candidate.proxy, candidate.source.endpoint, timeout))
+
+
+def _tokens(settings: Settings, timeout: float, out: list[Check]) -> None:
+    from .tokencheck import inspect
+
+    try:
+        report = inspect(settings, timeout=timeout)
+    except HfgetError as error:
+        out.append(Check("tokens", "tokens", FAIL, error.message, error.hint))
+        return
+    effective = report.in_effect
+    if effective is None:
+        out.append(Check("tokens", "HF token", WARN if any(t.state != "stored" for t in report.hf) else OK,
+                         "none set: public repos only", report.hint))
+    else:
+        status = {True: OK, False: FAIL, None: WARN}[effective.valid]
+        note = f"; {effective.note}" if effective.note else ""
+        # Not checked means no route to the hub works: the routes above say why, the hint would say "run diagnose".
+        hint = report.hint if status == FAIL else None
+        out.append(Check("tokens", "HF token", status, f"{effective.masked} from {effective.source}: "
+                         f"{effective.detail or 'not checked'}{note}", hint))
+    shadowed = [t for t in report.hf if t.state == "shadowed"]
+    if shadowed:
+        out.append(Check("tokens", "shadowed HF tokens", WARN,
+                         "; ".join(f"{t.masked} from {t.source}" for t in shadowed),
+                         "Only one token is used; remove the others (hfget token-check lists them all)."))
+    for info in report.modelscope:
+        if info.state == "in effect":
+            status = {True: OK, False: FAIL, None: WARN}[info.valid]
+            out.append(Check("tokens", "ModelScope token", status, f"{info.masked} from {info.source}: {info.detail}",
+                             None if status == OK else "Check MODELSCOPE_API_TOKEN (https://modelscope.cn/my/myaccesstoken)."))
+
+
+# --- settings diagnose can carry on without ---------------------------------------------------------------------
+
+
+def usable(settings: Settings) -> tuple[Settings, list[Check]]:
+    """Report each malformed setting and carry on without it: a doctor does not stop at the first symptom."""
+    problems: list[Check] = []
+
+    def drop(key: str, error: HfgetError | str, hint: str | None = None, replacement: str | None = None) -> None:
+        nonlocal settings
+        message = error.message if isinstance(error, HfgetError) else error
+        problems.append(Check("settings", key, FAIL, message, error.hint if isinstance(error, HfgetError) else hint))
+        settings = settings.replaced(**{key: replacement})
+
+    try:
+        resolve_proxies(settings)
+    except HfgetError as error:
+        problems.append(Check("settings", "proxy", FAIL, error.message, error.hint))
+        settings = settings.replaced(HFGET_PROXY=None, HTTPS_PROXY=None, HTTP_PROXY=None, ALL_PROXY=None)
+    for key in ("HF_ENDPOINT", "MODELSCOPE_ENDPOINT", "HFGET_OFFICIAL_ENDPOINT"):
+        value = settings[key]
+        if value.is_set and not _is_url(value.value):
+            example = "https://hf-mirror.com" if key == "HF_ENDPOINT" else "https://" + value.value.strip().split("://")[-1]
+            fallback = None if key == "HF_ENDPOINT" else local_default(key)
+            drop(key, f"{key}={value.value!r} ({value.describe()}) is not an http(s) URL; diagnose carries on without it",
+                 f"Write it with its scheme: {key}={example}", fallback)
+    mirrors = [m.strip() for m in (settings.get("HFGET_KNOWN_MIRRORS") or "").split(",") if m.strip()]
+    if any(not _is_url(m) for m in mirrors):
+        bad = [m for m in mirrors if not _is_url(m)]
+        drop("HFGET_KNOWN_MIRRORS", f"HFGET_KNOWN_MIRRORS has entries that are not URLs: {', '.join(bad)}",
+             "List full URLs, comma-separated.", ",".join(m for m in mirrors if _is_url(m)))
+    for key in ("USE_MODELSCOPE", "HFGET_ALLOW_TOKEN_TO_MIRROR", "HFGET_ALLOW_INSECURE_TOKEN", "HF_HUB_OFFLINE"):
+        try:
+            settings.flag(key)
+        except HfgetError as error:
+            drop(key, error, replacement="0")
+    try:
+        source_order(settings)
+    except HfgetError as error:
+        drop("HFGET_SOURCES", error, replacement="auto")
+    return settings, problems
+
+
+def local_default(key: str) -> str | None:
+    from .config import KEYS
+
+    return KEYS[key]
+
+
+def _is_url(value: str) -> bool:
+    parts = urlsplit(value.strip())
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+

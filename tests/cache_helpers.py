@@ -1,0 +1,144 @@
+"""Building real caches for the `cache list` / `cache clean` tests: downloads from the simulator by hfget and by the
+official clients, a download caught in the act, and the older ModelScope layout."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+from hfget.testing.simrepo import SimRepo, blob_file, text_file
+
+MODEL = "hfget-demo/tiny-model"
+DATASET = "hfget-demo/tiny-dataset"
+
+
+def hfget_download(cli, sim, cache: Path, repo: str, *args: str) -> None:
+    result = cli("download", repo, "--endpoint", sim.url, "--cache-dir", cache, "--quiet", *args)
+    assert result.exit_code == 0, result.output
+
+
+def official_download(sim, cache: Path, repo: str, **kwargs) -> str:
+    from huggingface_hub import snapshot_download
+
+    return snapshot_download(repo, endpoint=sim.url, cache_dir=cache, **kwargs)
+
+
+def modelscope_download(sim, ms_cache: Path, repo: str) -> None:
+    """The official `modelscope download` CLI, filling MODELSCOPE_CACHE from the simulator's ModelScope protocol."""
+    env = {**os.environ, "MODELSCOPE_ENDPOINT": sim.url, "MODELSCOPE_CACHE": str(ms_cache)}
+    cli = Path(sys.executable).with_name("modelscope")
+    proc = subprocess.run([str(cli), "download", repo], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def moving_repo(sim) -> SimRepo:
+    """A fresh repo whose `main` can be moved on (`advance`), leaving the old commit detached in a cache."""
+    repo = SimRepo(f"hfget-test/moving-{uuid.uuid4().hex[:8]}")
+    repo.commit(_files(1), message="first")
+    sim.add_repo(repo)
+    return repo
+
+
+def advance(repo: SimRepo, n: int = 2) -> str:
+    return repo.commit(_files(n), message=f"commit {n}")
+
+
+def _files(n: int) -> list:
+    # config.json and the tokenizer are the same in every commit (shared blobs); the weights change.
+    return [
+        text_file("config.json", '{"model_type": "tiny"}\n'),
+        blob_file("tokenizer.json", 50_000, seed=7),
+        blob_file("model.safetensors", 200_000 + n, seed=100 + n),
+    ]
+
+
+@contextmanager
+def download_in_progress(sim, cache: Path, repo: str = MODEL, path: str = "model.safetensors"):
+    """A real `hfget download` in another process, held mid-file by a throttled server: its lock is held and its
+    `.incomplete` file grows. Yields the partial file; afterwards the process is killed (the partial stays)."""
+    argv = [sys.executable, "-m", "hfget", "download", repo, path, "--endpoint", sim.url, "--cache-dir", str(cache),
+            "--quiet"]
+    blobs = cache / ("models--" + repo.replace("/", "--")) / "blobs"
+    with _held_mid_file(sim, path, argv, os.environ, blobs, "*.incomplete") as partial:
+        yield partial
+
+
+@contextmanager
+def modelscope_download_in_progress(sim, ms_cache: Path, repo: str = MODEL, path: str = "model.safetensors"):
+    """The same with the official `modelscope download` CLI filling a ModelScope cache."""
+    argv = [str(Path(sys.executable).with_name("modelscope")), "download", repo]
+    env = {**os.environ, "MODELSCOPE_ENDPOINT": sim.url, "MODELSCOPE_CACHE": str(ms_cache)}
+    with _held_mid_file(sim, path, argv, env, ms_cache, f"**/{path}.incomplete") as partial:
+        yield partial
+
+
+@contextmanager
+def _held_mid_file(sim, path: str, argv: list[str], env, where: Path, pattern: str):
+    sim.add_fault("throttle", path, rate=200_000)
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        partial = None
+        while time.monotonic() < deadline and partial is None:
+            found = [p for p in where.glob(pattern) if p.stat().st_size > 0]
+            partial = found[0] if found else None
+            if proc.poll() is not None:
+                raise AssertionError(f"the download ended early: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.05)
+        assert partial is not None, "no partial file appeared"
+        yield partial
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        sim.clear_faults()
+
+
+def legacy_modelscope_repo(ms_cache: Path, owner: str, name: str, files: dict[str, bytes], where: str = "hub",
+                           revision: str = "v1.0.2") -> Path:
+    """A repo as modelscope SDK <= 1.37 stored it (no client that old is installed here to write it for real):
+    files plus `.mdl`/`.msc`/`.mv` bookkeeping, in `hub/models/{owner}/{name___}` (the old default cache),
+    `models/{owner}/{name___}` (MODELSCOPE_CACHE set) or `{owner}/{name}` (flat, older still)."""
+    prefix = {"hub": ms_cache / "hub" / "models", "models": ms_cache / "models", "flat": ms_cache}[where]
+    folder = prefix / owner / (name if where == "flat" else name.replace(".", "___"))
+    for rel, data in files.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(data)
+    (folder / ".mdl").write_bytes(b"\x80\x04}\x94.")  # an (empty) pickle: hfget must never load it
+    (folder / ".msc").write_bytes(b"\x80\x04]\x94.")
+    (folder / ".mv").write_text(f"Revision:{revision},CreatedAt:1700000000")
+    return folder
+
+
+def age(paths, days: float) -> None:
+    """Make files look last used `days` ago (access and modification time), without following symlinks."""
+    when = time.time() - days * 86400
+    for path in paths:
+        os.utime(path, (when, when), follow_symlinks=False)
+
+
+@contextmanager
+def undeletable(path: Path):
+    """Make `path` impossible to delete for the duration: a read-only folder for a normal user; for root (who
+    ignores permissions) the immutable attribute, where the file system and capabilities allow it."""
+    import pytest
+
+    if os.geteuid() != 0:
+        mode = path.parent.stat().st_mode
+        path.parent.chmod(0o555)
+        try:
+            yield
+        finally:
+            path.parent.chmod(mode)
+        return
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        pytest.skip("cannot make a file undeletable here (root without chattr +i)")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], capture_output=True)

@@ -1,0 +1,174 @@
+"""Hostile or broken metadata from a mirror: rejected with a clear error before anything is written anywhere."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import tree_state
+
+MODEL = "hfget-demo/tiny-model"
+TREE = "/api/models/hfget-demo/tiny-model/tree/*"
+REVISION = "/api/models/hfget-demo/tiny-model/revision/*"
+
+
+def _file(path="x.bin", size=10, oid="a" * 40, **extra):
+    return {"type": "file", "path": path, "size": size, "oid": oid, **extra}
+
+
+@pytest.mark.parametrize(
+    ("listing", "needle"),
+    [
+        ([_file("../../escape.txt")], "contains '.', '..' or empty segments"),
+        ([_file("ok/../../escape.txt")], "contains '.', '..' or empty segments"),
+        ([_file("/etc/passwd")], "is absolute"),
+        ([_file("C:/Windows/evil.dll")], "is absolute"),
+        ([_file("a\\..\\b")], "backslashes"),
+        ([_file("evil\x00.bin")], "control characters"),
+        ([_file("a" * 300)], "is too long"),
+        ([_file("d/" * 600 + "x")], "is too long"),
+        ([_file(".cache/huggingface/download/x.metadata")], "reserved .cache folder"),
+        ([_file(""), _file("x")], "is empty"),
+        ([_file("config.json"), _file("config.json")], "listed the file 'config.json' of hfget-demo/tiny-model twice"),
+        ([_file(size=10**15)], "impossible size"),
+        ([_file(size=-1)], "impossible size"),
+        ([_file(size="12")], "impossible size"),
+        ([_file(size=True)], "impossible size"),
+        ([_file(oid="not-hex")], "not 40 hex characters"),
+        ([_file(lfs={"oid": "zz", "size": 10, "pointerSize": 130})], "not 64 hex characters"),
+        ([_file(lfs={"oid": "b" * 64, "size": 11, "pointerSize": 130})], "two different sizes"),
+        ([{"type": "symlink", "path": "x"}], "cannot read"),
+        (["just a string"], "cannot read"),
+        ({"files": []}, "did not answer the file listing"),
+    ],
+)
+def test_hostile_tree_listings_are_rejected_and_nothing_is_written(sim, cache, cli, tmp_path, listing, needle):
+    sim.override(TREE, listing)
+    before = tree_state(tmp_path)
+    result = cli("download", MODEL, "--endpoint", sim.url, "--cache-dir", cache)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert needle in " ".join(result.stderr.split()), result.stderr
+    assert "Fix:" in result.stderr
+    assert tree_state(tmp_path) == before  # not the cache, not anything around it
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"id": MODEL, "sha": "not-a-commit"}, "not a 40-character hex sha"),
+        ({"id": MODEL, "sha": "A" * 40}, "not a 40-character hex sha"),
+        ({"id": MODEL}, "not a 40-character hex sha"),
+        ("<html>Welcome to the airport wifi</html>", "did not answer the revision info"),
+        ("{truncated", "did not answer the revision info"),
+        ([1, 2, 3], "did not answer the revision info"),
+    ],
+)
+def test_broken_revision_answers(sim, cache, cli, body, needle):
+    sim.override(REVISION, body)
+    result = cli("download", MODEL, "--endpoint", sim.url, "--cache-dir", cache)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert needle in " ".join(result.stderr.split()), result.stderr
+    assert not cache.exists()
+
+
+@pytest.mark.parametrize("cursor", ["same", "{n}"])
+def test_a_tree_that_never_ends_is_cut_off(sim, cache, cli, cursor):
+    # Either the same next page again and again, or ever-new cursors that bring nothing.
+    for n in range(10):
+        url = f"{sim.url}/api/models/hfget-demo/tiny-model/tree/x?cursor={cursor.format(n=n)}"
+        sim.override(TREE, [], headers={"Link": f'<{url}>; rel="next"'}, times=1)
+    result = cli("download", MODEL, "--endpoint", sim.url, "--cache-dir", cache)
+    assert result.exit_code == 1 and "never ends (pagination loops)" in " ".join(result.stderr.split())
+    assert len(sim.requests_for(TREE)) <= 6
+    assert not cache.exists()
+
+
+def test_pagination_to_another_host_is_refused(sim, cache, cli):
+    sim.override(TREE, [_file("config.json")], headers={"Link": '<http://evil.invalid/steal?x=1>; rel="next"'})
+    result = cli("download", MODEL, "--endpoint", sim.url, "--cache-dir", cache)
+    assert result.exit_code == 1 and "another host (evil.invalid)" in " ".join(result.stderr.split())
+
+
+def test_a_redirect_loop_is_a_clear_error(sim, cache, cli):
+    loop = "/hfget-demo/tiny-model/resolve/*"
+    sim.override(loop, b"", status=302, headers={"Location": "/hfget-demo/tiny-model/resolve/x/loop"})
+    result = cli("download", MODEL, "config.json", "--endpoint", sim.url, "--cache-dir", cache)
+    assert result.exit_code == 1 and "redirect loop" in result.stderr
+    assert not (cache / "models--hfget-demo--tiny-model" / "snapshots").exists() or not any(
+        (cache / "models--hfget-demo--tiny-model" / "snapshots").rglob("config.json")
+    )
+
+
+def test_hostile_modelscope_listing_is_rejected(sim, cache, cli, monkeypatch):
+    monkeypatch.setenv("MODELSCOPE_ENDPOINT", sim.url)
+    sim.override("/api/v1/models/*/repo/files", {"Code": 200, "Data": {"Files": [
+        {"Path": "../../../.bashrc", "Type": "blob", "Size": 5, "Sha256": "c" * 64, "IsLFS": False}]}})
+    result = cli("download", MODEL, "--source", "modelscope", "--cache-dir", cache)
+    assert result.exit_code == 1 and "refuses to write it" in " ".join(result.stderr.split())
+    assert not cache.exists()
+
+
+# --- property-based: whatever a server sends as a path, nothing lands outside the target --------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(min_size=0, max_size=80))
+def test_any_server_path_is_either_refused_or_stays_inside(path):
+    from pathlib import Path
+
+    from hfget.errors import ProtocolError
+    from hfget.fsutil import ensure_inside
+    from hfget.repo import safe_relpath
+
+    base = Path("/srv/cache/snapshots/abc")
+    try:
+        safe = safe_relpath(path, "test")
+    except ProtocolError:
+        return
+    target = base.joinpath(*safe.split("/"))
+    ensure_inside(target, base, safe)  # must not raise for an accepted path
+    assert str(target).startswith(str(base) + "/")
+    assert ".." not in target.relative_to(base).parts and "\x00" not in safe
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec="ascii"), max_size=40))
+def test_repo_ids_are_accepted_exactly_when_huggingface_hub_accepts_them(text):
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    from hfget.errors import UsageError
+    from hfget.repo import parse_repo_id
+
+    try:
+        validate_repo_id(text)
+        hub_ok = "/" in text or text.strip() == text  # huggingface_hub takes a bare name; so do we
+    except HFValidationError:
+        hub_ok = False
+    try:
+        parse_repo_id(text)
+        ours = True
+    except UsageError:
+        ours = False
+    if text != text.strip():  # we strip what a shell paste adds; the hub does not
+        return
+    assert ours == hub_ok, text
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.from_regex(r"[a-z]{1,3}(/[a-z]{1,3}){0,2}\.(bin|json|txt)", fullmatch=True), min_size=1, max_size=8, unique=True),
+    st.lists(st.sampled_from(["*.bin", "*.json", "a*", "*/*", "b/*", "[ab]*", "*"]), max_size=2),
+    st.lists(st.sampled_from(["*.txt", "c*", "*/*/*"]), max_size=2),
+)
+def test_globs_select_what_huggingface_hub_selects(paths, include, exclude):
+    from huggingface_hub.utils import filter_repo_objects
+
+    from hfget.repo import RemoteFile, RepoRef, select_files
+
+    files = [RemoteFile(p, 1, "a" * 40) for p in paths]
+    ours = [f.path for f in select_files(files, include=include, exclude=exclude, repo=RepoRef("a/b"), commit="c" * 40)]
+    theirs = list(filter_repo_objects(paths, allow_patterns=include or None, ignore_patterns=exclude or None))
+    assert ours == theirs

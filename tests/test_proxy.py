@@ -1,0 +1,124 @@
+"""Downloads through a real proxy server (pproxy, HTTP and SOCKS5 modes), and every way a proxy setting can be wrong.
+
+The hub is reachable only through the proxy: its host names (`hub.invalid`, `cdn.invalid`) do not resolve here,
+and pproxy tunnels every request it forwards, whatever host it names, to the simulator. pproxy's own log proves the
+traffic went through it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import closed_port, expected_files, official_offline_load, pproxy, tree_state
+
+MODEL = "hfget-demo/tiny-model"
+
+
+@pytest.fixture
+def only_via_proxy(sim):
+    """The hub and its CDN under names that resolve nowhere: only a proxy can reach them."""
+    sim.cdn_base = "http://cdn.invalid"
+    return "http://hub.invalid"
+
+
+@pytest.mark.parametrize(("scheme", "logged"), [("http", "http "), ("socks5h", "socks5 ")])
+def test_download_through_a_proxy_in_each_mode(sim, cache, cli, tmp_path, only_via_proxy, scheme, logged):
+    log = tmp_path / "pproxy.log"
+    with pproxy(sim.port, log) as port:
+        result = cli("download", MODEL, "--endpoint", only_via_proxy, "--proxy", f"{scheme}://127.0.0.1:{port}",
+                     "--cache-dir", cache, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["attempts"][0]["outcome"] == "ok"
+    assert f"through the proxy {scheme}://127.0.0.1:{port} (--proxy)" in summary["attempts"][0]["why"]
+    lines = log.read_text().splitlines()
+    assert any(line.startswith(logged) and "-> hub.invalid:80" in line for line in lines), lines
+    # The CDN, another name that resolves nowhere, was reached through the proxy too. (An HTTP proxy may carry it
+    # on a kept-alive connection opened for hub.invalid, so its log need not name it; the simulator saw the name.)
+    cdn = sim.requests_for("/cdn/*", "GET")
+    assert cdn and {r.host for r in cdn} == {"cdn.invalid"}
+    assert official_offline_load(cache, MODEL)["files"] == expected_files(sim, MODEL)
+
+
+def test_proxy_and_mirror_from_dotenv(sim, cache, cli, tmp_path, only_via_proxy, isolated):
+    with pproxy(sim.port, tmp_path / "pproxy.log") as port:
+        (isolated / "work" / ".env").write_text(f"HF_ENDPOINT={only_via_proxy}\nALL_PROXY=socks5h://127.0.0.1:{port}\n")
+        result = cli("download", MODEL, "--cache-dir", cache, "--json")
+    assert result.exit_code == 0, result.output
+    why = json.loads(result.stdout)["attempts"][0]["why"]
+    assert "HF_ENDPOINT from .env" in why and "ALL_PROXY from .env" in why
+
+
+def test_no_proxy_is_honoured_and_a_dead_proxy_falls_back_to_direct(sim, cache, cli):
+    dead = f"http://127.0.0.1:{closed_port()}"
+    result = cli("download", MODEL, "--endpoint", sim.url, "--cache-dir", cache, "--json",
+                 env={"HTTP_PROXY": dead, "NO_PROXY": "localhost,127.0.0.0/8"})
+    attempts = json.loads(result.stdout)["attempts"]
+    assert [a["endpoint"] for a in attempts] == [sim.url]  # exempt: no proxied route at all
+
+    result = cli("download", MODEL, "-r", "v1.0", "--endpoint", sim.url, "--cache-dir", cache, "--json",
+                 env={"HTTP_PROXY": dead})
+    *proxied, direct = json.loads(result.stdout)["attempts"]
+    assert proxied and all(a["outcome"] == "skipped" and "cannot be reached" in a["why"] for a in proxied)
+    assert proxied[0]["endpoint"] == f"{sim.url} via {dead}"
+    assert direct == {"source": "mirror", "endpoint": sim.url, "outcome": "ok", "why": "HF_ENDPOINT from flag"}
+
+
+@pytest.fixture
+def warm_cache(sim, cache, cli):
+    assert cli("download", MODEL, "-r", "v1.0", "--endpoint", sim.url, "--cache-dir", cache, "-q").exit_code == 0
+    return cache
+
+
+@pytest.mark.parametrize(
+    ("proxy", "needles"),
+    [
+        ("127.0.0.1:1080", ["has no scheme", "socks5h://"]),
+        ("socks5h//127.0.0.1:1080", ["has no scheme"]),
+        ("ftp://127.0.0.1:21", ["scheme 'ftp'", "socks5h"]),
+        ("http://127.0.0.1:99999", ["not a valid URL"]),
+        ("socks5://", ["not a valid URL"]),
+    ],
+)
+def test_malformed_proxy_settings_are_usage_errors(sim, warm_cache, cli, proxy, needles):
+    before = tree_state(warm_cache)
+    sim.clear_log()
+    result = cli("download", MODEL, "--endpoint", sim.url, "--cache-dir", warm_cache, "--proxy", proxy)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "Fix:" in result.stderr
+    for needle in needles:
+        assert needle in result.stderr
+    assert sim.requests_for() == [] and tree_state(warm_cache) == before
+    # The same from the environment names where it came from.
+    env = cli("download", MODEL, "--endpoint", sim.url, "--cache-dir", warm_cache, env={"HTTPS_PROXY": proxy, "HTTP_PROXY": proxy})
+    assert env.exit_code == 2 and "from env" in env.stderr
+
+
+def test_unreachable_proxy_is_named_as_such(sim, warm_cache, cli, only_via_proxy):
+    before = tree_state(warm_cache)
+    proxy = f"socks5h://127.0.0.1:{closed_port()}"
+    result = cli("download", MODEL, "--endpoint", only_via_proxy, "--proxy", proxy, "--cache-dir", warm_cache)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "Fix: Start the proxy, or fix its host and port" in result.stderr and tree_state(warm_cache) == before
+    error = json.loads(cli("download", MODEL, "--endpoint", only_via_proxy, "--proxy", proxy, "--cache-dir", warm_cache,
+                           "--json").stdout)["error"]
+    assert f"The proxy {proxy} (--proxy) cannot be reached: connection refused" in error["message"]
+    assert tree_state(warm_cache) == before
+
+
+@pytest.mark.parametrize("scheme", ["http", "socks5h"])
+def test_wrong_proxy_credentials_are_named_as_such_and_masked(sim, warm_cache, cli, tmp_path, only_via_proxy, scheme):
+    before = tree_state(warm_cache)
+    with pproxy(sim.port, tmp_path / "pproxy.log", auth="alice:s3cret-pass") as port:
+        bad = cli("download", MODEL, "--endpoint", only_via_proxy, "--cache-dir", warm_cache,
+                  "--proxy", f"{scheme}://alice:wrong-pass@127.0.0.1:{port}")
+        assert tree_state(warm_cache) == before
+        good = cli("download", MODEL, "--endpoint", only_via_proxy, "--cache-dir", warm_cache, "--json",
+                   "--proxy", f"{scheme}://alice:s3cret-pass@127.0.0.1:{port}")
+    assert bad.exit_code == 1 and "Traceback" not in bad.output
+    assert "requires authentication" in bad.stderr and "USER:PASSWORD@" in bad.stderr
+    assert "wrong-pass" not in bad.output and f"alice:****@127.0.0.1:{port}" in bad.stderr
+    assert good.exit_code == 0, good.output
+    assert "s3cret-pass" not in good.output
