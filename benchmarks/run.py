@@ -78,6 +78,11 @@ def warm_up() -> None:
 def command(tool: str, repo: BenchRepo, url: str, out: Path) -> tuple[list[str], dict[str, str]]:
     env = {**tool_env(), "HF_HUB_CACHE": str(out), "HF_ENDPOINT": url}
     if tool == "hfget":
+        # Only the local server: no other source may be probed (no traffic leaves this machine).
+        # (--source mirror; and should anything else be asked, it would be a closed port on this machine.)
+        nowhere = "http://127.0.0.1:9"
+        env.update(HFGET_SOURCES="mirror", HFGET_KNOWN_MIRRORS="", HFGET_OFFICIAL_ENDPOINT=nowhere,
+                   MODELSCOPE_ENDPOINT=nowhere)
         return [str(VENV_BIN / "hfget"), "download", repo.repo_id, "--endpoint", url, "--cache-dir", str(out)], env
     if tool == "hf":
         return [str(VENV_BIN / "hf"), "download", repo.repo_id, "--cache-dir", str(out)], env

@@ -306,6 +306,9 @@ def _transfer(
             )
             report = engine.run(jobs, source=candidate.label)
             moved.update(report.downloaded)
+            listed = {f.path: f for f in remaining}
+            for path in report.done:  # done without a delivery: another process placed it while we waited
+                delivered.setdefault(path, (listed[path], candidate.source.name))
             step = dict(report.failed)
         except HfgetError as error:
             if not is_fall_through(error):
