@@ -56,7 +56,8 @@ class ConnectionGovernor:
             return self.limit
         self._ticks += 1
         self._binding_ticks += busy >= self.limit
-        if now - self._since < (SCOUT_WINDOW if self.phase == "scout" else WINDOW):
+        # The scout and the jump compare rates that differ many times over: a short window tells them apart.
+        if now - self._since < (SCOUT_WINDOW if self.phase in ("scout", "jumped") else WINDOW):
             return self.limit
         rate = (total_bytes - self._bytes_at_start) / (now - self._since)
         binding = self._binding_ticks >= 0.8 * self._ticks
