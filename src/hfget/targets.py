@@ -41,7 +41,6 @@ class CacheTarget:
     def __init__(self, cache: HubCache, repo: RepoRef) -> None:
         self.cache, self.repo, self.root = cache, repo, cache.root
         self.snapshot: Snapshot | None = None
-        self._linked: set[str] = set()  # paths linked as their blob landed (during the transfer)
 
     def check_writable(self) -> None:
         self.cache.check_writable()
@@ -78,11 +77,6 @@ class CacheTarget:
         if file.etag is None:  # name the blob as the hub would: by its git blob id
             file = dataclasses.replace(file, blob_id=git_blob_sha1(verified))
         self.cache.place_blob(self.repo, file.etag, verified)
-        if self.snapshot is not None:
-            # Link it now, on the transfer's thread, while other files are still in flight (creating a symlink costs
-            # about as much as a small file's download on some disks): finish() then has nothing left to do for it.
-            self.cache.link_snapshot(self.repo, self.snapshot.commit, file)
-            self._linked.add(file.path)
         return file
 
     def _resolved(self, file: RemoteFile) -> RemoteFile:
@@ -99,8 +93,7 @@ class CacheTarget:
         assert snapshot is not None
         landed = {f.path: self._resolved(f) for f in files}
         for file in landed.values():
-            if file.path not in self._linked:
-                self.cache.link_snapshot(self.repo, snapshot.commit, file)
+            self.cache.link_snapshot(self.repo, snapshot.commit, file)
         # The tree listing covers the whole commit (as huggingface_hub stores it), so an offline snapshot_download
         # can tell which files are missing. Files whose git id is still unknown are left out of it.
         listing = [landed.get(f.path, f) for f in snapshot.files]
