@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 SETTLE = 0.1  # seconds after a change before measuring: new connections need a round trip to start
 WINDOW = 0.25
-SCOUT_WINDOW = 0.15
+SCOUT_WINDOW = 0.1
 SLOW_CONNECTION = 32_000_000  # bytes/s per connection below which more connections are presumed to pay
 HOLD = 3.0  # seconds at the best limit before probing again
 GROW_GAIN = 1.25  # a doubling must bring at least this factor
@@ -49,7 +49,7 @@ class ConnectionGovernor:
         """Feed the clock, the bytes received so far, and the connections busy now; returns the limit."""
         if self._changed_at is None:
             self._changed_at = now
-        if self._since is None and now - self._changed_at < SETTLE:
+        if self._since is None and now - self._changed_at < SETTLE and self.phase != "scout":
             return self.limit
         if self._since is None:
             self._start_window(now, total_bytes)
@@ -60,7 +60,8 @@ class ConnectionGovernor:
         if now - self._since < (SCOUT_WINDOW if self.phase in ("scout", "jumped") else WINDOW):
             return self.limit
         rate = (total_bytes - self._bytes_at_start) / (now - self._since)
-        binding = self._binding_ticks >= 0.8 * self._ticks
+        # Every allowed connection busy most of the time, and (for the scout) the first bytes already flowing.
+        binding = self._binding_ticks >= 0.8 * self._ticks and (rate > 0 or self.phase != "scout")
         if binding:
             self.history.append((now, self.limit, rate))
             self._decide(rate, now)
