@@ -17,8 +17,11 @@ from dataclasses import dataclass
 
 SETTLE = 0.1  # seconds after a change before measuring: new connections need a round trip to start
 WINDOW = 0.25
-SCOUT_WINDOW = 0.1
-SLOW_CONNECTION = 32_000_000  # bytes/s per connection below which more connections are presumed to pay
+SCOUT_WINDOW = 0.2
+# Bytes/s per connection below which more connections are presumed to pay. Throttled mirrors give each connection
+# a few MB/s (their first moments may look two or three times faster: burst allowances); a connection that alone
+# moves more than this is on a fast link, where the machine, not the server, is the limit.
+SLOW_CONNECTION = 64_000_000
 HOLD = 3.0  # seconds at the best limit before probing again
 GROW_GAIN = 1.25  # a doubling must bring at least this factor
 SHRINK_KEEP = 0.92  # a halving may cost at most this much
@@ -49,7 +52,7 @@ class ConnectionGovernor:
         """Feed the clock, the bytes received so far, and the connections busy now; returns the limit."""
         if self._changed_at is None:
             self._changed_at = now
-        if self._since is None and now - self._changed_at < SETTLE and self.phase != "scout":
+        if self._since is None and now - self._changed_at < SETTLE:
             return self.limit
         if self._since is None:
             self._start_window(now, total_bytes)
@@ -82,8 +85,7 @@ class ConnectionGovernor:
             self._grew = False
             self.best = _Best(self.limit, rate)
             if rate / self.limit < SLOW_CONNECTION and self.limit < self.budget:
-                self.phase = "jumped"
-                self._set(self.budget, now)
+                self._jump(now)
             else:
                 self._probe_up(now)
             return
@@ -128,6 +130,10 @@ class ConnectionGovernor:
                 self._set(self.limit // 2, now)
         else:
             self._hold(best.limit, now)
+
+    def _jump(self, now: float) -> None:
+        self.phase = "jumped"
+        self._set(self.budget, now)
 
     def _probe_up(self, now: float) -> None:
         if self.limit >= self.budget:
