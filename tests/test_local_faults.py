@@ -1,0 +1,83 @@
+"""Local faults: a disk that fills up mid-download, and downloads racing each other and a `cache clean`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import expected_files, official_offline_load
+
+MODEL = "hfget-demo/tiny-model"
+HFGET = str(Path(sys.executable).with_name("hfget"))
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "HFGET_KNOWN_MIRRORS": "", **extra}
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 12 MB tmpfs: big enough for the download's free-space check, small enough to fill up on purpose."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root and mount(8) to make a small file system")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _wait_for(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.02)
+
+
+def test_disk_full_mid_download_is_a_clear_error_and_the_partial_resumes(sim, small_disk):
+    cache = small_disk / "hub"
+    weights = sim.repo(MODEL).commits[sim.repo(MODEL).refs["main"]]["model.safetensors"]
+    sim.add_fault("throttle", "model.safetensors", rate=2_000_000)  # slow enough to fill the disk under it
+    proc = subprocess.Popen(
+        [HFGET, "download", MODEL, "model.safetensors", "--endpoint", sim.url, "--cache-dir", str(cache), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+    )
+    blobs = cache / "models--hfget-demo--tiny-model" / "blobs"
+    _wait_for(lambda: sum(p.stat().st_size for p in blobs.glob("*.incomplete*")) > 1_000_000 if blobs.exists() else False)
+    filler = small_disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:  # take every byte left
+        while os.write(fd, b"\0" * 65536):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    error = json.loads(out)["error"]
+    assert error["kind"] == "disk_full" and "is full" in error["message"]
+    assert "partial ones resume" in error["hint"]
+    partials = [p for p in blobs.glob("*.incomplete") if p.stat().st_size > 0]
+    assert partials, "the bytes received before the disk filled are kept"
+    assert not (blobs / weights.etag).exists()  # nothing unverified in blobs/
+    kept = sum(p.stat().st_size for p in partials)
+
+    filler.unlink()
+    sim.clear_faults()
+    sim.clear_log()
+    again = subprocess.run([HFGET, "download", MODEL, "model.safetensors", "--endpoint", sim.url, "--cache-dir",
+                            str(cache), "--json"], capture_output=True, text=True, env=_env(), timeout=60)
+    assert again.returncode == 0, again.stderr
+    # Only what was missing moved the second time (plus at most one piece re-fetched at a ragged edge).
+    assert sim.body_bytes_served("/cdn/*") <= weights.size - kept + 4 * 1024 * 1024
+    assert official_offline_load(cache, MODEL, files=["model.safetensors"])["files"]["model.safetensors"] == weights.content.sha256
