@@ -330,7 +330,10 @@ class FileTask:
             if self._open():
                 snapshot = partial.snapshot(self.plan.done)
         if partial is not None and not partial.closed:
-            PartialFile.save(snapshot)
+            try:
+                PartialFile.save(snapshot)
+            except OSError:
+                pass  # (a full disk) the state saved before still lists only bytes that are on disk
             partial.close()
         self._release_file_lock()
 
