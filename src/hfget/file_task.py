@@ -318,7 +318,7 @@ class FileTask:
         if idle or not was_running:
             self._close()
 
-    def _open(self) -> bool:
+    def _open(self) -> bool:  # the partial is open: the task has not been closed yet
         return self.partial is not None and not self.partial.closed
 
     def _close(self) -> None:
@@ -348,10 +348,7 @@ class FileTask:
             return False
 
     def complete(self) -> bool:
-        """Called by the connection whose write completed the file: verify, then deliver or start again.
-
-        Returns True if the task ended (delivered or failed), False if it starts over after a hash mismatch.
-        """
+        """Verify, then deliver or start again (the caller wrote the last byte). False: it starts over."""
         hasher = self.hasher
         while True:
             hasher.pump()

@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 from . import __version__
 from .errors import ConnectError, DnsError, NetworkError, NetworkTimeout, ProxyError, ServerError, TlsError
+from .http_direct import DirectPool
 from .proxy import NO_PROXY_CONFIG, Proxy, ProxyConfig
 
 REDIRECT_CODES = (301, 302, 303, 307, 308)
@@ -106,7 +107,7 @@ class HttpClient:
         self.user_agent = user_agent or f"hfget/{__version__}"
         self._local = threading.local()
         self._sessions: list = []
-        self._pool = None  # the urllib3 pool for streamed bodies, created on first use
+        self._direct = DirectPool(verify, self.user_agent)  # for streamed bodies (see _follow)
         self._lock = threading.Lock()
 
     # --- sessions -------------------------------------------------------------------------------------------
@@ -136,9 +137,7 @@ class HttpClient:
             for session in self._sessions:
                 session.close()
             self._sessions.clear()
-            if self._pool is not None:
-                self._pool.clear()
-                self._pool = None
+            self._direct.clear()
 
     # --- requests -------------------------------------------------------------------------------------------
 
@@ -196,7 +195,7 @@ class HttpClient:
             proxy = self.proxy.for_url(current)
             try:
                 if stream and proxy is None:
-                    response = self._send_direct(method, current, request_headers, timeout or self.timeout)
+                    response = self._direct.send(method, current, request_headers, timeout or self.timeout)
                 else:
                     response = self.session().request(
                         method,
@@ -231,40 +230,6 @@ class HttpClient:
             "The server is misconfigured; try another source.",
         )
 
-    def _send_direct(self, method: str, url: str, headers: dict, timeout):
-        import urllib3
-
-        response = self._direct_pool().request(
-            method,
-            url,
-            headers={"User-Agent": self.user_agent, **headers},
-            preload_content=False,
-            decode_content=False,
-            redirect=False,
-            retries=False,
-            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
-        )
-        return DirectResponse(response, url)
-
-    def _direct_pool(self):
-        pool = self._pool
-        if pool is None:
-            import urllib3
-
-            with self._lock:
-                if self._pool is None:
-                    if self.verify is False:
-                        tls = {"cert_reqs": "CERT_NONE"}
-                    else:
-                        from requests.utils import DEFAULT_CA_BUNDLE_PATH
-
-                        bundle = self.verify if isinstance(self.verify, str) else DEFAULT_CA_BUNDLE_PATH
-                        tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": bundle}
-                    # Thread-safe, keep-alive; big enough that no connection of the engine is ever discarded.
-                    self._pool = urllib3.PoolManager(num_pools=16, maxsize=256, block=False, **tls)
-                pool = self._pool
-        return pool
-
     @staticmethod
     def abort(response) -> None:
         """Shut the socket under a streaming response so a thread blocked reading it wakes up now (Ctrl-C)."""
@@ -298,31 +263,6 @@ class HttpClient:
                 yield block
         except (requests.RequestException, u3.HTTPError, OSError) as exc:
             raise classify_exception(exc, response.url, self.proxy.for_url(response.url)) from None
-
-
-class DirectResponse:
-    """A urllib3 response with the parts of `requests.Response` hfget uses (status_code, headers, url, reason,
-    raw, close, a context manager)."""
-
-    def __init__(self, raw, url: str) -> None:
-        self.raw = raw
-        self.url = url
-        self.status_code = raw.status
-        self.headers = raw.headers  # case-insensitive
-        self.reason = raw.reason
-
-    def close(self) -> None:
-        # A body read to its end has already handed its connection back to the pool; a connection still held
-        # has unread bytes on it and cannot be reused.
-        if getattr(self.raw, "_connection", None) is not None:
-            self.raw.close()
-        self.raw.release_conn()
-
-    def __enter__(self) -> DirectResponse:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 _RETRY_HINT = "Run the same command again: finished files are kept and partial ones resume."
