@@ -150,7 +150,7 @@ def test_rich_progress_renders_overall_and_file_rows():
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=100)
     with RichProgress(console) as progress:
-        progress(TransferStarted(files=2, total_bytes=3_000_000, source="mirror http://m"))
+        progress(TransferStarted(files=2, total_bytes=2_000_000, source="mirror http://m", resumed_bytes=1_000_000))
         progress(FileStarted("big.bin", 2_000_000))
         progress(FileStarted("small.txt", 1_000_000, resumed_from=1_000_000))
         progress(FileProgress("big.bin", 1_000_000))

@@ -192,6 +192,14 @@ def download(
     max_workers: Annotated[
         Optional[int], typer.Option("--max-workers", help="Files downloaded at once (default 8).", show_default=False)
     ] = None,
+    connections: Annotated[
+        Optional[int],
+        typer.Option(
+            "--connections",
+            help="Connections open at once, shared by the files in flight; a large file gets many (default 64).",
+            show_default=False,
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be downloaded; write nothing.")] = False,
     json_out: JsonOut = False,
     quiet: Quiet = False,
@@ -203,6 +211,7 @@ def download(
         "HF_TOKEN": token,
         "HF_HUB_CACHE": str(cache_dir) if cache_dir else None,
         "HFGET_MAX_WORKERS": str(max_workers) if max_workers is not None else None,
+        "HFGET_CONNECTIONS": str(connections) if connections is not None else None,
         "HFGET_ALLOW_TOKEN_TO_MIRROR": "1" if allow_token_to_mirror else None,
         "HFGET_ALLOW_INSECURE_TOKEN": "1" if allow_insecure_token else None,
         "HFGET_SOURCES": ",".join(source) if source else None,
@@ -237,7 +246,7 @@ def download(
             local_dir=local_dir,
             dry_run=dry_run,
         )
-        settings.max_workers  # validate before any network traffic
+        settings.max_workers, settings.connections  # validate before any network traffic
         stdout = Console(highlight=False, soft_wrap=True)
         mode = "none" if dry_run else _progress_mode(quiet, json_out)
         with for_mode(mode, _stderr(), sys.stderr) as progress:

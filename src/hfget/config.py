@@ -42,6 +42,7 @@ KEYS: dict[str, str | None] = {
     "HFGET_ALLOW_TOKEN_TO_MIRROR": "0",
     "HFGET_ALLOW_INSECURE_TOKEN": "0",
     "HFGET_MAX_WORKERS": "8",
+    "HFGET_CONNECTIONS": "64",  # --connections: at once, in total, shared by the files in flight
     "HFGET_PROXY": None,  # --proxy: one proxy for every source, overriding HTTP(S)_PROXY / ALL_PROXY
     "HFGET_SOURCES": "auto",  # --source, comma-separated: auto | hub | mirror | modelscope
     "HFGET_MODELSCOPE_ID": None,  # --modelscope-id: the repo's id on ModelScope when it differs
@@ -195,17 +196,25 @@ class Settings:
 
     @property
     def max_workers(self) -> int:
-        raw = self.get("HFGET_MAX_WORKERS") or "8"
+        return self._count("HFGET_MAX_WORKERS", "max workers", "--max-workers", 64)
+
+    @property
+    def connections(self) -> int:
+        """Connections open at once, in total, shared by the files in flight (a large file uses many)."""
+        return self._count("HFGET_CONNECTIONS", "connections", "--connections", 256)
+
+    def _count(self, key: str, what: str, flag: str, highest: int) -> int:
+        raw = self.get(key) or KEYS[key]
         try:
-            workers = int(raw)
+            number = int(raw)
         except ValueError:
-            workers = 0
-        if not 1 <= workers <= 64:
+            number = 0
+        if not 1 <= number <= highest:
             raise UsageError(
-                f"max workers must be a number from 1 to 64, got {raw!r} (from {self.values['HFGET_MAX_WORKERS'].describe()}).",
-                "Pass --max-workers 8, or leave it out for the default.",
+                f"{what} must be a number from 1 to {highest}, got {raw!r} (from {self.values[key].describe()}).",
+                f"Pass {flag} {KEYS[key]}, or leave it out for the default.",
             )
-        return workers
+        return number
 
 
 def _expand(raw: str, home: Path) -> Path:

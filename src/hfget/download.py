@@ -33,6 +33,7 @@ from .http import HttpClient, RetryPolicy
 from .hub_cache import HubCache
 from .proxy import ProxyConfig
 from .repo import RemoteFile, RepoRef, Snapshot, is_commit_sha, select_files
+from .resume_state import pending_bytes
 from .route import Candidate, plan, probe
 from .targets import CacheTarget, LocalDirTarget, Target
 from .transfer import EventSink, FileJob, SourceSwitch, Transfer
@@ -146,7 +147,8 @@ def download(
             return result
 
         missing = [f for f in selected if f.path not in present]
-        target.check_free_space(sum(f.size for f in {f.content_key: f for f in missing}.values()))
+        # Partials from an earlier run (any source) already hold some of the bytes; each blob counts once.
+        target.check_free_space(sum(_pending(target, f) for f in {f.content_key: f for f in missing}.values()))
         delivered: dict[str, tuple[RemoteFile, str]] = {}  # path -> (file as placed, source name)
         moved: dict[str, int] = {}  # path -> bytes received over the network in this run
         failures: dict[str, HfgetError] = {}
@@ -156,7 +158,8 @@ def download(
                 takers = _past_the_gate(takers, snapshot, missing[0], attempts)
             target.prepare()
             failures = _transfer(
-                takers, winner, snapshot, target, missing, delivered, moved, attempts, emit, workers, settings.retries
+                takers, winner, snapshot, target, missing, delivered, moved, attempts, emit, workers, settings.retries,
+                settings.connections,
             )
         landed = [delivered[f.path][0] if f.path in delivered else f for f in selected if f.path in present or f.path in delivered]
         result.location = str(target.finish(landed, complete=not failures, source=(winner.source.name, winner.source.endpoint)))
@@ -286,6 +289,7 @@ def _transfer(
     emit: EventSink,
     workers: int,
     retries: int,
+    connections: int,
 ) -> dict[str, HfgetError]:
     """Move `missing` from the first taker, handing what fails to the next ones. Returns the final failures."""
     remaining = list(missing)
@@ -297,9 +301,14 @@ def _transfer(
             emit(SourceSwitch(candidate.label, next(iter(failures.values())).message))
         try:
             jobs = [_job(candidate, snapshot, target, f, delivered) for f in remaining]
-            engine = Transfer(candidate.source.client, max_workers=workers, on_event=emit, attempts=retries)
+            engine = Transfer(
+                candidate.source.client, max_workers=workers, connections=connections, on_event=emit, attempts=retries
+            )
             report = engine.run(jobs, source=candidate.label)
             moved.update(report.downloaded)
+            listed = {f.path: f for f in remaining}
+            for path in report.done:  # done without a delivery: another process placed it while we waited
+                delivered.setdefault(path, (listed[path], candidate.source.name))
             step = dict(report.failed)
         except HfgetError as error:
             if not is_fall_through(error):
@@ -313,6 +322,11 @@ def _transfer(
         failures = step
         remaining = [f for f in remaining if f.path in step]
     return failures
+
+
+def _pending(target: Target, file: RemoteFile) -> int:
+    """Bytes of `file` still to fetch, given the partial an earlier run (from any source) left."""
+    return pending_bytes(target.partial_path(file), file.size, *file.digest)
 
 
 def _job(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -54,11 +55,20 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def _read_umask() -> int:
+    # Reading the umask means setting it. Done once, at import, before any hfget thread creates files: setting it
+    # while the transfer engine's threads create partials and lock files would give those files the wrong mode.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+_UMASK = _read_umask()
+
+
 def chmod_like_umask(path: Path) -> None:
     # mkstemp creates 0600 files; cache files should be readable like any file the user creates (0644 by default).
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+    os.chmod(path, 0o666 & ~_UMASK)
 
 
 
@@ -70,13 +80,20 @@ def file_size(path: Path) -> int:
         return 0
 
 
+@functools.lru_cache(maxsize=64)
+def _resolved_base(base: str) -> Path:
+    # The bases are hfget's own folders (a snapshot, a --local-dir), checked once per file of a snapshot: resolving
+    # them once per run instead of once per file matters for repos of thousands of files.
+    return Path(base).resolve()
+
+
 def ensure_inside(target: Path, base: Path, shown: str) -> None:
     """Refuse a path whose folder resolves outside `base` (`..`, or a symlinked folder pointing elsewhere).
 
     The file itself is not resolved: in the cache it is a symlink into blobs/, which is expected.
     """
     try:
-        (target.parent.resolve() / target.name).relative_to(base.resolve())
+        (target.parent.resolve() / target.name).relative_to(_resolved_base(str(base)))
         if target.name in ("", ".", ".."):
             raise ValueError(target.name)
     except ValueError:

@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 from . import __version__
 from .errors import ConnectError, DnsError, NetworkError, NetworkTimeout, ProxyError, ServerError, TlsError
+from .http_direct import DirectPool
 from .proxy import NO_PROXY_CONFIG, Proxy, ProxyConfig
 
 REDIRECT_CODES = (301, 302, 303, 307, 308)
@@ -106,6 +107,7 @@ class HttpClient:
         self.user_agent = user_agent or f"hfget/{__version__}"
         self._local = threading.local()
         self._sessions: list = []
+        self._direct = DirectPool(verify, self.user_agent)  # for streamed bodies (see _follow)
         self._lock = threading.Lock()
 
     # --- sessions -------------------------------------------------------------------------------------------
@@ -135,6 +137,7 @@ class HttpClient:
             for session in self._sessions:
                 session.close()
             self._sessions.clear()
+            self._direct.clear()
 
     # --- requests -------------------------------------------------------------------------------------------
 
@@ -178,7 +181,11 @@ class HttpClient:
 
     def _follow(self, method, url, headers, grant, stream, follow_redirects, timeout, max_redirects):
         import requests
+        import urllib3.exceptions as u3
 
+        # Streamed bodies (the transfer engine's pieces) skip requests' per-request machinery (session merging,
+        # cookie jars, hooks: about half a millisecond of CPU each, paid hundreds of times per large file) and go
+        # to a shared urllib3 pool directly. Through a proxy, requests handles everything.
         seen: list[str] = []
         current = url
         for _ in range(max_redirects + 1):
@@ -187,16 +194,19 @@ class HttpClient:
                 request_headers["Authorization"] = f"Bearer {grant.token}"
             proxy = self.proxy.for_url(current)
             try:
-                response = self.session().request(
-                    method,
-                    current,
-                    headers=request_headers,
-                    stream=stream,
-                    allow_redirects=False,
-                    timeout=timeout or self.timeout,
-                    proxies={"http": proxy.url, "https": proxy.url} if proxy else {},
-                )
-            except requests.RequestException as exc:
+                if stream and proxy is None:
+                    response = self._direct.send(method, current, request_headers, timeout or self.timeout)
+                else:
+                    response = self.session().request(
+                        method,
+                        current,
+                        headers=request_headers,
+                        stream=stream,
+                        allow_redirects=False,
+                        timeout=timeout or self.timeout,
+                        proxies={"http": proxy.url, "https": proxy.url} if proxy else {},
+                    )
+            except (requests.RequestException, u3.HTTPError) as exc:
                 raise classify_exception(exc, current, proxy) from None
             if response.status_code == 407 and proxy is not None:
                 response.close()
@@ -219,6 +229,19 @@ class HttpClient:
             "visited).",
             "The server is misconfigured; try another source.",
         )
+
+    @staticmethod
+    def abort(response) -> None:
+        """Shut the socket under a streaming response so a thread blocked reading it wakes up now (Ctrl-C)."""
+        import socket
+
+        connection = getattr(response.raw, "_connection", None)  # urllib3's, while the body is being read
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def iter_body(self, response, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """Stream a body, yielding bytes as soon as they arrive and turning failures into hfget errors.

@@ -14,7 +14,7 @@ from typing import TextIO
 from rich.console import Console
 from rich.markup import escape
 
-from .transfer import (
+from .events import (
     Event,
     FileFailed,
     FileFinished,
@@ -86,11 +86,12 @@ class RichProgress:
             if isinstance(event, TransferStarted):
                 source = f" from [bold]{escape(event.source)}[/]" if event.source else ""
                 description = f"[bold]{event.files} files[/]{source}"
+                # Resumed bytes count as done from the start (FileStarted reports them per file).
+                total = event.total_bytes + event.resumed_bytes
                 if self.overall is None:
-                    self.overall = p.add_task(description, total=event.total_bytes)
+                    self.overall = p.add_task(description, total=total)
                 else:  # another source takes over: what landed stays counted, the rest starts again
-                    p.update(self.overall, description=description, total=self.landed + event.total_bytes,
-                             completed=self.landed)
+                    p.update(self.overall, description=description, total=self.landed + total, completed=self.landed)
             elif isinstance(event, SourceSwitch):
                 p.console.print(f"[yellow]↪ switching to {escape(event.source)}[/] [dim]({escape(event.reason)})[/]")
             elif self.overall is None:
@@ -149,10 +150,11 @@ class PlainProgress:
     def __call__(self, event: Event) -> None:
         with self.lock:
             if isinstance(event, TransferStarted):
-                self.total, self.done, self.started = event.total_bytes, 0, time.monotonic()
+                self.total, self.done, self.started = event.total_bytes + event.resumed_bytes, 0, time.monotonic()
                 self.last = self.started
                 source = f" from {event.source}" if event.source else ""
-                self._line(f"Downloading {event.files} files ({human_bytes(event.total_bytes)}){source}")
+                resumed = f", {human_bytes(event.resumed_bytes)} already on disk" if event.resumed_bytes else ""
+                self._line(f"Downloading {event.files} files ({human_bytes(event.total_bytes)}{resumed}){source}")
             elif isinstance(event, SourceSwitch):
                 self._line(f"Switching to {event.source} ({event.reason})")
             elif isinstance(event, FileStarted):

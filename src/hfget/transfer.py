@@ -1,133 +1,57 @@
 """The byte engine: moves files from URLs into verified local files. Knows nothing of hubs, caches or Rich.
 
 Each `FileJob` says where the bytes are (`url`), how many there must be (`size`), what they must hash to
-(`digest`), where the resumable partial lives, and what to do with the verified file (`deliver`). The engine
-downloads several files at once, resumes a partial left by an earlier run (any source: the partial is keyed by the
-content hash, not the URL), hashes while it writes, and hands a file over only when size and hash match. Progress
-goes out as events to a callback; the caller decides how to show them.
+(`algo`, `expected`), where the resumable partial lives, and what to do with the verified file (`deliver`).
+
+`Transfer` keeps connections busy on up to `max_workers` files at once. A small file takes one connection; a large
+one is cut into pieces fetched by as many connections as are free, in increasing offset order, and a connection
+with nothing left to do takes over half of the slowest connection's remaining range. How many of the up to
+`connections` connections work at once is decided while the bytes flow (`governor.py`): all of them against a
+mirror that throttles each connection, few on a fast link where more would only compete for the CPU. Bytes are
+hashed as they arrive, a partial plus a small state file make every run resumable (from any source promising the
+same hash), and a file is handed over only when its size and hash match. Progress goes out as events.
+
+The pieces: `segments.py` (byte ranges), `file_task.py` (one file and its connections), `connection.py` (one
+request), `partial_file.py` and `resume_state.py` (what is on disk), `digest.py` (hashing), `governor.py` (how
+many connections); this module schedules them on threads.
 """
 
 from __future__ import annotations
 
-import hashlib
-import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import DiskError, HfgetError, IntegrityError, Interrupted, NetworkError, ProtocolError, ServerError
-from .fsutil import disk_errors, file_size
-from .http import HttpClient, TokenGrant, host_label
-
-CHUNK = 1 << 20
-PROGRESS_STEP = 256 * 1024
-
-
-# --- events ---------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TransferStarted:
-    files: int
-    total_bytes: int  # bytes still to move (partials already on disk are not counted)
-    source: str | None = None
-
-
-@dataclass(frozen=True)
-class FileStarted:
-    key: str
-    size: int
-    resumed_from: int = 0
-
-
-@dataclass(frozen=True)
-class FileProgress:
-    key: str
-    delta: int  # may be negative when a server ignored Range and bytes are thrown away
-
-
-@dataclass(frozen=True)
-class FileRetrying:
-    key: str
-    attempt: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class FileFinished:
-    key: str
-    size: int
-    downloaded: int  # bytes received over the network in this run for this file
-
-
-@dataclass(frozen=True)
-class FileFailed:
-    key: str
-    error: HfgetError
-
-
-@dataclass(frozen=True)
-class TransferFinished:
-    downloaded: int
-    elapsed: float
-
-
-@dataclass(frozen=True)
-class SourceSwitch:
-    """Emitted by the download orchestrator (not the engine) when another source takes over remaining files."""
-
-    source: str
-    reason: str
-
-
-Event = (
-    TransferStarted | FileStarted | FileProgress | FileRetrying | FileFinished | FileFailed | TransferFinished
-    | SourceSwitch
+from .connection import Lease, ResponseTracker, Retry, fetch
+from .digest import Digest
+from .errors import DiskError, HfgetError, Interrupted, NetworkError
+from .events import (
+    Event,
+    EventSink,
+    FileFailed,
+    FileFinished,
+    FileProgress,
+    FileRetrying,
+    FileStarted,
+    SourceSwitch,
+    TransferFinished,
+    TransferStarted,
 )
-EventSink = Callable[[Event], None]
+from .file_task import EngineSettings, FileTask, Stop
+from .fsutil import disk_errors
+from .governor import ConnectionGovernor
+from .http import HttpClient, TokenGrant
+from .resume_state import pending_bytes
+from .segments import PieceSizes
 
+__all__ = [
+    "Digest", "Event", "EventSink", "FileFailed", "FileFinished", "FileJob", "FileProgress", "FileRetrying",
+    "FileStarted", "SourceSwitch", "Transfer", "TransferFinished", "TransferReport", "TransferStarted",
+]
 
-# --- jobs -----------------------------------------------------------------------------------------------------
-
-
-class Digest:
-    """Streaming hash: sha256 (LFS files) or git's blob sha1 (`sha1("blob {size}\\0" + content)`)."""
-
-    def __init__(self, algo: str, expected: str, size: int) -> None:
-        if algo not in ("sha256", "git-sha1"):
-            raise ValueError(algo)
-        self.algo, self.expected, self.size = algo, expected, size
-        self.reset()
-
-    def reset(self) -> None:
-        if self.algo == "sha256":
-            self._h = hashlib.sha256()
-        else:
-            self._h = hashlib.sha1(b"blob %d\0" % self.size)
-
-    def update(self, data: bytes | memoryview) -> None:
-        self._h.update(data)
-
-    def matches(self) -> bool:
-        return self._h.hexdigest() == self.expected
-
-    @property
-    def actual(self) -> str:
-        return self._h.hexdigest()
-
-    @classmethod
-    def of_file(cls, path: Path, algo: str, expected: str, size: int) -> bool:
-        """Whether the file at `path` hashes to `expected` (read in chunks: constant memory)."""
-        digest = cls(algo, expected, size)
-        try:
-            with open(path, "rb") as fh:
-                for block in iter(lambda: fh.read(CHUNK), b""):
-                    digest.update(block)
-        except OSError:
-            return False
-        return digest.matches()
+DEFAULT_CONNECTIONS = 64
 
 
 @dataclass
@@ -146,6 +70,10 @@ class FileJob:
     # Turns an HTTP error response into the source's own error (the engine knows no hub semantics).
     explain: Callable[[object], HfgetError] | None = None
 
+    def pending(self) -> int:
+        """Bytes still to fetch, given what an earlier run left on disk."""
+        return pending_bytes(self.partial, self.size, self.algo, self.expected)
+
 
 @dataclass
 class TransferReport:
@@ -159,274 +87,285 @@ class TransferReport:
         return sum(self.downloaded.values())
 
 
-# --- engine ---------------------------------------------------------------------------------------------------
+class _Scheduler:
+    """Decides what each idle connection does next: start a file, fetch a piece, or take over half a range."""
 
+    def __init__(self, tasks: list[FileTask], max_files: int, cancel: threading.Event, limit: int) -> None:
+        # Files worth splitting first, largest first: they get their connections going while small ones fill the
+        # gaps. Small ones keep their order, so the byte rate the governor watches does not drift with file size.
+        self.pending = sorted(tasks, key=lambda t: -t.size if t.engine.sizes.worth_splitting(t.size) else 0)
+        self.active: list[FileTask] = []
+        self.max_files = max_files
+        self.cancel = cancel
+        self.cond = threading.Condition()
+        self.limit = limit  # connections allowed to work at once (the governor moves it)
+        self.busy = 0  # connections working on a unit right now
+        # Closed until every connection thread exists: starting a thread takes a GIL switch (~5 ms) once others are
+        # busy, which would stretch a 64-thread start-up over a second of half-used bandwidth.
+        self.open = threading.Event()
 
-class _Cancelled(Exception):
-    pass
+    def next(self, was_working: bool) -> tuple[FileTask, object | None] | None:
+        """(task, None) means "start this file"; (task, segment) means "fetch this segment"; None: stop."""
+        self.open.wait()
+        with self.cond:
+            if was_working:
+                self.busy -= 1
+            while not self.cancel.is_set():
+                now = time.monotonic()
+                self.active = [t for t in self.active if not t.finished]
+                if not self.pending and not self.active:
+                    self.cond.notify_all()  # everything is finished: let the idle connections go too
+                    return None
+                unit = self._pick(now) if self.busy < self.limit else None
+                if unit is not None:
+                    self.busy += 1
+                    return unit
+                self.cond.wait(timeout=self._wait_time(now))
+            return None
+
+    def _pick(self, now: float) -> tuple[FileTask, object | None] | None:
+        if len(self.active) < self.max_files:
+            for task in self.pending:
+                if task.retry_at <= now:
+                    self.pending.remove(task)
+                    self.active.append(task)
+                    return task, None
+        ranked = sorted(
+            ((p, i, t) for i, t in enumerate(self.active) if (p := t.priority(now)) is not None),
+            key=lambda item: (item[0], -item[1]),
+            reverse=True,
+        )
+        for _, _, task in ranked:
+            segment = task.take_segment(now)
+            if segment is not None:
+                return task, segment
+        return None
+
+    def saturation(self) -> int:
+        """Busy connections, counted as the whole limit when the file slots are what holds work back (many small
+        files): either way, more concurrency is what would change the rate."""
+        with self.cond:
+            files_full = bool(self.pending) and len(self.active) >= self.max_files and self.busy >= len(self.active)
+            return self.limit if files_full else self.busy
+
+    def set_limit(self, limit: int) -> None:
+        with self.cond:
+            raised = limit > self.limit
+            self.limit = limit
+            if raised:
+                self.cond.notify_all()
+
+    def _wait_time(self, now: float) -> float:
+        waits = [t.retry_at - now for t in (*self.pending, *self.active) if t.retry_at > now]
+        return max(0.005, min([0.25, *waits]))
+
+    def defer(self, task: FileTask) -> None:
+        """Another process holds the file's lock: free the slot and come back to it later."""
+        with self.cond:
+            if task in self.active:
+                self.active.remove(task)
+            self.pending.append(task)
+            self.cond.notify()
+
+    def wake(self, everyone: bool = False) -> None:
+        with self.cond:
+            if everyone:
+                self.cond.notify_all()
+            else:
+                self.cond.notify()
 
 
 class Transfer:
-    """Runs jobs on `max_workers` daemon threads. Per-file failures are collected; fatal ones stop everything."""
+    """Runs jobs on a pool of daemon threads, one connection each. Per-file failures are collected; fatal ones
+    (a full disk, a bug) stop everything."""
 
     def __init__(
         self,
         client: HttpClient,
         *,
         max_workers: int = 8,
+        connections: int = DEFAULT_CONNECTIONS,
         on_event: EventSink | None = None,
         attempts: int = 5,
         lock_timeout: float | None = None,
+        stall_timeout: float | None = None,
+        piece_sizes: PieceSizes | None = None,
+        adaptive: bool = True,
     ) -> None:
         self.client = client
         self.max_workers = max_workers
+        self.connections = max(1, connections)
         self.emit = on_event or (lambda event: None)
         self.attempts = attempts
         self.lock_timeout = lock_timeout
+        # A connection that delivers nothing for this long is replaced: the client's read timeout unless given.
+        self.stall_timeout = stall_timeout if stall_timeout is not None else client.timeout[1]
+        self.piece_sizes = piece_sizes or PieceSizes()
+        self.adaptive = adaptive  # let the governor find how many of the connections pay (else use them all)
         self.cancel = threading.Event()
+        self._responses = ResponseTracker()
+        self._fatal: list[BaseException] = []
 
     def run(self, jobs: Sequence[FileJob], *, source: str | None = None) -> TransferReport:
+        _limit_malloc_arenas()
         report = TransferReport()
         started = time.monotonic()
-        pending = sum(max(0, j.size - file_size(j.partial)) for j in jobs)
-        self.emit(TransferStarted(files=len(jobs), total_bytes=pending, source=source))
-        work: queue.Queue[FileJob | None] = queue.Queue()
-        for job in jobs:
-            work.put(job)
-        fatal: list[BaseException] = []
-        lock = threading.Lock()
-
-        def worker() -> None:
-            while not self.cancel.is_set():
-                try:
-                    job = work.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    with disk_errors(job.partial.parent):
-                        downloaded = self._fetch(job)
-                except _Cancelled:
-                    return
-                except HfgetError as error:
-                    with lock:
-                        report.failed[job.key] = error
-                    self.emit(FileFailed(job.key, error))
-                    if isinstance(error, DiskError):
-                        fatal.append(error)  # disk full, permissions: no other file can succeed either
-                        self.cancel.set()
-                except BaseException as error:  # a bug: stop everything and let the CLI report it
-                    fatal.append(error)
-                    self.cancel.set()
-                else:
-                    with lock:
-                        report.done.append(job.key)
-                        report.downloaded[job.key] = downloaded
-
+        pending = {job.key: job.pending() for job in jobs}
+        self.emit(
+            TransferStarted(
+                files=len(jobs),
+                total_bytes=sum(pending.values()),
+                source=source,
+                resumed_bytes=sum(job.size - pending[job.key] for job in jobs),
+            )
+        )
+        engine = EngineSettings(
+            connections=self.connections,
+            sizes=self.piece_sizes,
+            attempts=self.attempts,
+            lock_timeout=self.lock_timeout,
+            backoff=self.client.retry.delay,
+            emit=self.emit,
+        )
+        tasks = [FileTask(job, engine) for job in jobs]
+        pool = self._pool_size(jobs)
+        # The governor's ceiling is what the jobs can use at all: many small files cannot use more connections
+        # than --max-workers, so it starts probing downwards at once.
+        governor = ConnectionGovernor(pool, floor=min(2, pool)) if self.adaptive else None
+        scheduler = _Scheduler(tasks, self.max_workers, self.cancel, governor.limit if governor else self.connections)
+        engine.wake = scheduler.wake
         threads = [
-            threading.Thread(target=worker, name=f"hfget-transfer-{i}", daemon=True)
-            for i in range(min(self.max_workers, max(1, len(jobs))))
+            threading.Thread(target=self._worker, args=(scheduler,), name=f"hfget-conn-{i}", daemon=True)
+            for i in range(pool)
         ]
         for thread in threads:
             thread.start()
+        scheduler.open.set()
         try:
             for thread in threads:
                 while thread.is_alive():
-                    thread.join(timeout=0.2)
+                    thread.join(timeout=0.05)
+                    if governor is not None:
+                        moved = sum(task.received for task in tasks)
+                        scheduler.set_limit(governor.tick(time.monotonic(), moved, scheduler.saturation()))
         except KeyboardInterrupt:
-            self.cancel.set()
-            self.client.close()  # unblocks reads so partials are left consistent quickly
-            for thread in threads:
-                thread.join(timeout=5)
+            self._stop(scheduler, threads, tasks)
             raise Interrupted(
                 "Interrupted. Finished files are in the cache; partial files were kept.",
                 "Run the same command again to resume where it stopped.",
             ) from None
+        if self.cancel.is_set():  # a fatal error: leave every started file resumable
+            self._stop(scheduler, threads, tasks)
+        for task in tasks:
+            if task.status == "done":
+                report.done.append(task.key)
+                report.downloaded[task.key] = task.received
+            elif task.status == "failed" and task.error is not None:
+                report.failed[task.key] = task.error
         report.elapsed = time.monotonic() - started
         self.emit(TransferFinished(report.bytes_downloaded, report.elapsed))
-        if fatal:
-            raise fatal[0]
+        if self._fatal:
+            raise self._fatal[0]
         return report
 
-    # --- one file -------------------------------------------------------------------------------------------
-
-    def _fetch(self, job: FileJob) -> int:
-        if job.lock is None:
-            return self._fetch_unlocked(job)
-        from filelock import FileLock, Timeout
-
-        job.lock.parent.mkdir(parents=True, exist_ok=True)
-        file_lock = FileLock(str(job.lock))
-        deadline = None if self.lock_timeout is None else time.monotonic() + self.lock_timeout
-        while True:  # poll so Ctrl-C and cancellation stay responsive while another process holds the blob
-            try:
-                file_lock.acquire(timeout=0.5)
-                break
-            except Timeout:
-                if self.cancel.is_set():
-                    raise _Cancelled from None
-                if deadline is not None and time.monotonic() > deadline:
-                    raise ServerError(
-                        f"Another process has been downloading {job.key} for too long (lock {job.lock}).",
-                        "Wait for the other hfget/huggingface_hub process to finish, or stop it.",
-                    ) from None
-        try:
-            return self._fetch_unlocked(job)
-        finally:
-            file_lock.release()
-
-    def _fetch_unlocked(self, job: FileJob) -> int:
-        if job.already_done():
-            self.emit(FileStarted(job.key, job.size, job.size))
-            self.emit(FileFinished(job.key, job.size, 0))
-            return 0
-        digest = Digest(job.algo, job.expected, job.size)
-        have = self._resume_point(job, digest)
-        self.emit(FileStarted(job.key, job.size, have))
-        downloaded = 0
-        bad_hash = 0
-        attempt = 0
-        while True:
-            if have < job.size:
-                try:
-                    got, have = self._stream(job, digest, have)
-                    downloaded += got
-                except NetworkError as error:
-                    # The hasher saw exactly the bytes that reached the partial, so we resume from its size.
-                    attempt += 1
-                    have = file_size(job.partial)
-                    if attempt >= self.attempts or getattr(error, "refused", False):
-                        raise
-                    self.emit(FileRetrying(job.key, attempt, error.message))
-                    self._sleep(self.client.retry.delay(attempt - 1, None))
-                    continue
-            if digest.matches():
-                break
-            bad_hash += 1
-            job.partial.unlink(missing_ok=True)
-            if bad_hash >= 2:
-                raise IntegrityError(
-                    f"{job.key} from {host_label(job.url)} does not match its expected {job.algo} "
-                    f"({job.expected[:16]}..., got {digest.actual[:16]}...), twice. The bad bytes were discarded; "
-                    "nothing entered the cache.",
-                    "The server (or something between you and it) is corrupting data; use another source.",
-                )
-            self.emit(FileRetrying(job.key, bad_hash, f"hash mismatch ({job.algo}); downloading again"))
-            self.emit(FileProgress(job.key, -have))
-            digest.reset()
-            have = 0
-        if job.size == 0:
-            job.partial.parent.mkdir(parents=True, exist_ok=True)
-            job.partial.touch()  # an empty file has nothing to stream but still needs a file to deliver
-        job.deliver(job.partial)
-        self.emit(FileFinished(job.key, job.size, downloaded))
-        return downloaded
-
-    def _resume_point(self, job: FileJob, digest: Digest) -> int:
-        """Hash what a previous attempt (or run) left on disk; drop it if it cannot be a prefix of the file."""
-        digest.reset()
-        size = file_size(job.partial)
-        if size > job.size:
-            job.partial.unlink(missing_ok=True)
-            return 0
-        if size:
-            with open(job.partial, "rb") as fh:
-                for block in iter(lambda: fh.read(CHUNK), b""):
-                    digest.update(block)
-        return size
-
-    def _stream(self, job: FileJob, digest: Digest, have: int) -> tuple[int, int]:
-        """GET the rest of the file from `have` on; returns (bytes received, bytes now on disk)."""
-        headers = {"Accept-Encoding": "identity", **job.headers}
-        if have:
-            headers["Range"] = f"bytes={have}-"
-        response = self.client.request("GET", job.url, headers=headers, grant=job.grant, stream=True)
-        with response:
-            status = response.status_code
-            if status == 416 and have:
-                # The server says our partial is not a prefix of its file: start over.
-                job.partial.unlink(missing_ok=True)
-                digest.reset()
-                self.emit(FileProgress(job.key, -have))
-                return 0, 0
-            if status not in (200, 206):
-                raise job.explain(response) if job.explain else _status_error(response, job)
-            if status == 206:
-                start = _content_range_start(response.headers.get("Content-Range"))
-                if start != have:
-                    raise ProtocolError(
-                        f"{host_label(response.url)} answered a request for bytes {have}- of {job.key} with "
-                        f"Content-Range {response.headers.get('Content-Range')!r}.",
-                        "The server's range support is broken; use another source.",
-                    )
-                mode = "ab"
-            else:
-                if have:  # Range ignored: the body starts at byte 0, so the partial is rewritten
-                    self.emit(FileProgress(job.key, -have))
-                digest.reset()
-                have = 0
-                mode = "wb"
-            received = 0
-            unreported = 0
-            job.partial.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                with open(job.partial, mode) as out:
-                    for block in self.client.iter_body(response, CHUNK):
-                        if self.cancel.is_set():
-                            raise _Cancelled
-                        if have + received + len(block) > job.size:
-                            raise ProtocolError(
-                                f"{host_label(response.url)} sent more than the {job.size} bytes of {job.key}.",
-                                "The server is serving a different file than it listed; use another source.",
-                            )
-                        out.write(block)
-                        digest.update(block)
-                        received += len(block)
-                        unreported += len(block)
-                        if unreported >= PROGRESS_STEP:  # bound the event rate, whatever the read size
-                            self.emit(FileProgress(job.key, unreported))
-                            unreported = 0
-            finally:
-                if unreported:
-                    self.emit(FileProgress(job.key, unreported))
-            if have + received < job.size:
-                raise _short_body(response, job, have + received)
-            return received, have + received
-
-    def _sleep(self, seconds: float) -> None:
-        if self.cancel.wait(seconds):
-            raise _Cancelled
-
-
-def _content_range_start(value: str | None) -> int | None:
-    # "bytes 100-199/1000"
-    if not value or not value.startswith("bytes "):
-        return None
-    try:
-        return int(value[6:].split("-", 1)[0])
-    except ValueError:
-        return None
-
-
-def _short_body(response, job: FileJob, have: int):
-    from .errors import ConnectError
-
-    return ConnectError(
-        f"{host_label(response.url)} closed the connection after {have} of {job.size} bytes of {job.key}.",
-        "Run the same command again: the partial file is kept and the download resumes.",
-    )
-
-
-def _status_error(response, job: FileJob) -> HfgetError:
-    from .errors import AuthError
-
-    status = response.status_code
-    host = host_label(response.url)
-    if status in (401, 403):
-        return AuthError(
-            f"{host} refused {job.key} (HTTP {status}).",
-            "The file needs a token that this source accepts; see the repo's access page.",
+    def _pool_size(self, jobs: Sequence[FileJob]) -> int:
+        """As many threads as connections could be busy: one per small file, up to all of them on large files."""
+        sizes = self.piece_sizes
+        useful = min(self.max_workers, len(jobs)) + sum(
+            max(0, -(-job.size // sizes.min_piece) - 1) for job in jobs if sizes.worth_splitting(job.size)
         )
-    return ServerError(
-        f"{host} answered HTTP {status} for {job.key}" + (" after retries." if status >= 429 else "."),
-        "The server is failing; try again later or use another source.",
-    )
+        return max(1, min(self.connections, useful))
+
+    def _stop(self, scheduler: _Scheduler, threads: list[threading.Thread], tasks: list[FileTask]) -> None:
+        self.cancel.set()
+        scheduler.wake(everyone=True)
+        self._responses.abort_all(self.client)  # wakes threads blocked in a read
+        deadline = time.monotonic() + 5
+        for thread in threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        for task in tasks:
+            task.cancel()  # records what is on disk, closes the partial, releases the file lock
+
+    # --- one connection -------------------------------------------------------------------------------------
+
+    def _worker(self, scheduler: _Scheduler) -> None:
+        working = False
+        while True:
+            unit = scheduler.next(working)
+            working = True
+            if unit is None:
+                return
+            task, segment = unit
+            try:
+                with disk_errors(task.job.partial.parent):
+                    if segment is None:
+                        segment = self._start(task, scheduler)
+                        if segment is None:
+                            continue
+                    self._connection(Lease(task, segment), scheduler)
+            except HfgetError as error:
+                task.fail(error)
+                if isinstance(error, DiskError):  # disk full, permissions: no other file can succeed either
+                    self._fatal.append(error)
+                    self.cancel.set()
+            except BaseException as error:  # a bug: stop everything and let the CLI report it
+                task.fail(_internal(error))
+                self._fatal.append(error)
+                self.cancel.set()
+            finally:
+                if self.cancel.is_set():
+                    scheduler.wake(everyone=True)
+
+    def _start(self, task: FileTask, scheduler: _Scheduler):
+        outcome = task.start()
+        if outcome == "deferred":
+            scheduler.defer(task)
+            return None
+        if outcome != "running":
+            return None
+        if task.claim_completion():  # all bytes already there (an empty file, a run killed at the very end)
+            task.complete()
+            return None
+        return task.take_segment(time.monotonic())
+
+    def _connection(self, lease: Lease, scheduler: _Scheduler) -> None:
+        task = lease.task
+        try:
+            if fetch(
+                lease,
+                self.client,
+                stall_timeout=self.stall_timeout,
+                cancel=self.cancel,
+                tracker=self._responses,
+                emit=self.emit,
+            ):
+                task.complete()
+        except Stop:
+            pass
+        except NetworkError as error:
+            task.connection_failed(lease.segment, error)
+        except Retry as retry:
+            task.connection_failed(lease.segment, retry.error, retry.retry_after)
+        finally:
+            task.connection_ended(lease.segment)
+
+
+def _limit_malloc_arenas() -> None:
+    """Ask glibc for few malloc arenas. By default every busy thread may get its own, each keeping the read
+    buffers it freed: with dozens of connection threads that grew the process by 100+ MB for nothing (and made it
+    slower). Best effort: other C libraries are left alone."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-8, 2)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+
+
+def _internal(error: BaseException) -> HfgetError:
+    return HfgetError(f"Internal error while downloading: {type(error).__name__}: {error}")

@@ -46,13 +46,14 @@ class SimUser:
 class Fault:
     """A misbehaviour applied to requests for repo files whose path matches `match` (fnmatch).
 
-    kind: corrupt (flip a byte at `offset`), reset (drop the connection after `after` body bytes), truncate (send
-    `after` bytes of a full Content-Length, then close), status (answer `status` with optional `retry_after`),
-    With `at` set, reset/truncate/stall cut at that absolute file offset instead: the server then never serves
-    past it, however the client resumes (a mirror that dies half-way through a file).
-    ignore_range (answer 200 with the whole body), stall (send `after` bytes then hang), throttle (limit to `rate`
-    bytes/s), hang (accept, never answer). `where` limits it to "resolve", "cdn" or "any" request; `times` is how
-    many requests it hits (None: all).
+    kind: corrupt (flip a byte at `offset`; only requests whose range contains it count as hits), reset (drop the
+    connection after `after` body bytes), truncate (send `after` bytes of a full Content-Length, then close), status
+    (answer `status` with optional `retry_after`), ignore_range (answer 200 with the whole body), chunked (answer
+    200 with the whole body, chunked, without Content-Length, as some proxies do), stall (send `after` bytes then
+    hang), throttle (limit to `rate` bytes/s), hang (accept, never answer). With `at` set, reset/truncate/stall
+    cut at that absolute file offset instead: the server then never serves past it, however the client resumes (a
+    mirror that dies half-way through a file). `where` limits it to "resolve", "cdn" or "any" request; `times` is
+    how many requests it hits (None: all).
     """
 
     kind: str
@@ -239,10 +240,14 @@ class HubSimulator:
         with self._lock:
             self.log.append(record)
 
-    def _take_fault(self, path: str, where: str, kinds: tuple[str, ...]) -> Fault | None:
+    def _take_fault(self, path: str, where: str, kinds: tuple[str, ...], span: tuple[int, int] | None = None) -> Fault | None:
+        """The first matching fault, counted as a hit. With `span` ([start, end) of the body being served), a
+        corrupt fault only matches if its offset falls inside."""
         with self._lock:
             for fault in self.faults:
                 if fault.kind in kinds and fault.applies(path, where):
+                    if span is not None and fault.kind == "corrupt" and not span[0] <= fault.offset < span[1]:
+                        continue
                     fault.hits += 1
                     return fault
         return None
@@ -667,15 +672,20 @@ class _Handler(BaseHTTPRequestHandler):
         start, end = 0, size  # [start, end)
         status = 200
         range_header = self.headers.get("Range")
-        ignore = self.sim._take_fault(path, where, ("ignore_range",)) if range_header else None
-        if range_header and not ignore:
+        chunked = self.sim._take_fault(path, where, ("chunked",))
+        ignore = self.sim._take_fault(path, where, ("ignore_range",)) if range_header and not chunked else None
+        if range_header and not ignore and not chunked:
             parsed = _parse_range(range_header, size)
             if parsed is None:
                 return self._send(416, {"Content-Range": f"bytes */{size}"})
             start, end = parsed
             status = 206
         h = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes", **headers}
-        h["Content-Length"] = str(end - start)
+        if chunked:
+            h["Transfer-Encoding"] = "chunked"
+            h.pop("Accept-Ranges")
+        else:
+            h["Content-Length"] = str(end - start)
         if status == 206:
             h["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
         self.record.status = status
@@ -685,7 +695,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
-        corrupt = self.sim._take_fault(path, where, ("corrupt",))
+        corrupt = self.sim._take_fault(path, where, ("corrupt",), span=(start, end))
         cut = self.sim._take_fault(path, where, ("reset", "truncate", "stall"))
         throttle = self.sim._take_fault(path, where, ("throttle",))
         rate = throttle.rate if throttle else self.sim.rate_limit
@@ -700,7 +710,7 @@ class _Handler(BaseHTTPRequestHandler):
                 piece = piece[:i] + bytes([piece[i] ^ 0xFF]) + piece[i + 1 :]
             if limit is not None and sent + len(piece) > limit:
                 self._cut(cut, piece[: limit - sent])
-            self.wfile.write(piece)
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
             sent += len(piece)
             self.record.body_bytes += len(piece)
             if rate:
@@ -708,6 +718,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if ahead > 0:
                     if self.sim._stop.wait(ahead):
                         raise _Abort
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
 
     def _cut(self, cut: Fault, piece: bytes) -> None:
         """Send the last `piece`, then break the connection the way the fault says."""

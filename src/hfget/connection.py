@@ -1,0 +1,200 @@
+"""One connection's work: fetch the bytes of one segment of a file, writing them as they arrive.
+
+The request asks for exactly the segment (`Range: bytes=a-b`), so a fully read response leaves the keep-alive
+connection in the pool for the next piece. A segment whose tail was stolen stops at its new end and closes its
+connection (the server would keep sending bytes that now belong to another connection). The read timeout is the
+stall timeout: a connection that delivers nothing for that long is dropped and its range handed out again.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from .errors import HfgetError, ProtocolError, ServerError
+from .events import FileProgress
+from .file_task import FileTask, Stop
+from .http import RETRY_STATUS, HttpClient, host_label
+from .segments import Segment
+
+READ_SIZE = 256 * 1024  # upper bound of one read; loopback and real links deliver less per call
+PROGRESS_STEP = 256 * 1024
+
+
+class Retry(Exception):
+    """The server answered with a status worth retrying later (429/5xx after the client's own retries, or an
+    expired CDN link)."""
+
+    def __init__(self, error: HfgetError, retry_after: str | None = None) -> None:
+        super().__init__(error.message)
+        self.error, self.retry_after = error, retry_after
+
+
+@dataclass
+class Lease:
+    """A connection's hold on a task. `segment` changes when the server ignores Range (the whole body is taken)."""
+
+    task: FileTask
+    segment: Segment
+
+
+class ResponseTracker:
+    """The responses being read right now, so an interrupt can shut their sockets instead of waiting for data."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: set = set()
+
+    def add(self, response) -> None:
+        with self._lock:
+            self._open.add(response)
+
+    def discard(self, response) -> None:
+        with self._lock:
+            self._open.discard(response)
+
+    def abort_all(self, client: HttpClient) -> None:
+        with self._lock:
+            responses = list(self._open)
+        for response in responses:
+            client.abort(response)
+
+
+def range_header(segment: Segment, size: int) -> str | None:
+    if segment.open_ended or segment.end >= size:
+        return None if segment.pos == 0 else f"bytes={segment.pos}-"
+    return f"bytes={segment.pos}-{segment.end - 1}"
+
+
+def fetch(
+    lease: Lease,
+    client: HttpClient,
+    *,
+    stall_timeout: float,
+    cancel: threading.Event,
+    tracker: ResponseTracker,
+    emit,
+) -> bool:
+    """Fetch the lease's segment to its end. Returns True if this connection wrote the file's last missing byte.
+
+    Raises NetworkError or Retry for failures worth another attempt, Stop when the task no longer needs this
+    connection, and other HfgetErrors when the file cannot be had from this source.
+    """
+    task = lease.task
+    job = task.job
+    while lease.segment.remaining > 0:
+        if cancel.is_set():
+            raise Stop
+        url = task.url()
+        headers = {"Accept-Encoding": "identity", **job.headers}
+        asked = range_header(lease.segment, task.size)
+        if asked:
+            headers["Range"] = asked
+        response = client.request(
+            "GET", url, headers=headers, grant=job.grant, stream=True, timeout=(client.timeout[0], stall_timeout)
+        )
+        tracker.add(response)
+        try:
+            with response:
+                _check_response(lease, response, asked, url)
+                received, completed = _stream(lease, response, client, cancel, emit)
+        finally:
+            tracker.discard(response)
+        if completed:
+            return True
+        if received == 0 and lease.segment.remaining > 0:
+            raise ServerError(
+                f"{host_label(response.url)} sent an empty body for bytes {asked or 'all'} of {task.key}.",
+                "The server is failing; try again later or use another source.",
+            )
+    return False
+
+
+def _check_response(lease: Lease, response, asked: str | None, url: str) -> None:
+    task = lease.task
+    status = response.status_code
+    if status == 416 and lease.segment.pos > 0:
+        task.restart_fresh(lease.segment, "HTTP 416")
+        raise Stop  # the connection ends; the scheduler hands out a new first request
+    if status not in (200, 206):
+        if url != task.job.url and status in (401, 403, 404, 410):
+            task.forget_direct_url()  # a signed CDN link expired: go through the resolve URL again
+            raise Retry(_explain(task, response))
+        error = _explain(task, response)
+        if status in RETRY_STATUS:
+            raise Retry(error, response.headers.get("Retry-After"))
+        raise error
+    if status == 200:
+        length = response.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) != task.size:
+            raise ProtocolError(
+                f"{host_label(response.url)} sent {length} bytes for {task.key}, which the listing says has "
+                f"{task.size}.",
+                "The server is serving a different file than it listed; use another source.",
+            )
+        if asked:  # Range ignored: this response is the whole file, from byte 0
+            lease.segment = task.restart_whole_body(lease.segment)
+        return
+    start, total = _content_range(response.headers.get("Content-Range"))
+    if start != lease.segment.pos or (total is not None and total != task.size):
+        raise ProtocolError(
+            f"{host_label(response.url)} answered a request for bytes {asked} of {task.key} with Content-Range "
+            f"{response.headers.get('Content-Range')!r} (the file has {task.size} bytes).",
+            "The server's range support is broken, or it serves another file; use another source.",
+        )
+    task.confirm_ranges(lease.segment, response.url)
+
+
+def _stream(lease: Lease, response, client: HttpClient, cancel: threading.Event, emit) -> tuple[int, bool]:
+    task = lease.task
+    received = unreported = 0
+    completed = False
+    try:
+        for block in client.iter_body(response, READ_SIZE):
+            if cancel.is_set():
+                raise Stop
+            at, take = task.claim(lease.segment, len(block))
+            if take:
+                completed = task.write(lease.segment, at, memoryview(block)[:take]) or completed
+                received += take
+                unreported += take
+                if unreported >= PROGRESS_STEP:  # bound the event rate, whatever the read size
+                    emit(FileProgress(task.key, unreported))
+                    unreported = 0
+            if take < len(block):
+                break  # the rest belongs to another connection (stolen) or beyond the file: drop the connection
+    finally:
+        if unreported:
+            emit(FileProgress(task.key, unreported))
+    return received, completed
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """("bytes 100-199/1000") -> (100, 1000); the total is None when the server sent "*"."""
+    if not value or not value.startswith("bytes "):
+        return None, None
+    try:
+        span, _, total = value[6:].partition("/")
+        return int(span.split("-", 1)[0]), (int(total) if total.strip().isdigit() else None)
+    except ValueError:
+        return None, None
+
+
+def _explain(task: FileTask, response) -> HfgetError:
+    job = task.job
+    if job.explain is not None:
+        return job.explain(response)
+    from .errors import AuthError
+
+    status = response.status_code
+    host = host_label(response.url)
+    if status in (401, 403):
+        return AuthError(
+            f"{host} refused {job.key} (HTTP {status}).",
+            "The file needs a token that this source accepts; see the repo's access page.",
+        )
+    return ServerError(
+        f"{host} answered HTTP {status} for {job.key}" + (" after retries." if status >= 429 else "."),
+        "The server is failing; try again later or use another source.",
+    )
+

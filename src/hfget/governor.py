@@ -1,0 +1,151 @@
+"""How many connections are worth having open: found by trying, while the bytes flow.
+
+On a mirror that throttles each connection, throughput grows with every connection added, up to the budget
+(`--connections`). On a fast link the machine is the limit, and every extra connection only adds threads fighting
+over the CPU: fewer do as well or better. The governor starts with a *scout* window on two connections: if each
+of them is slow (a throttled mirror, a long fat link), it jumps to the whole budget at once, goes back if that did
+not pay (small files are "slow" for other reasons), or else sheds connections while that costs nothing; if each
+is fast, it doubles only while a doubling brings >= 25% more bytes per second. Either way it then holds the best limit found, and probes again every few seconds as conditions change.
+A window counts only when the limit was actually binding (as many connections busy as allowed), so a tail with
+little work left teaches it nothing.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+SETTLE = 0.1  # seconds after a change before measuring: new connections need a round trip to start
+WINDOW = 0.25
+SCOUT_WINDOW = 0.2
+# Bytes/s per connection below which more connections are presumed to pay. Throttled mirrors give each connection
+# a few MB/s (their first moments may look two or three times faster: burst allowances); a connection that alone
+# moves more than this is on a fast link, where the machine, not the server, is the limit.
+SLOW_CONNECTION = 64_000_000
+HOLD = 3.0  # seconds at the best limit before probing again
+GROW_GAIN = 1.25  # a doubling must bring at least this factor
+SHRINK_KEEP = 0.92  # a halving may cost at most this much
+
+
+@dataclass
+class _Best:
+    limit: int
+    rate: float
+
+
+class ConnectionGovernor:
+    def __init__(self, budget: int, floor: int = 2) -> None:
+        self.budget = max(1, budget)
+        self.floor = max(1, min(floor, self.budget))
+        self.limit = self.floor
+        self.phase = "scout"  # scout | jumped | up | down | hold
+        self.best: _Best | None = None
+        self._since = None  # when the current measurement started (after settling)
+        self._bytes_at_start = 0
+        self._ticks = 0
+        self._binding_ticks = 0
+        self._changed_at: float | None = None
+        self._grew = False  # a step up paid off in the current probe
+        self.history: deque[tuple[float, int, float]] = deque(maxlen=200)  # (time, limit, rate) of decided windows
+
+    def tick(self, now: float, total_bytes: int, busy: int) -> int:
+        """Feed the clock, the bytes received so far, and the connections busy now; returns the limit."""
+        if self._changed_at is None:
+            self._changed_at = now
+        if self._since is None and now - self._changed_at < SETTLE:
+            return self.limit
+        if self._since is None:
+            self._start_window(now, total_bytes)
+            return self.limit
+        self._ticks += 1
+        self._binding_ticks += busy >= self.limit
+        # The scout and the jump compare rates that differ many times over: a short window tells them apart.
+        if now - self._since < (SCOUT_WINDOW if self.phase in ("scout", "jumped") else WINDOW):
+            return self.limit
+        rate = (total_bytes - self._bytes_at_start) / (now - self._since)
+        # Every allowed connection busy most of the time, and (for the scout) the first bytes already flowing.
+        binding = self._binding_ticks >= 0.8 * self._ticks and (rate > 0 or self.phase != "scout")
+        if binding:
+            self.history.append((now, self.limit, rate))
+            self._decide(rate, now)
+        if self._since is not None or not binding:
+            self._start_window(now, total_bytes)
+        return self.limit
+
+    def _start_window(self, now: float, total_bytes: int) -> None:
+        self._since, self._bytes_at_start, self._ticks, self._binding_ticks = now, total_bytes, 0, 0
+
+    def _set(self, limit: int, now: float) -> None:
+        self.limit = max(self.floor, min(self.budget, limit))
+        self._changed_at, self._since = now, None
+
+    def _decide(self, rate: float, now: float) -> None:
+        best = self.best
+        if self.phase == "scout":
+            self._grew = False
+            self.best = _Best(self.limit, rate)
+            if rate / self.limit < SLOW_CONNECTION and self.limit < self.budget:
+                self._jump(now)
+            else:
+                self._probe_up(now)
+            return
+        if self.phase == "jumped":  # at the whole budget now
+            if rate < GROW_GAIN * best.rate:
+                # Slow per connection, yet more did not help (many small files, a busy machine): back to the scout.
+                self._hold(best.limit, now)
+            elif self.limit > self.floor:  # keep the budget only as far as it pays
+                self.best, self._grew = _Best(self.limit, rate), True
+                self.phase = "down"
+                self._set(self.limit // 2, now)
+            else:
+                self._hold(self.limit, now)
+            return
+        if self.phase == "hold":
+            if best is not None and now - self._changed_at < HOLD:
+                self._since = None  # keep holding: the next window starts at the next tick
+                return
+            # (Re)start probing from here: first upwards.
+            self.best, self._grew = _Best(self.limit, rate), False
+            self._probe_up(now)
+            return
+        if best is None:
+            self.best, self._grew = _Best(self.limit, rate), False
+            self._probe_up(now)
+            return
+        if self.phase == "up":
+            if rate >= GROW_GAIN * best.rate:
+                self.best, self._grew = _Best(self.limit, rate), True
+                self._probe_up(now)
+            elif not self._grew and best.limit > self.floor:
+                self.phase = "down"  # more did not pay from the start: see whether fewer do as well
+                self._set(best.limit // 2, now)
+            else:
+                self._hold(best.limit, now)
+            return
+        if rate >= SHRINK_KEEP * best.rate:  # down: fewer did as well
+            self.best = _Best(self.limit, max(rate, best.rate))
+            if self.limit <= self.floor:
+                self._hold(self.limit, now)
+            else:
+                self._set(self.limit // 2, now)
+        else:
+            self._hold(best.limit, now)
+
+    def _jump(self, now: float) -> None:
+        self.phase = "jumped"
+        self._set(self.budget, now)
+
+    def _probe_up(self, now: float) -> None:
+        if self.limit >= self.budget:
+            if self._grew or self.limit <= self.floor:
+                self._hold(self.limit, now)
+            else:
+                self.phase = "down"
+                self._set(self.limit // 2, now)
+            return
+        self.phase = "up"
+        self._set(self.limit * 2, now)
+
+    def _hold(self, limit: int, now: float) -> None:
+        self.phase = "hold"
+        self._set(limit, now)

@@ -1,0 +1,133 @@
+"""The partial of one file while it downloads: one descriptor written at any offset by many connections, and the
+state file that says which of its bytes are good.
+
+The caller (a `FileTask`) serialises the bookkeeping methods with its own lock and does the disk work (`pwrite`,
+`save`, `close`) without it. Saving follows one policy: at most one connection saves at a time, and only when
+`SAVE_EVERY` new bytes are written and `SAVE_INTERVAL` has passed, so writers never wait for each other's saves.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from .resume_state import SAVE_EVERY, SAVE_INTERVAL, StateWriter
+from .segments import IntervalSet
+
+Snapshot = tuple  # (StateWriter, sequence number, ranges): what to save, taken under the lock
+
+
+class BlobLock:
+    """The lock file huggingface_hub also takes for a blob (`.locks/.../{etag}.lock`), so neither tool writes a
+    blob another process is writing. Held from the first byte to the move into place, and released by whichever
+    connection finishes last, hence not thread-bound."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = None
+
+    def try_acquire(self) -> bool:
+        from filelock import FileLock, Timeout
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.path), thread_local=False)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return False
+        self._lock = lock
+        return True
+
+    def release(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+
+
+class PartialFile:
+    def __init__(self, path: Path, size: int, algo: str, expected: str, *, stateful: bool) -> None:
+        self.path = path
+        self._identity = (size, algo, expected)
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        self.state = StateWriter(path, size, algo, expected, exists=stateful)
+        self.stateful = stateful  # the partial has (or may have) holes, so the state file describes it
+        self._unsaved = 0
+        self._saving = False
+        self._last_save = 0.0
+
+    def pwrite(self, at: int, data: memoryview) -> None:
+        view = data
+        while view:
+            written = os.pwrite(self.fd, view, at)
+            view, at = view[written:], at + written
+
+    # --- bookkeeping (under the caller's lock) --------------------------------------------------------------
+
+    def snapshot(self, done: IntervalSet) -> Snapshot | None:
+        if not self.stateful or self.fd < 0:
+            return None
+        return (self.state, *self.state.snapshot(done))
+
+    def make_stateful(self, done: IntervalSet) -> Snapshot | None:
+        """Several connections are about to write: the state file must exist before the first hole does."""
+        if self.stateful:
+            return None
+        self.stateful = True
+        return self.snapshot(done)
+
+    def wrote(self, n: int, done: IntervalSet) -> Snapshot | None:
+        """Count `n` new bytes; a snapshot to save if one is due and nobody else is saving (then call
+        `save(snapshot, periodic=True)`)."""
+        self._unsaved += n
+        if not self.stateful or self._saving or self._unsaved < SAVE_EVERY:
+            return None
+        now = time.monotonic()
+        if now - self._last_save < SAVE_INTERVAL:
+            return None
+        self._saving, self._unsaved, self._last_save = True, 0, now
+        return self.snapshot(done)
+
+    def saved(self) -> None:
+        self._saving = False
+
+    def reset(self) -> None:
+        """Start over from nothing: no state file, an empty partial."""
+        self.state.remove()
+        self.state = StateWriter(self.path, *self._identity)
+        os.ftruncate(self.fd, 0)
+        self.stateful = False
+        self._unsaved = 0
+
+    # --- disk work (without the lock) -----------------------------------------------------------------------
+
+    @staticmethod
+    def save(snapshot: Snapshot | None) -> None:
+        if snapshot:
+            writer, seq, ranges = snapshot
+            writer.save(seq, ranges)
+
+    def close(self) -> None:
+        """Leave it for the next run (the caller saved the last snapshot)."""
+        self.state.close()
+        self._close_fd()
+
+    def complete(self) -> None:
+        """The bytes are verified: no state is needed any more; the partial is about to be moved into place."""
+        self.state.remove()
+        self._close_fd()
+
+    def discard(self) -> None:
+        """The bytes are bad: nothing of this partial may be used again."""
+        self.state.remove()
+        self._close_fd()
+        self.path.unlink(missing_ok=True)
+
+    def _close_fd(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    @property
+    def closed(self) -> bool:
+        return self.fd < 0
