@@ -30,13 +30,17 @@ from .segments import IntervalSet, PieceSizes, Segment, SegmentPlan
 class EngineSettings:
     """What every task needs to know about the engine it runs in."""
 
-    connections: int
+    connections: int  # the budget: whether splitting a file is allowed at all
     sizes: PieceSizes
     attempts: int
     lock_timeout: float | None
     backoff: Callable[[int, str | None], float]  # (failures so far, Retry-After) -> seconds
     emit: Callable
     wake: Callable[[bool], None] = lambda everyone: None  # tell idle connections there is new work
+    # Connections the governor lets work right now: pieces are sized for these, not for the whole budget. Two
+    # connections on a fast link then fetch 32 MiB pieces instead of 4 MiB ones (fewer requests, fewer bytes landing
+    # ahead of the hash); when the limit rises, pieces shrink and stealing rebalances what was handed out.
+    limit: int = 1
 
 
 class Stop(Exception):
@@ -141,9 +145,9 @@ class FileTask:
             if not (self.ranged and self.split):
                 if self.connections:
                     return None  # one stream at a time, or the lead is still finding out whether Range works
-                segment = plan.lead(self.split, self.engine.connections, now)
+                segment = plan.lead(self.split, self.engine.limit, now)
             else:
-                segment = plan.next_piece(self.engine.connections, now) or plan.steal(now)
+                segment = plan.next_piece(self.engine.limit, now) or plan.steal(now)
             if segment is not None:
                 self.connections += 1
             return segment

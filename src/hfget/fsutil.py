@@ -80,11 +80,12 @@ def file_size(path: Path) -> int:
         return 0
 
 
-@functools.lru_cache(maxsize=64)
-def _resolved_base(base: str) -> Path:
-    # The bases are hfget's own folders (a snapshot, a --local-dir), checked once per file of a snapshot: resolving
-    # them once per run instead of once per file matters for repos of thousands of files.
-    return Path(base).resolve()
+@functools.lru_cache(maxsize=4096)
+def _resolved_base(folder: str) -> Path:
+    # Folders of hfget's own targets (a snapshot and its subfolders, a --local-dir), checked once per file: resolving
+    # each once per run instead of once per file matters for repos of thousands of files. hfget never turns one of
+    # them into a symlink while it runs.
+    return Path(folder).resolve()
 
 
 def ensure_inside(target: Path, base: Path, shown: str) -> None:
@@ -93,7 +94,7 @@ def ensure_inside(target: Path, base: Path, shown: str) -> None:
     The file itself is not resolved: in the cache it is a symlink into blobs/, which is expected.
     """
     try:
-        (target.parent.resolve() / target.name).relative_to(_resolved_base(str(base)))
+        (_resolved_base(str(target.parent)) / target.name).relative_to(_resolved_base(str(base)))
         if target.name in ("", ".", ".."):
             raise ValueError(target.name)
     except ValueError:

@@ -131,24 +131,31 @@ class HubCache:
         return blob
 
     def link_snapshot(self, repo: RepoRef, commit: str, file: RemoteFile) -> Path:
+        """snapshots/{commit}/{path} -> ../../blobs/{etag}, relative, as huggingface_hub links it."""
         pointer = self.pointer_path(repo, commit, file.path)
-        blob = self.blob_path(repo, file.etag)
+        # The link text is a pure function of the path's depth: no path resolution per file (repos have thousands).
+        relative = "../" * (file.path.count("/") + 2) + f"blobs/{file.etag}"
         with disk_errors(self.root):
-            pointer.parent.mkdir(parents=True, exist_ok=True)
-            if pointer.is_symlink() or pointer.exists():
-                if pointer.resolve() == blob.resolve():
+            for _ in range(3):
+                try:
+                    os.symlink(relative, pointer)
                     return pointer
-                pointer.unlink()
-            relative = os.path.relpath(blob, pointer.parent)
-            try:
-                os.symlink(relative, pointer)
-            except OSError as exc:
-                if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
-                    raise
-                # File systems without symlinks (some Windows/FAT/SMB mounts): a copy, as huggingface_hub does.
-                tmp = pointer.with_name(pointer.name + ".hfget-tmp")
-                shutil.copyfile(blob, tmp)
-                os.replace(tmp, pointer)
+                except FileNotFoundError:
+                    pointer.parent.mkdir(parents=True, exist_ok=True)
+                except FileExistsError:
+                    if pointer.is_symlink() and os.readlink(pointer) == relative:
+                        return pointer
+                    if pointer.is_dir() and not pointer.is_symlink():
+                        raise
+                    pointer.unlink()
+                except OSError as exc:
+                    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+                        raise
+                    # File systems without symlinks (some Windows/FAT/SMB mounts): a copy, as huggingface_hub does.
+                    tmp = pointer.with_name(pointer.name + ".hfget-tmp")
+                    shutil.copyfile(self.blob_path(repo, file.etag), tmp)
+                    os.replace(tmp, pointer)
+                    return pointer
         return pointer
 
     def write_tree(self, repo: RepoRef, commit: str, files: Iterable[RemoteFile]) -> None:

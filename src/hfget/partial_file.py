@@ -21,28 +21,45 @@ Snapshot = tuple  # (StateWriter, sequence number, ranges): what to save, taken 
 class BlobLock:
     """The lock file huggingface_hub also takes for a blob (`.locks/.../{etag}.lock`), so neither tool writes a
     blob another process is writing. Held from the first byte to the move into place, and released by whichever
-    connection finishes last, hence not thread-bound."""
+    connection finishes last, hence not thread-bound.
+
+    A plain `flock` on the file, exactly what `filelock` (huggingface_hub's lock) takes on POSIX, without its
+    per-lock bookkeeping: for a repo of hundreds of small files that bookkeeping cost more than the downloads.
+    """
+
+    _made: set[str] = set()  # lock folders known to exist
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock = None
+        self._fd = -1
 
     def try_acquire(self) -> bool:
-        from filelock import FileLock, Timeout
+        import fcntl
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.path), thread_local=False)
+        folder = str(self.path.parent)
+        if folder not in BlobLock._made:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            BlobLock._made.add(folder)
         try:
-            lock.acquire(timeout=0)
-        except Timeout:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # the folder went away since (a cache clean): make it again
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
             return False
-        self._lock = lock
+        except OSError:
+            os.close(fd)
+            raise
+        self._fd = fd
         return True
 
     def release(self) -> None:
-        lock, self._lock = self._lock, None
-        if lock is not None:
-            lock.release()
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)  # closing the only descriptor drops the flock
 
 
 class PartialFile:

@@ -41,6 +41,7 @@ class CacheTarget:
     def __init__(self, cache: HubCache, repo: RepoRef) -> None:
         self.cache, self.repo, self.root = cache, repo, cache.root
         self.snapshot: Snapshot | None = None
+        self._linked: set[str] = set()  # paths linked as their blob landed (set.add is atomic: no lock needed)
 
     def check_writable(self) -> None:
         self.cache.check_writable()
@@ -77,6 +78,12 @@ class CacheTarget:
         if file.etag is None:  # name the blob as the hub would: by its git blob id
             file = dataclasses.replace(file, blob_id=git_blob_sha1(verified))
         self.cache.place_blob(self.repo, file.etag, verified)
+        # Link at once, on the transfer thread: for repos of many small files the links (one file system operation
+        # each) then overlap with the transfers instead of queuing up at the end. A snapshot link to a verified blob
+        # is harmless before the ref moves: readers follow refs, and the tree listing is written in finish().
+        assert self.snapshot is not None
+        self.cache.link_snapshot(self.repo, self.snapshot.commit, file)
+        self._linked.add(file.path)
         return file
 
     def _resolved(self, file: RemoteFile) -> RemoteFile:
@@ -93,7 +100,8 @@ class CacheTarget:
         assert snapshot is not None
         landed = {f.path: self._resolved(f) for f in files}
         for file in landed.values():
-            self.cache.link_snapshot(self.repo, snapshot.commit, file)
+            if file.path not in self._linked:
+                self.cache.link_snapshot(self.repo, snapshot.commit, file)
         # The tree listing covers the whole commit (as huggingface_hub stores it), so an offline snapshot_download
         # can tell which files are missing. Files whose git id is still unknown are left out of it.
         listing = [landed.get(f.path, f) for f in snapshot.files]
