@@ -81,3 +81,26 @@ def test_disk_full_mid_download_is_a_clear_error_and_the_partial_resumes(sim, sm
     # Only what was missing moved the second time (plus at most one piece re-fetched at a ragged edge).
     assert sim.body_bytes_served("/cdn/*") <= weights.size - kept + 4 * 1024 * 1024
     assert official_offline_load(cache, MODEL, files=["model.safetensors"])["files"]["model.safetensors"] == weights.content.sha256
+def test_two_downloads_and_a_cache_clean_racing_on_one_repo(sim, tmp_path):
+    cache = tmp_path / "hub"
+    sim.rate_limit = 4_000_000  # each download takes a couple of seconds
+    cmd = [HFGET, "download", MODEL, "--endpoint", sim.url, "--cache-dir", str(cache), "--json", "--max-workers", "4"]
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    second = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    _wait_for(lambda: any((cache / "models--hfget-demo--tiny-model" / "blobs").glob("*.incomplete"))
+              if (cache / "models--hfget-demo--tiny-model" / "blobs").exists() else False)
+    clean = subprocess.run([HFGET, "cache", "clean", MODEL, "--yes", "--cache-dir", str(cache), "--only", "huggingface"],
+                           capture_output=True, text=True, env=_env(), timeout=60)
+    results = [p.communicate(timeout=120) for p in (first, second)]
+    assert clean.returncode in (0, 1), clean.stderr
+    assert "Traceback" not in clean.stderr
+    assert "in use" in clean.stdout + clean.stderr  # it saw the running downloads and stepped around them
+    for (out, err), proc in zip(results, (first, second)):
+        assert proc.returncode == 0, err
+    # One correct copy: every blob verified, loadable offline, no partial left over.
+    assert official_offline_load(cache, MODEL)["files"] == expected_files(sim, MODEL)
+    assert not list(cache.rglob("*.incomplete"))
+    # Between them the two downloads fetched each file about once, not twice.
+    total = sum(f.size for f in sim.repo(MODEL).commits[sim.repo(MODEL).refs["main"]].values())
+    assert sim.body_bytes_served("/cdn/*") + sim.body_bytes_served("/api/resolve-cache/*") < 1.5 * total
+    shutil.rmtree(cache)

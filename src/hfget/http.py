@@ -17,7 +17,16 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
 from . import __version__
-from .errors import ConnectError, DnsError, NetworkError, NetworkTimeout, ProxyError, ServerError, TlsError
+from .errors import (
+    ConnectError,
+    DnsError,
+    NetworkError,
+    NetworkTimeout,
+    ProtocolError,
+    ProxyError,
+    ServerError,
+    TlsError,
+)
 from .http_direct import DirectPool
 from .proxy import NO_PROXY_CONFIG, Proxy, ProxyConfig
 
@@ -248,11 +257,16 @@ class HttpClient:
 
         `read1` returns whatever the socket has (up to `chunk_size`), so when a connection breaks mid-body every
         byte received before the break has already been yielded: a resume then re-fetches nothing twice.
+
+        A read timeout catches a server that goes silent, not one that trickles a byte every few seconds: so a
+        body that delivers less than `TRICKLE_BYTES` in any read-timeout window is stopped as stalled too.
         """
         import requests
         import urllib3.exceptions as u3
 
         raw = response.raw
+        window = self.timeout[1]
+        window_start, window_bytes = time.monotonic(), 0
         try:
             while True:
                 block = raw.read1(chunk_size, decode_content=True)
@@ -260,11 +274,46 @@ class HttpClient:
                     if raw.length_remaining:  # the server promised more than it sent
                         raise u3.IncompleteRead(raw.tell(), raw.length_remaining)
                     return
+                window_bytes += len(block)
+                now = time.monotonic()
+                if now - window_start >= window:
+                    if window_bytes < TRICKLE_BYTES:
+                        raise NetworkTimeout(
+                            f"{host_label(response.url)} is trickling: {window_bytes} bytes in the last "
+                            f"{now - window_start:.0f} s.",
+                            "The server or the route to it is stalled; hfget moves on to another source.",
+                        )
+                    window_start, window_bytes = now, 0
                 yield block
         except (requests.RequestException, u3.HTTPError, OSError) as exc:
             raise classify_exception(exc, response.url, self.proxy.for_url(response.url)) from None
 
+    def read_body(self, response, limit: int) -> bytes:
+        """A whole (metadata) body, read with the same stall rules, refused past `limit` bytes."""
+        out = bytearray()
+        with response:
+            for block in self.iter_body(response, 256 * 1024):
+                out += block
+                if len(out) > limit:
+                    raise ProtocolError(
+                        f"{host_label(response.url)} sent more than {limit // 1_000_000} MB of metadata for one "
+                        "request; hfget stopped reading.",
+                        "The server is broken or hostile; use another source.",
+                    )
+        return bytes(out)
 
+
+    def json_body(self, response, limit: int = 64_000_000) -> tuple[bool, object]:
+        """(True, data) for a JSON body, (False, None) for anything else; read under the stall and size rules."""
+        import json
+
+        try:
+            return True, json.loads(self.read_body(response, limit))
+        except ValueError:
+            return False, None
+
+
+TRICKLE_BYTES = 16 * 1024
 _RETRY_HINT = "Run the same command again: finished files are kept and partial ones resume."
 
 

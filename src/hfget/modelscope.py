@@ -116,13 +116,10 @@ class ModelScopeSource:
             f"{self.endpoint}/api/v1/models/{self.ms_id(repo)}/repo/files?Revision={quote(ms_rev, safe='')}"
             f"&Recursive={recursive}" + (f"&Root={quote(root, safe='')}" if root else "")
         )
-        response = self.client.request("GET", url, grant=self.grant, headers={"Accept": "application/json"})
+        response = self.client.request("GET", url, grant=self.grant, headers={"Accept": "application/json"}, stream=True)
         if response.status_code >= 400:
             raise self.error_for(response, repo, ms_rev)
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        _, body = self.client.json_body(response)
         data = body.get("Data", body) if isinstance(body, dict) else None
         files = data.get("Files") if isinstance(data, dict) else data
         if not isinstance(files, list):
@@ -164,8 +161,9 @@ class ModelScopeSource:
         where = host_label(self.endpoint)
         status = response.status_code
         try:
-            message = str(response.json().get("Message", ""))[:200]
-        except (ValueError, AttributeError):
+            _, body = self.client.json_body(response, limit=64_000)
+            message = str(body.get("Message", ""))[:200] if isinstance(body, dict) else ""
+        except HfgetError:  # an error body that trickles or runs on: the status says enough
             message = ""
         ms_id = self.ms_id(repo)
         if status == 404:

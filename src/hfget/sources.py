@@ -31,6 +31,18 @@ MAX_FILE_SIZE = 10**14  # 100 TB: more than any real file; beyond it a listing i
 MAX_TREE_PAGES = 10_000
 
 
+def _next_page(link_header: str | None) -> str | None:
+    """The `rel="next"` URL of a Link header (GitHub-style pagination, as the hub sends it)."""
+    if not link_header:
+        return None
+    from requests.utils import parse_header_links
+
+    for link in parse_header_links(link_header):
+        if link.get("rel") == "next":
+            return link.get("url")
+    return None
+
+
 class Source(Protocol):
     name: str  # short id: "hub", "mirror", "modelscope"
     label: str  # what the user sees: "mirror https://hf-mirror.com"
@@ -121,7 +133,7 @@ class HubSource:
                     )
                 seen_paths.add(file.path)
                 yield file
-            url = response.links.get("next", {}).get("url")
+            url = _next_page(response.headers.get("Link"))
 
     @staticmethod
     def _parse_entry(entry: object, where: str) -> RemoteFile | None:
@@ -161,8 +173,10 @@ class HubSource:
     # --- HTTP with hub error semantics ----------------------------------------------------------------------
 
     def _get(self, url: str, repo: RepoRef, revision: str):
-        response = self.client.request("GET", url, grant=self.grant, headers={"Accept": "application/json"})
+        # Streamed, so the body is read under the client's stall and size rules (a trickling or endless answer).
+        response = self.client.request("GET", url, grant=self.grant, headers={"Accept": "application/json"}, stream=True)
         if response.status_code >= 400:
+            response.close()
             raise self.error_for(response, repo, revision)
         return response
 
@@ -170,10 +184,10 @@ class HubSource:
         return self._json(self._get(url, repo, revision), f"revision info for {repo}")
 
     def _json(self, response, what: str):
-        try:
-            return response.json()
-        except ValueError:
-            raise self._not_hub(what, response.headers.get("Content-Type", "?")) from None
+        ok, data = self.client.json_body(response)
+        if not ok:
+            raise self._not_hub(what, response.headers.get("Content-Type", "?"))
+        return data
 
     def _not_hub(self, what: str, content_type: str | None = None) -> ProtocolError:
         got = f" (got {content_type})" if content_type else ""

@@ -50,7 +50,8 @@ class Fault:
     connection after `after` body bytes), truncate (send `after` bytes of a full Content-Length, then close), status
     (answer `status` with optional `retry_after`), ignore_range (answer 200 with the whole body), chunked (answer
     200 with the whole body, chunked, without Content-Length, as some proxies do), stall (send `after` bytes then
-    hang), throttle (limit to `rate` bytes/s), hang (accept, never answer). With `at` set, reset/truncate/stall
+    hang), throttle (limit to `rate` bytes/s; API answers too, matched on their URL path), hang (accept, never
+    answer), bad_content_range (a 206 whose Content-Range is off by one). With `at` set, reset/truncate/stall
     cut at that absolute file offset instead: the server then never serves past it, however the client resumes (a
     mirror that dies half-way through a file). `where` limits it to "resolve", "cdn" or "any" request; `times` is
     how many requests it hits (None: all).
@@ -372,8 +373,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD" and body:
-            self.wfile.write(body)
-            self.record.body_bytes += len(body)
+            trickle = self.sim._take_fault(self.record.path, "api", ("throttle",))
+            if trickle is None:
+                self.wfile.write(body)
+                self.record.body_bytes += len(body)
+                return
+            for i in range(len(body)):  # an API answer dribbling out (a throttle fault on its URL path)
+                self.wfile.write(body[i : i + 1])
+                self.wfile.flush()
+                self.record.body_bytes += 1
+                if self.sim._stop.wait(1 / trickle.rate):
+                    raise _Abort
 
     def _json(self, data, status: int = 200, headers: dict[str, str] | None = None) -> None:
         body = json.dumps(data).encode()
@@ -688,6 +698,8 @@ class _Handler(BaseHTTPRequestHandler):
             h["Content-Length"] = str(end - start)
         if status == 206:
             h["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+            if self.sim._take_fault(path, where, ("bad_content_range",)):
+                h["Content-Range"] = f"bytes {start + 1}-{end}/{size}"  # off by one: the body is not what it says
         self.record.status = status
         self.send_response(status)
         for k, v in h.items():
@@ -704,7 +716,9 @@ class _Handler(BaseHTTPRequestHandler):
         limit = None if cut is None else (max(0, cut.at - start) if cut.at is not None else cut.after)
         if limit == 0:
             self._cut(cut, b"")
-        for piece in f.content.iter_range(start, end, 64 * 1024):
+        # Slow rates go out in small pieces, ten a second: a trickle, not 64 KiB bursts with long silences between.
+        step = 64 * 1024 if not rate or rate >= 640 * 1024 else max(1, int(rate / 10))
+        for piece in f.content.iter_range(start, end, step):
             if corrupt and start + sent <= corrupt.offset < start + sent + len(piece):
                 i = corrupt.offset - start - sent
                 piece = piece[:i] + bytes([piece[i] ^ 0xFF]) + piece[i + 1 :]
