@@ -25,6 +25,7 @@ SLOW_CONNECTION = 64_000_000
 HOLD = 3.0  # seconds at the best limit before probing again
 GROW_GAIN = 1.25  # a doubling must bring at least this factor
 SHRINK_KEEP = 0.92  # a halving may cost at most this much
+SCALING = 0.5  # after the jump: at least this share of "scout rate x connections" means connections still pay
 
 
 @dataclass
@@ -93,6 +94,10 @@ class ConnectionGovernor:
             if rate < GROW_GAIN * best.rate:
                 # Slow per connection, yet more did not help (many small files, a busy machine): back to the scout.
                 self._hold(best.limit, now)
+            elif rate >= SCALING * best.rate * self.limit / best.limit:
+                # The rate grew with the connections (each throttled on its own): halving would halve it. Probing
+                # that costs a second at half speed; hold, and probe later from here like any hold.
+                self._hold(self.limit, now)
             elif self.limit > self.floor:  # keep the budget only as far as it pays
                 self.best, self._grew = _Best(self.limit, rate), True
                 self.phase = "down"

@@ -250,12 +250,13 @@ def _whoami(settings: Settings, raw: str, info: TokenInfo, candidates: list[Cand
         shown_role = {"fineGrained": "fine-grained"}.get(role, role) or "unknown role"
         detail = f"{user}" + (f" (orgs: {', '.join(orgs)})" if orgs else "") + f", {shown_role} token"
         return True, detail, user, orgs, role, where
+    if withheld:  # the fix the user can apply comes first, whatever else failed
+        hub = f"the hub cannot be reached ({last.message.rstrip('.')}); " if last is not None else ""
+        note = (f"not checked: {hub}the other endpoints ({', '.join(dict.fromkeys(withheld))}) are not the official "
+                "hub, and the token goes there only with --allow-token-to-mirror")
+        return None, note, None, [], None, None
     if last is not None:
         return None, f"not checked: the hub cannot be reached ({last.message})", None, [], None, None
-    if withheld:
-        note = (f"not checked: the only reachable endpoints ({', '.join(dict.fromkeys(withheld))}) are not the official hub, "
-                "and the token goes there only with --allow-token-to-mirror")
-        return None, note, None, [], None, None
     return None, "not checked: no hub endpoint could be reached", None, [], None, None
 
 

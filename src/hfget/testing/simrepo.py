@@ -178,6 +178,29 @@ def blob_file(path: str, size: int, seed: int, lfs: bool = True) -> SimFile:
     return SimFile(path, PatternContent(size, seed), lfs=lfs)
 
 
+def tree_entries(files: dict[str, SimFile], path: str, recursive: bool) -> list[dict] | None:
+    prefix = f"{path}/" if path else ""
+    dirs: dict[str, None] = {}
+    entries: list[dict] = []
+    for f in sorted(files.values(), key=lambda f: f.path):
+        if not f.path.startswith(prefix):
+            continue
+        rel = f.path[len(prefix) :]
+        parts = rel.split("/")
+        for depth in range(1, len(parts)):
+            d = prefix + "/".join(parts[:depth])
+            if (recursive or depth == 1) and d not in dirs:
+                dirs[d] = None
+                entries.append({"type": "directory", "oid": hashlib.sha1(d.encode()).hexdigest(), "size": 0, "path": d})
+        if recursive or len(parts) == 1:
+            entries.append(f.tree_entry())
+    if path and not entries:
+        return None
+    return entries
+
+
+
+
 def demo_repos(large_mb: int = 24) -> list[SimRepo]:
     """The repos the demo and most tests use: a small model, a dataset, and a gated model."""
     model = SimRepo("hfget-demo/tiny-model")
