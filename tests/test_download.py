@@ -172,3 +172,17 @@ def test_module_entry_point_and_fast_help():
     # --help must not import the heavy machinery.
     code = "import sys; from hfget.cli import app; import hfget.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in ('requests', 'huggingface_hub', 'modelscope')))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
+
+
+def test_a_plain_download_loads_neither_requests_nor_pydantic(sim, cache):
+    """Start-up is part of every small download: requests (~0.1 s) is only for proxies and token checks, and typer
+    releases that import pydantic (~0.15 s) are excluded in pyproject.toml. Seen in a real process's import log."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "hfget", "download", MODEL, "--endpoint", sim.url,
+         "--cache-dir", str(cache), "--quiet"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "hfget.transfer" in imported  # the log is real: the engine did run
+    assert not {m for m in imported if m.split(".")[0] in ("requests", "pydantic", "modelscope")}

@@ -9,6 +9,7 @@ into the hfget error of the right kind (DNS, connect, TLS, timeout, proxy) with 
 from __future__ import annotations
 
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -189,12 +190,11 @@ class HttpClient:
         raise AssertionError("unreachable")
 
     def _follow(self, method, url, headers, grant, stream, follow_redirects, timeout, max_redirects):
-        import requests
-        import urllib3.exceptions as u3
-
-        # Streamed bodies (the transfer engine's pieces) skip requests' per-request machinery (session merging,
-        # cookie jars, hooks: about half a millisecond of CPU each, paid hundreds of times per large file) and go
-        # to a shared urllib3 pool directly. Through a proxy, requests handles everything.
+        # Streamed bodies (the transfer engine's pieces, metadata read by read_body) and HEADs skip requests'
+        # per-request machinery (session merging, cookie jars, hooks: about half a millisecond of CPU each, paid
+        # hundreds of times per large file) and go to a shared urllib3 pool directly; a download without a proxy
+        # then never imports requests (a tenth of a second of start-up). Through a proxy, requests does it all.
+        direct = stream or method == "HEAD"
         seen: list[str] = []
         current = url
         for _ in range(max_redirects + 1):
@@ -203,7 +203,7 @@ class HttpClient:
                 request_headers["Authorization"] = f"Bearer {grant.token}"
             proxy = self.proxy.for_url(current)
             try:
-                if stream and proxy is None:
+                if direct and proxy is None:
                     response = self._direct.send(method, current, request_headers, timeout or self.timeout)
                 else:
                     response = self.session().request(
@@ -215,7 +215,7 @@ class HttpClient:
                         timeout=timeout or self.timeout,
                         proxies={"http": proxy.url, "https": proxy.url} if proxy else {},
                     )
-            except (requests.RequestException, u3.HTTPError) as exc:
+            except transport_errors() as exc:
                 raise classify_exception(exc, current, proxy) from None
             if response.status_code == 407 and proxy is not None:
                 response.close()
@@ -261,7 +261,6 @@ class HttpClient:
         A read timeout catches a server that goes silent, not one that trickles a byte every few seconds: so a
         body that delivers less than `TRICKLE_BYTES` in any read-timeout window is stopped as stalled too.
         """
-        import requests
         import urllib3.exceptions as u3
 
         raw = response.raw
@@ -285,7 +284,7 @@ class HttpClient:
                         )
                     window_start, window_bytes = now, 0
                 yield block
-        except (requests.RequestException, u3.HTTPError, OSError) as exc:
+        except (*transport_errors(), OSError) as exc:
             raise classify_exception(exc, response.url, self.proxy.for_url(response.url)) from None
 
     def read_body(self, response, limit: int) -> bytes:
@@ -341,12 +340,25 @@ def proxy_auth_error(proxy: Proxy, url: str) -> ProxyError:
     )
 
 
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """What the HTTP layers raise: urllib3's errors, and requests' once a session has loaded it."""
+    import urllib3.exceptions as u3
+
+    return (u3.HTTPError, *_requests_errors("RequestException"))
+
+
+def _requests_errors(*names: str) -> tuple[type[BaseException], ...]:
+    """requests' exception classes if requests is loaded, else none: the direct path never imports it (see
+    `_follow`), and then none of its exceptions can have been raised."""
+    requests = sys.modules.get("requests")
+    return tuple(getattr(requests.exceptions, name) for name in names) if requests is not None else ()
+
+
 def classify_exception(exc: BaseException, url: str, proxy: Proxy | None = None) -> NetworkError:
     """Map a requests/urllib3/socket exception to the hfget error a user can act on."""
     import socket
     import ssl
 
-    import requests
     import urllib3.exceptions as u3
 
     host = host_label(url)
@@ -362,7 +374,7 @@ def classify_exception(exc: BaseException, url: str, proxy: Proxy | None = None)
         proxy_error = _proxy_failure(chain, text, proxy, host)
         if proxy_error is not None:
             return proxy_error
-    if isinstance(exc, requests.exceptions.SSLError) or any(isinstance(e, ssl.SSLError) for e in chain):
+    if isinstance(exc, _requests_errors("SSLError")) or any(isinstance(e, ssl.SSLError) for e in chain):
         if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
             error: NetworkError = TlsError(
                 f"The TLS certificate of {host} could not be verified: {_short(exc)}.",
@@ -389,7 +401,7 @@ def classify_exception(exc: BaseException, url: str, proxy: Proxy | None = None)
             "Check the endpoint URL and port; if it is a local mirror, start it.",
             refused=True,
         )
-    elif isinstance(exc, requests.exceptions.ConnectTimeout) or any(
+    elif isinstance(exc, _requests_errors("ConnectTimeout")) or any(
         # urllib3's NewConnectionError subclasses ConnectTimeoutError: only a real timeout counts here
         isinstance(e, u3.ConnectTimeoutError) and not isinstance(e, u3.NewConnectionError)
         for e in chain
@@ -398,7 +410,7 @@ def classify_exception(exc: BaseException, url: str, proxy: Proxy | None = None)
             f"Connecting to {host} timed out.",
             "The host is unreachable or filtered from here; use a mirror or a proxy.",
         )
-    elif isinstance(exc, (requests.exceptions.ReadTimeout, requests.exceptions.Timeout, socket.timeout)) or any(
+    elif isinstance(exc, (*_requests_errors("ReadTimeout", "Timeout"), socket.timeout)) or any(
         isinstance(e, (u3.ReadTimeoutError, TimeoutError)) for e in chain
     ):
         error = NetworkTimeout(f"{host} stopped answering (read timed out).", _RETRY_HINT)
@@ -419,8 +431,7 @@ def classify_exception(exc: BaseException, url: str, proxy: Proxy | None = None)
 
 def _proxy_failure(chain: list[BaseException], text: str, proxy: Proxy, host: str) -> ProxyError | None:
     """The errors that are the proxy's own: unreachable, refusing, auth failure, protocol mismatch."""
-    import requests
-
+    proxy_errors = _requests_errors("ProxyError")
     try:
         import socks
     except ImportError:  # pragma: no cover - requests[socks] is a dependency
@@ -430,7 +441,7 @@ def _proxy_failure(chain: list[BaseException], text: str, proxy: Proxy, host: st
     if "407" in text or "authentication" in lowered or (socks and any(isinstance(e, socks.SOCKS5AuthError) for e in chain)):
         return proxy_auth_error(proxy, host)
     proxy_connect = socks is not None and any(isinstance(e, socks.ProxyConnectionError) for e in chain)
-    if proxy_connect or any(isinstance(e, requests.exceptions.ProxyError) for e in chain) and (
+    if proxy_connect or any(isinstance(e, proxy_errors) for e in chain) and (
         "refused" in lowered or "unable to connect to proxy" in lowered or "timed out" in lowered
     ):
         return ProxyError(
@@ -446,7 +457,7 @@ def _proxy_failure(chain: list[BaseException], text: str, proxy: Proxy, host: st
             f"The proxy {where} did not answer as a {proxy.scheme} proxy: {_short(chain[0])}.",
             "Check the proxy's scheme (http:// vs socks5h://) and port.",
         )
-    if any(isinstance(e, requests.exceptions.ProxyError) for e in chain):
+    if any(isinstance(e, proxy_errors) for e in chain):
         return ProxyError(
             f"The proxy {where} failed to forward the request to {host}: {_short(chain[0])}.",
             "Check that the proxy can reach the internet (or the host); try another proxy or source.",

@@ -67,9 +67,9 @@ class DirectPool:
                 if self.verify is False:
                     tls = {"cert_reqs": "CERT_NONE"}
                 else:
-                    from requests.utils import DEFAULT_CA_BUNDLE_PATH
+                    import certifi  # the bundle requests verifies with, so both paths trust the same CAs
 
-                    bundle = self.verify if isinstance(self.verify, str) else DEFAULT_CA_BUNDLE_PATH
+                    bundle = self.verify if isinstance(self.verify, str) else certifi.where()
                     tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": bundle}
                 # Big enough that no connection of the engine is ever discarded for want of room.
                 self._pool = urllib3.PoolManager(num_pools=16, maxsize=256, block=False, **tls)

@@ -8,6 +8,7 @@ anything is written.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -31,15 +32,17 @@ MAX_FILE_SIZE = 10**14  # 100 TB: more than any real file; beyond it a listing i
 MAX_TREE_PAGES = 10_000
 
 
+_LINK = re.compile(r"<([^>]*)>([^<]*)")
+_REL = re.compile(r"""(?:^|;)\s*rel\s*=\s*"?([^";,]*)"?""", re.IGNORECASE)
+
+
 def _next_page(link_header: str | None) -> str | None:
     """The `rel="next"` URL of a Link header (GitHub-style pagination, as the hub sends it)."""
-    if not link_header:
-        return None
-    from requests.utils import parse_header_links
-
-    for link in parse_header_links(link_header):
-        if link.get("rel") == "next":
-            return link.get("url")
+    # `<url>; rel="next", <url>; rel="last"`: a URL may hold commas, so links are split at the angle brackets.
+    for url, params in _LINK.findall(link_header or ""):
+        rel = _REL.search(params)
+        if rel and "next" in rel.group(1).split():
+            return url.strip()
     return None
 
 
