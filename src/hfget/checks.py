@@ -199,7 +199,7 @@ def conflict_checks(settings: Settings) -> list[Check]:
         ))
     endpoint = settings.endpoint
     if endpoint.origin != DEFAULT and endpoint.value.startswith("http://"):
-        from .http import is_loopback_host, origin_of
+        from .urls import is_loopback_host, origin_of
 
         if not is_loopback_host(origin_of(endpoint.value)[1]):
             checks.append(Check(

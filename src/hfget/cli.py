@@ -6,12 +6,8 @@ Heavy modules (requests, huggingface_hub, the transfer engine) are imported insi
 
 from __future__ import annotations
 
-import os
 import sys
-import traceback
 from collections.abc import Callable
-from contextlib import contextmanager
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -19,7 +15,22 @@ import typer
 from rich.console import Console
 
 from . import __version__
-from .errors import EXIT_INTERRUPTED, HfgetError
+from .cli_cache import cache_app
+from .cli_common import (
+    CacheDir,
+    Endpoint,
+    EnvFile,
+    JsonOut,
+    Proxy,
+    Quiet,
+    RepoType,
+    Token,
+    boundary,
+    known_secrets,
+    progress_mode,
+    proxy_password,
+    stderr_console,
+)
 
 app = typer.Typer(
     name="hfget",
@@ -30,40 +41,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-class RepoType(str, Enum):
-    model = "model"
-    dataset = "dataset"
-    space = "space"
-
-
-# --- shared options ---------------------------------------------------------------------------------------------
-
-EnvFile = Annotated[
-    Optional[Path], typer.Option("--env-file", help="Read settings from this .env file instead of the nearest one.")
-]
-JsonOut = Annotated[bool, typer.Option("--json", help="Print a machine-readable result on stdout.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display; errors only.")]
-Endpoint = Annotated[
-    Optional[str],
-    typer.Option("--endpoint", "--mirror", help="Hub endpoint or mirror URL (overrides HF_ENDPOINT).", show_default=False),
-]
-Token = Annotated[
-    Optional[str],
-    typer.Option("--token", help="HF token (overrides HF_TOKEN). Sent only to huggingface.co unless allowed.", show_default=False),
-]
-Proxy = Annotated[
-    Optional[str],
-    typer.Option(
-        "--proxy",
-        help="Proxy for every source: http://, https://, socks5:// or socks5h:// (overrides HTTPS_PROXY etc.).",
-        show_default=False,
-    ),
-]
-CacheDir = Annotated[
-    Optional[Path], typer.Option("--cache-dir", help="Hugging Face hub cache (overrides HF_HUB_CACHE / HF_HOME).")
-]
+app.add_typer(cache_app, name="cache")
 
 
 def _version(value: bool) -> None:
@@ -79,66 +57,6 @@ def _root(
     ] = None,
 ) -> None:
     """Fetch Hugging Face models through whatever route works here, into the standard cache."""
-
-
-# --- the error boundary -----------------------------------------------------------------------------------------
-
-
-def _stderr() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-@contextmanager
-def boundary(json_mode: bool = False, secrets: Callable[[], list[str]] = lambda: []):
-    """Map every failure to a friendly message and an exit code; a traceback only with HFGET_DEBUG=1."""
-    from .tokens import redact
-
-    debug = os.environ.get("HFGET_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
-    try:
-        yield
-    except typer.Exit:
-        raise
-    except HfgetError as err:
-        err.message = redact(err.message, *secrets())
-        err.hint = redact(err.hint, *secrets()) if err.hint else err.hint
-        if json_mode:
-            from .render import emit_json
-
-            emit_json({"ok": False, "error": err.to_dict()})
-        from .render import error
-
-        error(_stderr(), err)
-        if debug:
-            _print_traceback(secrets())
-        raise typer.Exit(err.exit_code) from None
-    except KeyboardInterrupt:
-        _stderr().print("[yellow]Interrupted.[/] Run the same command again to resume.")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    except Exception as exc:  # a bug: say so plainly, keep the traceback for HFGET_DEBUG=1
-        from .tokens import redact as _redact
-
-        message = _redact(f"{type(exc).__name__}: {exc}", *secrets())
-        if json_mode:
-            from .render import emit_json
-
-            emit_json({"ok": False, "error": {"kind": "internal", "message": message, "exit_code": 1}})
-        _stderr().print(f"[bold red]Internal error:[/] {message}")
-        _stderr().print("Run again with HFGET_DEBUG=1 for the traceback, and please report it.")
-        if debug:
-            _print_traceback(secrets())
-        raise typer.Exit(1) from None
-
-
-def _print_traceback(secrets: list[str]) -> None:
-    from .tokens import redact
-
-    print(redact(traceback.format_exc(), *secrets), file=sys.stderr)
-
-
-def _progress_mode(quiet: bool, json_mode: bool) -> str:
-    if quiet or json_mode:
-        return "none"
-    return "rich" if sys.stdout.isatty() and sys.stderr.isatty() else "plain"
 
 
 # --- commands ---------------------------------------------------------------------------------------------------
@@ -220,7 +138,7 @@ def download(
         "HFGET_MODELSCOPE_ID": modelscope_id,
     }
     settings_box: list = []
-    with boundary(json_out, secrets=lambda: _secrets(settings_box, token, _password(proxy))):
+    with boundary(json_out, secrets=lambda: known_secrets(settings_box, token, proxy_password(proxy))):
         from . import config
         from .download import DownloadRequest
         from .download import download as run_download
@@ -248,8 +166,8 @@ def download(
         )
         settings.max_workers, settings.connections  # validate before any network traffic
         stdout = Console(highlight=False, soft_wrap=True)
-        mode = "none" if dry_run else _progress_mode(quiet, json_out)
-        with for_mode(mode, _stderr(), sys.stderr) as progress:
+        mode = "none" if dry_run else progress_mode(quiet, json_out)
+        with for_mode(mode, stderr_console(), sys.stderr) as progress:
             result = run_download(request, settings, on_event=progress)
         if json_out:
             emit_json({"ok": True, **result.to_dict()})
@@ -288,7 +206,7 @@ def diagnose(
         "HFGET_DIAGNOSE_TIMEOUT": str(timeout) if timeout is not None else None,
     }
     settings_box: list = []
-    with boundary(json_out, secrets=lambda: _secrets(settings_box, token, _password(proxy))):
+    with boundary(json_out, secrets=lambda: known_secrets(settings_box, token, proxy_password(proxy))):
         from . import config
         from .diagnose import run
 
@@ -297,7 +215,7 @@ def diagnose(
         report = run(settings, repo)
         from .render_diagnose import diagnose as render
 
-        _show(report, render, json_out, _secrets(settings_box, token, _password(proxy)))
+        _show(report, render, json_out, known_secrets(settings_box, token, proxy_password(proxy)))
     raise typer.Exit(report.exit_code)
 
 
@@ -328,7 +246,7 @@ def token_check(
         "HFGET_ALLOW_INSECURE_TOKEN": "1" if allow_insecure_token else None,
     }
     settings_box: list = []
-    with boundary(json_out, secrets=lambda: _secrets(settings_box, token, _password(proxy))):
+    with boundary(json_out, secrets=lambda: known_secrets(settings_box, token, proxy_password(proxy))):
         from . import config
         from .repo import parse_repo_id
         from .tokencheck import inspect
@@ -339,7 +257,7 @@ def token_check(
         report = inspect(settings, repo_ref)
         from .render_diagnose import token_check as render
 
-        _show(report, render, json_out, _secrets(settings_box, token, _password(proxy)))
+        _show(report, render, json_out, known_secrets(settings_box, token, proxy_password(proxy)))
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -364,178 +282,6 @@ def _show(report, render: Callable, json_out: bool, secrets: list[str]) -> None:
         text = buffer.getvalue()
     sys.stdout.write(redact(text, *secrets))
     sys.stdout.flush()
-
-
-# --- cache list / cache clean ----------------------------------------------------------------------------------
-
-cache_app = typer.Typer(
-    help="See what the Hugging Face and ModelScope caches hold, and delete what you choose (after a preview).",
-    no_args_is_help=True,
-)
-app.add_typer(cache_app, name="cache")
-
-
-class CacheName(str, Enum):
-    huggingface = "huggingface"
-    modelscope = "modelscope"
-
-
-ModelScopeCache = Annotated[
-    Optional[Path], typer.Option("--modelscope-cache", help="ModelScope cache (overrides MODELSCOPE_CACHE).")
-]
-Only = Annotated[Optional[CacheName], typer.Option("--only", help="Work on one cache only.", show_default=False)]
-Filters = Annotated[
-    Optional[list[str]],
-    typer.Option("--filter", help="Only repos matching KEY OP VALUE, e.g. 'size>1GB', 'accessed>30d' (repeatable).",
-                 show_default=False),
-]
-
-
-def _cache_flags(cache_dir: Optional[Path], modelscope_cache: Optional[Path]) -> dict[str, Optional[str]]:
-    return {
-        "HF_HUB_CACHE": str(cache_dir) if cache_dir else None,
-        "MODELSCOPE_CACHE": str(modelscope_cache) if modelscope_cache else None,
-    }
-
-
-@cache_app.command("list")
-def cache_list(
-    patterns: Annotated[
-        Optional[list[str]], typer.Argument(help="Only repos with these ids or globs ('Qwen/*').", show_default=False)
-    ] = None,
-    sort: Annotated[
-        str, typer.Option("--sort", help="size, name, accessed or modified; add :asc or :desc.")
-    ] = "name",
-    filters: Filters = None,
-    revisions: Annotated[bool, typer.Option("--revisions", help="A row per cached revision too.")] = False,
-    only: Only = None,
-    cache_dir: CacheDir = None,
-    modelscope_cache: ModelScopeCache = None,
-    json_out: JsonOut = False,
-    env_file: EnvFile = None,
-) -> None:
-    """List every cached repo of both caches: size on disk, revisions, last use, partial downloads, source."""
-    with boundary(json_out):
-        from . import cache, config
-        from .render import emit_json
-        from .render_cache import cache_list as render_list
-
-        settings = config.resolve(_cache_flags(cache_dir, modelscope_cache), env_file=env_file)
-        found = cache.scan(settings, only=only.value if only else None, patterns=tuple(patterns or ()),
-                           filters=tuple(filters or ()), sort=sort)
-        if json_out:
-            emit_json({"ok": True, **found.to_dict()})
-        else:
-            render_list(_table_console(), found, show_revisions=revisions)
-
-
-@cache_app.command("clean")
-def cache_clean(
-    targets: Annotated[
-        Optional[list[str]], typer.Argument(help="Repo ids or globs to delete ('Qwen/*').", show_default=False)
-    ] = None,
-    older_than: Annotated[
-        Optional[str], typer.Option("--older-than", help="Only repos not used for this long: 30d, 12h, 2w.",
-                                    show_default=False)
-    ] = None,
-    keep_latest: Annotated[
-        bool, typer.Option("--keep-latest", help="Only drop revisions no branch or tag points to any more.")
-    ] = False,
-    incomplete: Annotated[
-        bool, typer.Option("--incomplete", help="Only drop partial downloads and their state files.")
-    ] = False,
-    all_: Annotated[bool, typer.Option("--all", help="Every cached repo and partial download.")] = False,
-    filters: Filters = None,
-    only: Only = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking (the plan is still shown).")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; delete nothing.")] = False,
-    cache_dir: CacheDir = None,
-    modelscope_cache: ModelScopeCache = None,
-    json_out: JsonOut = False,
-    env_file: EnvFile = None,
-) -> None:
-    """Delete cached repos, old revisions or partial downloads: a plan first, then your confirmation."""
-    with boundary(json_out):
-        from . import cache, config
-        from .errors import EXIT_FAILURE
-        from .render import emit_json
-        from .render_cache import clean_plan, clean_result
-
-        settings = config.resolve(_cache_flags(cache_dir, modelscope_cache), env_file=env_file)
-        request = cache.CleanRequest(
-            targets=tuple(targets or ()), older_than=older_than, keep_latest=keep_latest, incomplete=incomplete,
-            all=all_, filters=tuple(filters or ()), only=only.value if only else None,
-        )
-        plan = cache.plan_clean(settings, request)
-        stdout = _table_console()
-        if not json_out:
-            clean_plan(stdout, plan, dry_run)
-        if dry_run or not plan.steps:
-            if json_out:
-                emit_json({"ok": True, "dry_run": dry_run, "plan": plan.to_dict(), "result": None})
-            return
-        if not yes and not _confirm(f"Delete these ({_size(plan.size)})?"):
-            if json_out:
-                emit_json({"ok": False, "declined": True, "plan": plan.to_dict(), "result": None})
-            _stderr().print("Nothing was deleted.")
-            raise typer.Exit(EXIT_FAILURE)
-        result = plan.execute()
-        if json_out:
-            emit_json({"ok": not result.failed, "dry_run": False, "plan": plan.to_dict(), "result": result.to_dict()})
-        else:
-            clean_result(stdout, result)
-        if result.failed:
-            raise typer.Exit(EXIT_FAILURE)
-
-
-def _table_console() -> Console:
-    """Tables fit the terminal; into a pipe or a log they keep one line per row (grep-able), up to 200 columns."""
-    console = Console(highlight=False)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        console = Console(highlight=False, width=200)
-    return console
-
-
-def _confirm(question: str) -> bool:
-    """Ask on stderr (stdout may be a pipe or JSON). No answer (end of input) is a no."""
-    try:
-        answer = typer.confirm(question, default=False, err=True)
-    except typer.Abort:
-        answer = False
-    if not sys.stdin.isatty():
-        print(file=sys.stderr)  # the answer came from a pipe and was not echoed: end the prompt's line
-    return answer
-
-
-def _size(n: int) -> str:
-    from .units import human_bytes
-
-    return human_bytes(n)
-
-
-def _secrets(settings_box: list, *explicit: str | None) -> list[str]:
-    """Every secret a message could contain: tokens, and the passwords inside proxy URLs (not the URLs)."""
-    found = [s for s in explicit if s]
-    for settings in settings_box:
-        for key in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "MODELSCOPE_API_TOKEN"):
-            if settings.get(key):
-                found.append(settings.get(key))
-        if settings.token.is_set:
-            found.append(settings.token.value)
-        for key in ("HFGET_PROXY", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"):
-            password = _password(settings.get(key))
-            if password:
-                found.append(password)
-    return found
-
-
-def _password(url: str | None) -> str | None:
-    from urllib.parse import urlsplit
-
-    try:
-        return urlsplit(url).password if url and "://" in url else None
-    except ValueError:
-        return None
 
 
 def main() -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import Settings, Value
-from .http import Origin, TokenGrant, is_loopback_host, origin_of
+from .http import TokenGrant
+from .urls import Origin, is_loopback_host, origin_of
 
 OFFICIAL_ORIGINS: frozenset[Origin] = frozenset({("https", "huggingface.co", 443), ("https", "hf.co", 443)})
 
