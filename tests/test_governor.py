@@ -9,13 +9,15 @@ from hfget.governor import ConnectionGovernor
 MB = 1_000_000
 
 
-def _drive(governor: ConnectionGovernor, rate_of, seconds: float = 6.0) -> list[int]:
-    """Tick every 50 ms with every allowed connection busy; bytes arrive at rate_of(limit)."""
-    now, received, limits = 0.0, 0.0, []
+def _drive(governor: ConnectionGovernor, rate_of, seconds: float = 6.0, cores_of=None) -> list[int]:
+    """Tick every 50 ms with every allowed connection busy; bytes arrive at rate_of(limit), and the process uses
+    cores_of(limit) CPU cores (not reported when None)."""
+    now, received, cpu, limits = 0.0, 0.0, 0.0, []
     while now < seconds:
-        limit = governor.tick(now, int(received), busy=governor.limit)
+        limit = governor.tick(now, int(received), busy=governor.limit, cpu=cpu if cores_of else None)
         limits.append(limit)
         received += rate_of(limit) * 0.05
+        cpu += (cores_of(limit) if cores_of else 0.0) * 0.05
         now += 0.05
     return limits
 
@@ -65,3 +67,17 @@ def test_slow_connections_that_more_connections_do_not_speed_up_go_back_to_the_s
     governor = ConnectionGovernor(budget=8, floor=2)
     _drive(governor, lambda n: 16 * MB / (1 + 0.05 * n))  # many small files on a busy machine: more is worse
     assert governor.limit == 2
+
+
+def test_slow_connections_on_a_busy_cpu_are_not_multiplied_at_once():
+    # Many small files on a fast link: each connection moves few bytes (requests, renames, links), but the machine
+    # is already busy with two; the whole budget would only queue threads. At most one doubling is tried.
+    governor = ConnectionGovernor(budget=64, floor=2)
+    limits = _drive(governor, lambda n: 12 * MB / (1 + 0.05 * n), cores_of=lambda n: 1.0)
+    assert max(limits) <= 4 and governor.limit == 2
+
+
+def test_slow_connections_on_an_idle_cpu_still_get_the_whole_budget():
+    governor = ConnectionGovernor(budget=64, floor=2)
+    limits = _drive(governor, lambda n: 8 * MB * n, cores_of=lambda n: 0.02 * n)  # a throttling mirror
+    assert governor.limit == 64 and limits.index(64) * 0.05 < 0.5

@@ -261,7 +261,9 @@ class Transfer:
                     thread.join(timeout=0.05)
                     if governor is not None:
                         moved = sum(task.received for task in tasks)
-                        scheduler.set_limit(governor.tick(time.monotonic(), moved, scheduler.saturation()))
+                        scheduler.set_limit(
+                            governor.tick(time.monotonic(), moved, scheduler.saturation(), time.process_time())
+                        )
                         engine.limit = self._piece_basis(governor)
         except KeyboardInterrupt:
             self._stop(scheduler, threads, tasks)
