@@ -100,11 +100,33 @@ def cli():
     return run
 
 
-def closed_port() -> int:
-    """A loopback port with nothing listening (bound, then released)."""
+_HELD_PORTS: list[socket.socket] = []
+
+
+@pytest.fixture(autouse=True)
+def _release_held_ports():
+    """The ports `closed_port` held for a test are let go when it ends."""
+    yield
+    while _HELD_PORTS:
+        _HELD_PORTS.pop().close()
+
+
+def _free_port() -> int:
+    """A port for a server about to start (bound, then released for it)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def closed_port() -> int:
+    """A loopback port where connections are refused, for the rest of the test run.
+
+    The socket stays bound without listening: a connection gets ECONNREFUSED, and no other process (a simulator,
+    a proxy, another test run) can be handed the port meanwhile, which a released port allows."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _HELD_PORTS.append(s)
+    return s.getsockname()[1]
 
 
 def tree_state(root: Path) -> dict[str, str]:
@@ -161,7 +183,7 @@ def expected_files(sim: HubSimulator, repo_id: str, revision: str = "main", repo
 @contextmanager
 def pproxy(target_port: int, log: Path, auth: str | None = None, protocols: str = "socks5+http"):
     """A real pproxy (HTTP and SOCKS5 on one port, optional USER:PASSWORD) tunnelling everything to target_port."""
-    port = closed_port()
+    port = _free_port()
     listen = f"{protocols}://127.0.0.1:{port}" + (f"#{auth}" if auth else "")
     # --auth 0: check credentials on every connection (pproxy otherwise trusts an address that once logged in)
     cmd = [str(Path(sys.executable).with_name("pproxy")), "-l", listen, "-r", f"tunnel://127.0.0.1:{target_port}",

@@ -60,8 +60,9 @@ def test_no_proxy_is_honoured_and_a_dead_proxy_falls_back_to_direct(sim, cache, 
 
     result = cli("download", MODEL, "-r", "v1.0", "--endpoint", sim.url, "--cache-dir", cache, "--json",
                  env={"HTTP_PROXY": dead})
-    *proxied, direct = json.loads(result.stdout)["attempts"]
-    assert proxied and all(a["outcome"] == "skipped" and "cannot be reached" in a["why"] for a in proxied)
+    attempts = json.loads(result.stdout)["attempts"]
+    *proxied, direct = attempts
+    assert proxied and all(a["outcome"] == "skipped" and "cannot be reached" in a["why"] for a in proxied), attempts
     assert proxied[0]["endpoint"] == f"{sim.url} via {dead}"
     assert direct == {"source": "mirror", "endpoint": sim.url, "outcome": "ok", "why": "HF_ENDPOINT from flag"}
 

@@ -3,6 +3,7 @@ the hint that names the fix. Works on whatever requests, urllib3, PySocks or the
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Iterator
 
@@ -47,8 +48,12 @@ def transport_errors() -> tuple[type[BaseException], ...]:
 def _requests_errors(*names: str) -> tuple[type[BaseException], ...]:
     """requests' exception classes if requests is loaded, else none: the direct path never imports it (see
     `_follow`), and then none of its exceptions can have been raised."""
-    requests = sys.modules.get("requests")
-    return tuple(getattr(requests.exceptions, name) for name in names) if requests is not None else ()
+    if "requests" not in sys.modules:
+        return ()
+    # Through the import system, not sys.modules: another thread may be importing requests right now (a proxied
+    # probe), and import_module waits until that module is complete instead of handing out a half-made one.
+    exceptions = importlib.import_module("requests.exceptions")
+    return tuple(getattr(exceptions, name) for name in names)
 
 
 def classify_exception(exc: BaseException, url: str, proxy: Proxy | None = None) -> NetworkError:
