@@ -51,6 +51,7 @@ def _start_hfget(sim, cache: Path, *extra: str) -> subprocess.Popen:
     # hub, ModelScope, public mirrors) pointed at closed loopback ports, so nothing leaves this machine.
     env = dict(os.environ)
     env["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    env["PYTHONFAULTHANDLER"] = "1"
     args = [sys.executable, "-m", "hfget", "download", MODEL, "model.safetensors", "--endpoint", sim.url]
     return subprocess.Popen(
         [*args, "--cache-dir", str(cache), "--connections", "4", *extra],
@@ -75,7 +76,12 @@ def _interrupt_halfway(sim, cache: Path, sig: int) -> tuple[subprocess.Popen, in
         assert time.monotonic() < deadline, "the download never got halfway"
         time.sleep(0.02)
     process.send_signal(sig)
-    process.wait(timeout=30)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:  # show where it hangs: faulthandler dumps every thread on SIGABRT
+        process.send_signal(signal.SIGABRT)
+        _, err = process.communicate(timeout=10)
+        pytest.fail(f"hfget did not stop within 30 s of signal {sig}:\n{err[-6000:]}")
     sim.clear_faults()
     sim.rate_limit = 0
     return process, sim.body_bytes_served("/cdn/*")

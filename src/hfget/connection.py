@@ -97,6 +97,8 @@ def fetch(
         tracker.add(response)
         try:
             with response:
+                if cancel.is_set():  # stopped while this request was on its way: abort_all has already run
+                    raise Stop
                 _check_response(lease, response, asked, url)
                 received, completed = _stream(lease, response, client, cancel, emit)
         finally:
