@@ -105,7 +105,7 @@ def test_unreachable_proxy_is_named_as_such(sim, warm_cache, cli, only_via_proxy
     assert "Fix: Start the proxy, or fix its host and port" in result.stderr and tree_state(warm_cache) == before
     error = json.loads(cli("download", MODEL, "--endpoint", only_via_proxy, "--proxy", proxy, "--cache-dir", warm_cache,
                            "--json").stdout)["error"]
-    assert f"The proxy {proxy} (--proxy) cannot be reached: connection refused" in error["message"]
+    assert f"The proxy {proxy} (--proxy) cannot be reached: connection refused, for {only_via_proxy}" in error["message"]
     assert tree_state(warm_cache) == before
 
 

@@ -224,14 +224,14 @@ def _no_route(errors: list[HfgetError], attempts: list[Attempt]) -> HfgetError:
     """One short sentence for "nothing worked", grouping routes by how they failed (the table has the details)."""
     groups: dict[str, list[str]] = {}
     for error, attempt in zip(errors, attempts):
-        if error.kind == "proxy":  # name the proxy and what it did
-            why = error.message.rstrip(".")
-        elif getattr(error, "refused", False):
-            why = "connection refused"
+        if error.kind == "proxy":  # the proxy's own words name it and what it did; then the routes it was to carry
+            why = error.message.rstrip(".") + ", for"
+            endpoint = attempt.endpoint.split(" via ", 1)[0]
         else:
-            why = _WHY.get(error.kind, error.kind)
-        groups.setdefault(why, []).append(attempt.endpoint)
-    parts = "; ".join(f"{why}: {', '.join(endpoints)}" for why, endpoints in groups.items())
+            why = "connection refused:" if getattr(error, "refused", False) else _WHY.get(error.kind, error.kind) + ":"
+            endpoint = attempt.endpoint
+        groups.setdefault(why, []).append(endpoint)
+    parts = "; ".join(f"{why} {', '.join(endpoints)}" for why, endpoints in groups.items())
     error = copy.copy(errors[0])
     error.message = f"No source could be reached ({parts})."
     error.args = (error.message,)
