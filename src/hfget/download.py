@@ -10,25 +10,14 @@ to the same values.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .attempts import Attempt, attempt_of, best_error, combined_failure, with_attempts
 from .config import Settings
-from .errors import (
-    AuthError,
-    GatedRepoError,
-    HfgetError,
-    NetworkError,
-    NotFoundError,
-    RevisionNotFoundError,
-    ServerError,
-    UsageError,
-    is_fall_through,
-)
+from .errors import HfgetError, UsageError, is_fall_through
 from .http import HttpClient, RetryPolicy
 from .hub_cache import HubCache
 from .proxy import ProxyConfig
@@ -58,14 +47,6 @@ class FileOutcome:
     downloaded: int = 0
     error: str | None = None
     source: str | None = None  # which source's bytes landed
-
-
-@dataclass
-class Attempt:
-    source: str
-    endpoint: str
-    outcome: str  # "ok" | "failed" | "skipped" | "partial"
-    why: str
 
 
 @dataclass
@@ -174,7 +155,7 @@ def download(
                 result.files.append(FileOutcome(f.path, f.size, "downloaded" if got else "cached", got, source=source))
         result.elapsed = time.monotonic() - started
         if failures:
-            raise _with_attempts(_combined_failure(failures, len(selected)), attempts)
+            raise with_attempts(combined_failure(failures, len(selected)), attempts)
         return result
     finally:
         route.close()
@@ -188,60 +169,20 @@ def _resolve(candidates: list[Candidate], request: DownloadRequest, attempts: li
     errors: list[HfgetError] = []
     for candidate in candidates:
         if candidate.unreachable is not None:
-            attempts.append(_attempt(candidate, "skipped", f"unreachable: {candidate.unreachable.message}"))
+            attempts.append(attempt_of(candidate, "skipped", f"unreachable: {candidate.unreachable.message}"))
             errors.append(candidate.unreachable)
             continue
         try:
             snapshot = candidate.source.resolve(request.repo, request.revision)
         except HfgetError as error:
-            attempts.append(_attempt(candidate, "failed", error.message))
+            attempts.append(attempt_of(candidate, "failed", error.message))
             if not is_fall_through(error):
-                raise _with_attempts(error, attempts) from None
+                raise with_attempts(error, attempts) from None
             errors.append(error)
             continue
-        attempts.append(_attempt(candidate, "ok", candidate.reason))
+        attempts.append(attempt_of(candidate, "ok", candidate.reason))
         return candidate, snapshot
-    raise _with_attempts(_best_error(errors, attempts), attempts)
-
-
-def _best_error(errors: list[HfgetError], attempts: list[Attempt]) -> HfgetError:
-    """The most telling failure: what a server said (gated, not found) beats a server that could not be reached."""
-    for kind in (GatedRepoError, AuthError, RevisionNotFoundError, NotFoundError, ServerError):
-        for error in errors:
-            if isinstance(error, kind):
-                return error
-    if errors and all(isinstance(e, NetworkError) for e in errors):
-        return _no_route(errors, attempts) if len(errors) > 1 else errors[0]
-    if errors:
-        return errors[0]
-    return UsageError("No source to try.", "Pass --source hub, mirror or modelscope (or leave --source out).")
-
-
-_WHY = {"dns": "DNS lookup failed", "connect": "connection failed", "timeout": "timed out", "tls": "TLS failed"}
-
-
-def _no_route(errors: list[HfgetError], attempts: list[Attempt]) -> HfgetError:
-    """One short sentence for "nothing worked", grouping routes by how they failed (the table has the details)."""
-    groups: dict[str, list[str]] = {}
-    for error, attempt in zip(errors, attempts):
-        if error.kind == "proxy":  # the proxy's own words name it and what it did; then the routes it was to carry
-            why = error.message.rstrip(".") + ", for"
-            endpoint = attempt.endpoint.split(" via ", 1)[0]
-        else:
-            why = "connection refused:" if getattr(error, "refused", False) else _WHY.get(error.kind, error.kind) + ":"
-            endpoint = attempt.endpoint
-        groups.setdefault(why, []).append(endpoint)
-    parts = "; ".join(f"{why} {', '.join(endpoints)}" for why, endpoints in groups.items())
-    error = copy.copy(errors[0])
-    error.message = f"No source could be reached ({parts})."
-    error.args = (error.message,)
-    error.hint = f"{error.hint} Run `hfget diagnose` to see which route works here and the settings that use it."
-    if all(e.kind == "dns" for e in errors):
-        error.hint = (
-            "No host name resolves here: check the network connection and DNS. If DNS is blocked, a proxy that "
-            "resolves names itself works around it (--proxy socks5h://HOST:PORT). `hfget diagnose` tests each route."
-        )
-    return error
+    raise with_attempts(best_error(errors, attempts), attempts)
 
 
 # --- moving bytes -----------------------------------------------------------------------------------------------
@@ -269,12 +210,12 @@ def _past_the_gate(
             candidate.source.check_access(snapshot, probe_file)
         except HfgetError as error:
             if not is_fall_through(error):
-                raise _with_attempts(error, attempts) from None
-            attempts.append(_attempt(candidate, "failed", error.message))
+                raise with_attempts(error, attempts) from None
+            attempts.append(attempt_of(candidate, "failed", error.message))
             errors.append(error)
             continue
         return takers[i:]
-    raise _with_attempts(_best_error(errors, attempts), attempts)
+    raise with_attempts(best_error(errors, attempts), attempts)
 
 
 def _transfer(
@@ -312,13 +253,13 @@ def _transfer(
             step = dict(report.failed)
         except HfgetError as error:
             if not is_fall_through(error):
-                raise _with_attempts(error, attempts) from None
+                raise with_attempts(error, attempts) from None
             step = {f.path: error for f in remaining}
         done = len(remaining) - len(step)
         if candidate is not winner or failures or step:  # the metadata source's plain success needs no second line
             outcome = "ok" if not step else ("partial" if done else "failed")
             detail = f"{done} file(s) moved" + (f"; {len(step)} failed: {next(iter(step.values())).message}" if step else "")
-            attempts.append(_attempt(candidate, outcome, detail))
+            attempts.append(attempt_of(candidate, outcome, detail))
         failures = step
         remaining = [f for f in remaining if f.path in step]
     return failures
@@ -382,16 +323,6 @@ def _select(request: DownloadRequest, snapshot: Snapshot) -> list[RemoteFile]:
     return selected
 
 
-def _attempt(candidate: Candidate, outcome: str, why: str) -> Attempt:
-    via = f" via {candidate.proxy.masked}" if candidate.proxy else ""
-    return Attempt(candidate.source.name, candidate.source.endpoint + via, outcome, why)
-
-
-def _with_attempts(error: HfgetError, attempts: list[Attempt]) -> HfgetError:
-    error.attempts = [dataclasses.asdict(a) for a in attempts]
-    return error
-
-
 def _notes(settings: Settings, candidates: list[Candidate]) -> list[str]:
     notes = list(dict.fromkeys(c.source.token_note for c in candidates if c.source.token_note))
     if settings.offline:
@@ -400,16 +331,3 @@ def _notes(settings: Settings, candidates: list[Candidate]) -> list[str]:
             "asked it to; transformers and huggingface_hub will load from this cache without network."
         )
     return notes
-
-
-def _combined_failure(failed: dict[str, HfgetError], total: int) -> HfgetError:
-    first_path, first = next(iter(failed.items()))
-    done = total - len(failed)
-    kept = f" The other {done} file(s) are in place." if done else ""
-    if len(failed) == 1:
-        message = f"{first.message}{kept}"
-    else:
-        message = f"{len(failed)} of {total} files failed; the first, {first_path}: {first.message}{kept}"
-    error = copy.copy(first)  # same class and kind (network, integrity...) for callers that branch on it
-    error.message, error.args = message, (message,)
-    return error

@@ -27,7 +27,7 @@ class HfgetError(Exception):
         self.hint = hint
         if exit_code is not None:
             self.exit_code = exit_code
-        self.attempts: list[dict[str, str]] = []  # the sources tried before giving up (see download.Attempt)
+        self.attempts: list[dict[str, str]] = []  # the sources tried before giving up (see attempts.Attempt)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind, "message": self.message, "hint": self.hint, "exit_code": self.exit_code}
