@@ -71,7 +71,7 @@ def tool_env() -> dict[str, str]:
 
 def warm_up() -> None:
     """Compile every module the Python tools import, so no timed run pays for it (pip does this at install)."""
-    code = "import hfget.cli, hfget.download, hfget.transfer, huggingface_hub.cli.hf, huggingface_hub"
+    code = "import hfget.cli, hfget.download, hfget.engine.transfer, huggingface_hub.cli.hf, huggingface_hub"
     subprocess.run([sys.executable, "-c", code], env=tool_env(), check=False, capture_output=True)
 
 

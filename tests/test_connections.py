@@ -12,11 +12,11 @@ from pathlib import Path
 
 from conftest import expected_files, official_offline_load
 
-from hfget.events import FileRetrying
+from hfget.engine.events import FileRetrying
 from hfget.http import HttpClient
-from hfget.segments import PieceSizes
+from hfget.engine.segments import PieceSizes
 from hfget.testing.simrepo import SimRepo, blob_file, text_file
-from hfget.transfer import FileJob, Transfer
+from hfget.engine.transfer import FileJob, Transfer
 
 MODEL = "hfget-demo/tiny-model"
 MIB = 1 << 20

@@ -145,7 +145,7 @@ def test_rich_progress_renders_overall_and_file_rows():
     from rich.console import Console
 
     from hfget.progress import RichProgress
-    from hfget.transfer import FileFinished, FileProgress, FileStarted, TransferFinished, TransferStarted
+    from hfget.engine.transfer import FileFinished, FileProgress, FileStarted, TransferFinished, TransferStarted
 
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=100)
@@ -184,5 +184,5 @@ def test_a_plain_download_loads_neither_requests_nor_pydantic(sim, cache):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
-    assert "hfget.transfer" in imported  # the log is real: the engine did run
+    assert "hfget.engine.transfer" in imported  # the log is real: the engine did run
     assert not {m for m in imported if m.split(".")[0] in ("requests", "pydantic", "modelscope")}

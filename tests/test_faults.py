@@ -24,7 +24,7 @@ def _no_unverified_blob(cache, sim) -> None:
     blobs = cache / "models--hfget-demo--tiny-model" / "blobs"
     if not blobs.exists():
         return
-    from hfget.digest import Digest
+    from hfget.engine.digest import Digest
 
     files = {f.etag: f for rev in sim.repo(MODEL).commits.values() for f in rev.values()}
     for blob in blobs.iterdir():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hfget.governor import ConnectionGovernor
+from hfget.engine.governor import ConnectionGovernor
 
 MB = 1_000_000
 

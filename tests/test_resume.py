@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import official_offline_load
 
-from hfget.resume_state import state_path
-from hfget.segments import PieceSizes
+from hfget.engine.resume_state import state_path
+from hfget.engine.segments import PieceSizes
 from hfget.testing.hubsim import HubSimulator
 from hfget.testing.simrepo import demo_repos
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from hfget.resume_state import StateWriter, load_done, pending_bytes, state_path
-from hfget.segments import IntervalSet, PieceSizes, SegmentPlan
+from hfget.engine.resume_state import StateWriter, load_done, pending_bytes, state_path
+from hfget.engine.segments import IntervalSet, PieceSizes, SegmentPlan
 
 MIB = 1 << 20
 

@@ -22,10 +22,10 @@ from .http import HttpClient, RetryPolicy
 from .hub_cache import HubCache
 from .proxy import ProxyConfig
 from .repo import RemoteFile, RepoRef, Snapshot, is_commit_sha, select_files
-from .resume_state import pending_bytes
+from .engine.resume_state import pending_bytes
 from .route import Candidate, plan, probe
 from .targets import CacheTarget, LocalDirTarget, Target
-from .transfer import EventSink, FileJob, SourceSwitch, Transfer
+from .engine.transfer import EventSink, FileJob, SourceSwitch, Transfer
 
 
 @dataclass(frozen=True)

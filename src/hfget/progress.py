@@ -14,7 +14,7 @@ from typing import TextIO
 from rich.console import Console
 from rich.markup import escape
 
-from .events import (
+from .engine.events import (
     Event,
     FileFailed,
     FileFinished,

@@ -17,7 +17,7 @@ from typing import Protocol
 from .fsutil import atomic_write, disk_errors, ensure_inside, git_blob_sha1
 from .hub_cache import HubCache
 from .repo import RemoteFile, RepoRef, Snapshot
-from .digest import Digest
+from .engine.digest import Digest
 
 
 class Target(Protocol):

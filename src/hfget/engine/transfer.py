@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .connection import Lease, ResponseTracker, Retry, fetch
 from .digest import Digest
-from .errors import DiskError, HfgetError, Interrupted, NetworkError
+from ..errors import DiskError, HfgetError, Interrupted, NetworkError
 from .events import (
     Event,
     EventSink,
@@ -40,9 +40,9 @@ from .events import (
     TransferStarted,
 )
 from .file_task import EngineSettings, FileTask, Stop
-from .fsutil import disk_errors
+from ..fsutil import disk_errors
 from .governor import ConnectionGovernor
-from .http import HttpClient, TokenGrant
+from ..http import HttpClient, TokenGrant
 from .resume_state import pending_bytes
 from .segments import PieceSizes
 

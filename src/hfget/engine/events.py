@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import HfgetError
+from ..errors import HfgetError
 
 
 @dataclass(frozen=True)

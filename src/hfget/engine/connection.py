@@ -11,12 +11,12 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from .errors import HfgetError, ProtocolError, ServerError
+from ..errors import HfgetError, ProtocolError, ServerError
 from .events import FileProgress
 from .file_task import FileTask, Stop
-from .http import RETRY_STATUS, HttpClient
+from ..http import RETRY_STATUS, HttpClient
 from .segments import Segment
-from .urls import host_label
+from ..urls import host_label
 
 READ_SIZE = 256 * 1024  # upper bound of one read; loopback and real links deliver less per call
 PROGRESS_STEP = 256 * 1024
@@ -187,7 +187,7 @@ def _explain(task: FileTask, response) -> HfgetError:
     job = task.job
     if job.explain is not None:
         return job.explain(response)
-    from .errors import AuthError
+    from ..errors import AuthError
 
     status = response.status_code
     host = host_label(response.url)
