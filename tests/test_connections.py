@@ -13,7 +13,7 @@ from pathlib import Path
 from conftest import expected_files, official_offline_load
 
 from hfget.engine.events import FileRetrying
-from hfget.http import HttpClient
+from hfget.net.http import HttpClient
 from hfget.engine.segments import PieceSizes
 from hfget.testing.simrepo import SimRepo, blob_file, text_file
 from hfget.engine.transfer import FileJob, Transfer

@@ -68,7 +68,7 @@ def test_an_invalid_token_at_the_official_hub(sim, cache, cli, monkeypatch):
 
 
 def test_the_mask_shows_only_the_last_four_characters():
-    from hfget.tokens import mask, redact
+    from hfget.net.tokens import mask, redact
 
     assert mask(GATED_TOKEN) == "hf_****5678"
     assert mask("short") == "****"

@@ -154,7 +154,7 @@ def test_no_authorization_reaches_a_mirror_without_opt_in_nor_any_cdn(sim, cache
 
 def test_plain_http_mirror_on_another_host_gets_no_token_even_with_opt_in(sim, cache, cli, monkeypatch):
     from hfget import config
-    from hfget.tokens import decide
+    from hfget.net.tokens import decide
 
     settings = config.resolve({"HF_TOKEN": VALID_TOKEN, "HFGET_ALLOW_TOKEN_TO_MIRROR": "1"})
     assert decide("http://mirror.example.org", settings).grant is None

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from .config import DEFAULT, Settings, Value
 from .errors import HfgetError
-from .proxy import mask_url
-from .tokens import mask
+from .net.proxy import mask_url
+from .net.tokens import mask
 
 OK, WARN, FAIL, INFO, SKIP = "ok", "warn", "fail", "info", "skip"
 
@@ -80,7 +80,7 @@ def settings_checks(settings: Settings) -> list[Check]:
 
 def proxy_settings_checks(settings: Settings) -> list[Check]:
     """Which proxy applies to what, NO_PROXY, and whether SOCKS support is installed."""
-    from .proxy import resolve
+    from .net.proxy import resolve
 
     checks: list[Check] = []
     try:
@@ -199,7 +199,7 @@ def conflict_checks(settings: Settings) -> list[Check]:
         ))
     endpoint = settings.endpoint
     if endpoint.origin != DEFAULT and endpoint.value.startswith("http://"):
-        from .urls import is_loopback_host, origin_of
+        from .net.urls import is_loopback_host, origin_of
 
         if not is_loopback_host(origin_of(endpoint.value)[1]):
             checks.append(Check(

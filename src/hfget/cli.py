@@ -270,7 +270,7 @@ def _show(report, render: Callable, json_out: bool, secrets: list[str]) -> None:
     import io
     import json
 
-    from .tokens import redact
+    from .net.tokens import redact
 
     if json_out:
         text = json.dumps(report.to_dict(), indent=2, default=str) + "\n"

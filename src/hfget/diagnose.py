@@ -19,12 +19,12 @@ from . import checks as local
 from .checks import FAIL, OK, SKIP, WARN, Check
 from .config import Settings
 from .errors import EXIT_FAILURE, EXIT_OK, HfgetError
-from .http import HttpClient, RetryPolicy
+from .net.http import HttpClient, RetryPolicy
 from .netcheck import api_check, connect, proxy_checks, resolve_name, throughput, tls_handshake
-from .proxy import resolve as resolve_proxies
+from .net.proxy import resolve as resolve_proxies
 from .repo import RepoRef, parse_repo_id
 from .route import Candidate, plan, source_order
-from .urls import host_label
+from .net.urls import host_label
 
 # A small repo published under the same id on the hub, its mirrors and ModelScope: every route can be asked for
 # the same thing. `hfget diagnose OWNER/NAME` (or DEFAULT_MODEL) asks for the repo you actually want instead.

@@ -18,9 +18,9 @@ from pathlib import Path
 from .attempts import Attempt, attempt_of, best_error, combined_failure, with_attempts
 from .config import Settings
 from .errors import HfgetError, UsageError, is_fall_through
-from .http import HttpClient, RetryPolicy
+from .net.http import HttpClient, RetryPolicy
 from .hub_cache import HubCache
-from .proxy import ProxyConfig
+from .net.proxy import ProxyConfig
 from .repo import RemoteFile, RepoRef, Snapshot, is_commit_sha, select_files
 from .engine.resume_state import pending_bytes
 from .route import Candidate, plan, probe

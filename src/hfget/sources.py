@@ -25,9 +25,9 @@ from .errors import (
     RevisionNotFoundError,
     ServerError,
 )
-from .http import HttpClient, TokenGrant
+from .net.http import HttpClient, TokenGrant
 from .repo import RemoteFile, RepoRef, Snapshot, check_commit_sha, check_hex, safe_relpath
-from .urls import host_label, origin_of
+from .net.urls import host_label, origin_of
 
 MAX_FILE_SIZE = 10**14  # 100 TB: more than any real file; beyond it a listing is hostile or broken
 MAX_TREE_PAGES = 10_000

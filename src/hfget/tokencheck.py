@@ -15,11 +15,11 @@ from pathlib import Path
 
 from .config import DEFAULT, ENV, FLAG, Settings, Value
 from .errors import GatedRepoError, HfgetError, InvalidTokenError, NetworkError, NotFoundError
-from .http import HttpClient, RetryPolicy, TokenGrant
+from .net.http import HttpClient, RetryPolicy, TokenGrant
 from .repo import RepoRef
 from .route import Candidate, plan, probe
-from .tokens import decide, mask
-from .urls import host_label, is_loopback_host, origin_of
+from .net.tokens import decide, mask
+from .net.urls import host_label, is_loopback_host, origin_of
 
 MAX_VALIDATED = 6  # distinct tokens checked against the hub; more would be a token collection, not a config
 OPENS = ("public", "private-readable", "gated-accepted")

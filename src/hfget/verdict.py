@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 from .checks import FAIL, Check
 from .config import DEFAULT, DOTENV, ENV, FLAG, Settings
 from .diagnose import RouteReport
-from .proxy import ProxyConfig, mask_url
-from .proxy import resolve as resolve_proxies
+from .net.proxy import ProxyConfig, mask_url
+from .net.proxy import resolve as resolve_proxies
 
 LAYER_NAMES = {"proxy": "the proxy", "dns": "DNS", "tcp": "TCP connect", "tls": "TLS", "http": "HTTP (API)",
                "speed": "throughput"}

@@ -23,7 +23,7 @@ from .events import FileFailed, FileFinished, FileProgress, FileRetrying, FileSt
 from .partial_file import BlobLock, PartialFile
 from .resume_state import load_done
 from .segments import IntervalSet, PieceSizes, Segment, SegmentPlan
-from ..urls import host_label
+from ..net.urls import host_label
 
 
 @dataclass

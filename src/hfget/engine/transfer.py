@@ -42,7 +42,7 @@ from .events import (
 from .file_task import EngineSettings, FileTask, Stop
 from ..fsutil import disk_errors
 from .governor import ConnectionGovernor
-from ..http import HttpClient, TokenGrant
+from ..net.http import HttpClient, TokenGrant
 from .resume_state import pending_bytes
 from .segments import PieceSizes
 

@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Iterator
 
-from .errors import ConnectError, DnsError, NetworkError, NetworkTimeout, ProxyError, TlsError
+from ..errors import ConnectError, DnsError, NetworkError, NetworkTimeout, ProxyError, TlsError
 from .proxy import Proxy
 from .urls import host_label
 

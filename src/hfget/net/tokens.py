@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Settings, Value
+from ..config import Settings, Value
 from .http import TokenGrant
 from .urls import Origin, is_loopback_host, origin_of
 

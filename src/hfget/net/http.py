@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin
 
-from . import __version__
-from .errors import (
+from .. import __version__
+from ..errors import (
     DnsError,
     NetworkError,
     NetworkTimeout,

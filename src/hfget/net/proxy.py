@@ -11,8 +11,8 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from .config import Settings
-from .errors import UsageError
+from ..config import Settings
+from ..errors import UsageError
 
 SCHEMES = ("http", "https", "socks5", "socks5h", "socks4", "socks4a")
 
