@@ -38,7 +38,7 @@ def test_download_lands_in_the_hf_cache_and_loads_offline_with_the_official_clie
     assert not list(cache.rglob("*.incomplete"))
     assert (cache / "models--hfget-demo--tiny-model" / "trees" / f"{revision.commit_hash}.json").is_file()
     # hfget's record of which source served the commit (for `cache list`).
-    from hfget.hub_cache import HubCache
+    from hfget.store.hub_cache import HubCache
     from hfget.repo import RepoRef
 
     origin = HubCache(cache).read_origins(RepoRef(MODEL))[revision.commit_hash]

@@ -19,12 +19,12 @@ from .attempts import Attempt, attempt_of, best_error, combined_failure, with_at
 from .config import Settings
 from .errors import HfgetError, UsageError, is_fall_through
 from .net.http import HttpClient, RetryPolicy
-from .hub_cache import HubCache
+from .store.hub_cache import HubCache
 from .net.proxy import ProxyConfig
 from .repo import RemoteFile, RepoRef, Snapshot, is_commit_sha, select_files
 from .engine.resume_state import pending_bytes
 from .route import Candidate, plan, probe
-from .targets import CacheTarget, LocalDirTarget, Target
+from .store.targets import CacheTarget, LocalDirTarget, Target
 from .engine.transfer import EventSink, FileJob, SourceSwitch, Transfer
 
 

@@ -16,7 +16,7 @@ import stat
 from collections import defaultdict
 from pathlib import Path
 
-from ..hub_cache import HubCache
+from ..store.hub_cache import HubCache
 from ..repo import RepoRef
 from . import safety
 from .model import HF, CacheRoot, CachedRepo, Partial, Revision

@@ -24,9 +24,9 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import CachePermissionError, DiskFullError
-from .fsutil import atomic_write, chmod_like_umask, disk_errors, ensure_inside, permission_error
-from .repo import RemoteFile, RepoRef
+from ..errors import CachePermissionError, DiskFullError
+from ..fsutil import atomic_write, chmod_like_umask, disk_errors, ensure_inside, permission_error
+from ..repo import RemoteFile, RepoRef
 
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -205,6 +205,6 @@ class HubCache:
 
 
 def _fmt(n: int) -> str:
-    from .units import human_bytes
+    from ..units import human_bytes
 
     return human_bytes(n)
