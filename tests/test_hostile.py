@@ -120,7 +120,7 @@ def test_any_server_path_is_either_refused_or_stays_inside(path):
     from pathlib import Path
 
     from hfget.errors import ProtocolError
-    from hfget.fsutil import ensure_inside
+    from hfget.fs.fsutil import ensure_inside
     from hfget.repo import safe_relpath
 
     base = Path("/srv/cache/snapshots/abc")

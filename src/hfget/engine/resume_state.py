@@ -19,7 +19,7 @@ import os
 import threading
 from pathlib import Path
 
-from ..fsutil import file_size
+from ..fs.fsutil import file_size
 from .segments import IntervalSet
 
 STATE_SUFFIX = ".state.json"

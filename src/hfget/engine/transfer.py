@@ -40,7 +40,7 @@ from .events import (
     TransferStarted,
 )
 from .file_task import EngineSettings, FileTask, Stop
-from ..fsutil import disk_errors
+from ..fs.fsutil import disk_errors
 from .governor import ConnectionGovernor
 from ..net.http import HttpClient, TokenGrant
 from .resume_state import pending_bytes

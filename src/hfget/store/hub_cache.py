@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import CachePermissionError, DiskFullError
-from ..fsutil import atomic_write, chmod_like_umask, disk_errors, ensure_inside, permission_error
+from ..fs.fsutil import atomic_write, chmod_like_umask, disk_errors, ensure_inside, permission_error
 from ..repo import RemoteFile, RepoRef
 
 CACHEDIR_TAG = (

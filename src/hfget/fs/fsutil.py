@@ -8,7 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .errors import CachePermissionError, DiskError, DiskFullError, ProtocolError
+from ..errors import CachePermissionError, DiskError, DiskFullError, ProtocolError
 
 
 class disk_errors:
