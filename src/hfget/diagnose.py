@@ -23,7 +23,7 @@ from .net.http import HttpClient, RetryPolicy
 from .netcheck import api_check, connect, proxy_checks, resolve_name, throughput, tls_handshake
 from .net.proxy import resolve as resolve_proxies
 from .repo import RepoRef, parse_repo_id
-from .route import Candidate, plan, source_order
+from .chain.route import Candidate, plan, source_order
 from .net.urls import host_label
 
 # A small repo published under the same id on the hub, its mirrors and ModelScope: every route can be asked for

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .attempts import Attempt, attempt_of, best_error, combined_failure, with_attempts
+from .chain.attempts import Attempt, attempt_of, best_error, combined_failure, with_attempts
 from .config import Settings
 from .errors import HfgetError, UsageError, is_fall_through
 from .net.http import HttpClient, RetryPolicy
@@ -23,7 +23,7 @@ from .store.hub_cache import HubCache
 from .net.proxy import ProxyConfig
 from .repo import RemoteFile, RepoRef, Snapshot, is_commit_sha, select_files
 from .engine.resume_state import pending_bytes
-from .route import Candidate, plan, probe
+from .chain.route import Candidate, plan, probe
 from .store.targets import CacheTarget, LocalDirTarget, Target
 from .engine.transfer import EventSink, FileJob, SourceSwitch, Transfer
 

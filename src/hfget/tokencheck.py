@@ -17,7 +17,7 @@ from .config import DEFAULT, ENV, FLAG, Settings, Value
 from .errors import GatedRepoError, HfgetError, InvalidTokenError, NetworkError, NotFoundError
 from .net.http import HttpClient, RetryPolicy, TokenGrant
 from .repo import RepoRef
-from .route import Candidate, plan, probe
+from .chain.route import Candidate, plan, probe
 from .net.tokens import decide, mask
 from .net.urls import host_label, is_loopback_host, origin_of
 

@@ -19,15 +19,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .config import DEFAULT, Settings
-from .errors import HfgetError, UsageError
-from .net.http import HttpClient
-from .modelscope import ModelScopeSource
-from .net.proxy import NO_PROXY_CONFIG, Proxy, ProxyConfig
-from .net.proxy import resolve as resolve_proxies
-from .sources import HubSource, Source
-from .net.tokens import decide, modelscope_grant, official_origins
-from .net.urls import origin_of
+from ..config import DEFAULT, Settings
+from ..errors import HfgetError, UsageError
+from ..net.http import HttpClient
+from ..modelscope import ModelScopeSource
+from ..net.proxy import NO_PROXY_CONFIG, Proxy, ProxyConfig
+from ..net.proxy import resolve as resolve_proxies
+from ..sources import HubSource, Source
+from ..net.tokens import decide, modelscope_grant, official_origins
+from ..net.urls import origin_of
 
 SOURCE_NAMES = ("auto", "hub", "mirror", "modelscope")
 
@@ -194,7 +194,7 @@ def probe(candidates: list[Candidate], timeout: float) -> None:
     for candidate, thread in zip(candidates, threads):
         thread.join(max(0.0, deadline - time.monotonic()))
         if thread.is_alive():  # DNS can ignore the socket timeout: treat as unreachable
-            from .errors import NetworkTimeout
+            from ..errors import NetworkTimeout
 
             candidate.unreachable = NetworkTimeout(
                 f"{candidate.source.endpoint} did not answer within {timeout:g} s.",

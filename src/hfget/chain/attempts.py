@@ -11,7 +11,7 @@ import copy
 import dataclasses
 from dataclasses import dataclass
 
-from .errors import (
+from ..errors import (
     AuthError,
     GatedRepoError,
     HfgetError,
