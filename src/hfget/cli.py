@@ -249,7 +249,7 @@ def token_check(
     with boundary(json_out, secrets=lambda: known_secrets(settings_box, token, proxy_password(proxy))):
         from . import config
         from .repo import parse_repo_id
-        from .tokencheck import inspect
+        from .doctor.tokencheck import inspect
 
         settings = config.resolve(flags, env_file=env_file)
         settings_box.append(settings)

@@ -15,12 +15,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
-from . import checks as local
-from .checks import FAIL, OK, SKIP, WARN, Check
+from .doctor import checks as local
+from .doctor.checks import FAIL, OK, SKIP, WARN, Check
 from .config import Settings
 from .errors import EXIT_FAILURE, EXIT_OK, HfgetError
 from .net.http import HttpClient, RetryPolicy
-from .netcheck import api_check, connect, proxy_checks, resolve_name, throughput, tls_handshake
+from .doctor.netcheck import api_check, connect, proxy_checks, resolve_name, throughput, tls_handshake
 from .net.proxy import resolve as resolve_proxies
 from .repo import RepoRef, parse_repo_id
 from .chain.route import Candidate, plan, source_order
@@ -141,7 +141,7 @@ def run(settings: Settings, repo: str | None = None) -> DiagnoseReport:
     if route is not None:
         route.close()
     all_checks = found + proxy_snapshot + token_snapshot
-    from .verdict import verdict
+    from .doctor.verdict import verdict
 
     result = DiagnoseReport(str(repo_ref), timeout, routes, all_checks, None, time.monotonic() - started)
     result.verdict = verdict(settings, routes, all_checks, str(repo_ref))
@@ -217,7 +217,7 @@ def _proxies(candidates: list[Candidate], timeout: float, out: list[Check]) -> N
 
 
 def _tokens(settings: Settings, timeout: float, out: list[Check]) -> None:
-    from .tokencheck import inspect
+    from .doctor.tokencheck import inspect
 
     try:
         report = inspect(settings, timeout=timeout)

@@ -9,9 +9,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .checks import FAIL, OK, SKIP, WARN, Check
+from .doctor.checks import FAIL, OK, SKIP, WARN, Check
 from .diagnose import DiagnoseReport, RouteReport
-from .tokencheck import TokenInfo, TokenReport
+from .doctor.tokencheck import TokenInfo, TokenReport
 from .units import human_duration
 
 MARK = {OK: "[green]✓[/]", WARN: "[yellow]![/]", FAIL: "[bold red]✗[/]", SKIP: "[dim]-[/]", "info": "[dim]·[/]"}

@@ -11,10 +11,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import DEFAULT, Settings, Value
-from .errors import HfgetError
-from .net.proxy import mask_url
-from .net.tokens import mask
+from ..config import DEFAULT, Settings, Value
+from ..errors import HfgetError
+from ..net.proxy import mask_url
+from ..net.tokens import mask
 
 OK, WARN, FAIL, INFO, SKIP = "ok", "warn", "fail", "info", "skip"
 
@@ -80,7 +80,7 @@ def settings_checks(settings: Settings) -> list[Check]:
 
 def proxy_settings_checks(settings: Settings) -> list[Check]:
     """Which proxy applies to what, NO_PROXY, and whether SOCKS support is installed."""
-    from .net.proxy import resolve
+    from ..net.proxy import resolve
 
     checks: list[Check] = []
     try:
@@ -134,7 +134,7 @@ def _folder_check(name: str, path: Path) -> Check:
         return Check("cache", name, FAIL, f"{where}: not writable ({error.strerror})",
                      f"Fix the permissions of {existing}, or point the {name} setting at a folder you own.")
     free = shutil.disk_usage(existing).free
-    from .units import human_bytes
+    from ..units import human_bytes
 
     status = WARN if free < LOW_SPACE else OK
     hint = "Free some space (hfget cache clean) or move the cache (HF_HUB_CACHE) to a bigger disk." if status == WARN else None
@@ -144,7 +144,7 @@ def _folder_check(name: str, path: Path) -> Check:
 def version_checks() -> list[Check]:
     from importlib.metadata import PackageNotFoundError, version
 
-    from . import __version__
+    from .. import __version__
 
     checks = [
         Check("versions", "Python", INFO, f"{sys.version.split()[0]} ({sys.executable})"),
@@ -199,7 +199,7 @@ def conflict_checks(settings: Settings) -> list[Check]:
         ))
     endpoint = settings.endpoint
     if endpoint.origin != DEFAULT and endpoint.value.startswith("http://"):
-        from .net.urls import is_loopback_host, origin_of
+        from ..net.urls import is_loopback_host, origin_of
 
         if not is_loopback_host(origin_of(endpoint.value)[1]):
             checks.append(Check(

@@ -18,12 +18,12 @@ import time
 from urllib.parse import unquote, urlsplit
 
 from .checks import FAIL, OK, WARN, Check
-from .errors import AuthError, HfgetError, NetworkError, NotFoundError
-from .net.proxy import Proxy
-from .repo import RepoRef, Snapshot
-from .sources import Source
-from .units import human_bytes, human_duration, human_rate
-from .net.urls import host_label
+from ..errors import AuthError, HfgetError, NetworkError, NotFoundError
+from ..net.proxy import Proxy
+from ..repo import RepoRef, Snapshot
+from ..sources import Source
+from ..units import human_bytes, human_duration, human_rate
+from ..net.urls import host_label
 
 SAMPLE_BYTES = 8 * 1024 * 1024  # enough to see a throttled mirror, little enough to be polite
 SLOW = 200_000  # bytes/s: below this a large model takes hours

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from .checks import FAIL, Check
-from .config import DEFAULT, DOTENV, ENV, FLAG, Settings
-from .diagnose import RouteReport
-from .net.proxy import ProxyConfig, mask_url
-from .net.proxy import resolve as resolve_proxies
+from ..config import DEFAULT, DOTENV, ENV, FLAG, Settings
+from ..diagnose import RouteReport
+from ..net.proxy import ProxyConfig, mask_url
+from ..net.proxy import resolve as resolve_proxies
 
 LAYER_NAMES = {"proxy": "the proxy", "dns": "DNS", "tcp": "TCP connect", "tls": "TLS", "http": "HTTP (API)",
                "speed": "throughput"}
