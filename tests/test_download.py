@@ -144,7 +144,7 @@ def test_rich_progress_renders_overall_and_file_rows():
 
     from rich.console import Console
 
-    from hfget.progress import RichProgress
+    from hfget.ui.progress import RichProgress
     from hfget.engine.transfer import FileFinished, FileProgress, FileStarted, TransferFinished, TransferStarted
 
     out = io.StringIO()

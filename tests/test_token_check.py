@@ -176,7 +176,7 @@ def test_modelscope_token_valid_invalid_and_shadowed(official, cli, isolated, mo
 def test_output_is_redacted_once_more_on_the_way_out(capsys):
     """Reports hold masked tokens only; should a server echo a token into a detail, the printer still masks it."""
     from hfget.cli import _show
-    from hfget.render_diagnose import token_check as render
+    from hfget.ui.render_diagnose import token_check as render
     from hfget.doctor.tokencheck import TokenInfo, TokenReport
 
     echoed = TokenInfo("HF_TOKEN from env", "hf_****1234", "in effect", valid=False,

@@ -15,8 +15,8 @@ import typer
 from rich.console import Console
 
 from . import __version__
-from .cli_cache import cache_app
-from .cli_common import (
+from .ui.cli_cache import cache_app
+from .ui.cli_common import (
     CacheDir,
     Endpoint,
     EnvFile,
@@ -143,8 +143,8 @@ def download(
         from .download import DownloadRequest
         from .download import download as run_download
         from .errors import UsageError
-        from .progress import for_mode
-        from .render import download_summary, dry_run_table, emit_json
+        from .ui.progress import for_mode
+        from .ui.render import download_summary, dry_run_table, emit_json
         from .repo import parse_repo_id, validate_revision
 
         settings = config.resolve(flags, env_file=env_file)
@@ -213,7 +213,7 @@ def diagnose(
         settings = config.resolve(flags, env_file=env_file)
         settings_box.append(settings)
         report = run(settings, repo)
-        from .render_diagnose import diagnose as render
+        from .ui.render_diagnose import diagnose as render
 
         _show(report, render, json_out, known_secrets(settings_box, token, proxy_password(proxy)))
     raise typer.Exit(report.exit_code)
@@ -255,7 +255,7 @@ def token_check(
         settings_box.append(settings)
         repo_ref = parse_repo_id(repo, repo_type.value) if repo else None
         report = inspect(settings, repo_ref)
-        from .render_diagnose import token_check as render
+        from .ui.render_diagnose import token_check as render
 
         _show(report, render, json_out, known_secrets(settings_box, token, proxy_password(proxy)))
     raise typer.Exit(0 if report.ok else 1)

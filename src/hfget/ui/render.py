@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .download import DownloadResult
-from .errors import HfgetError
-from .units import human_bytes, human_duration, human_rate
+from ..download import DownloadResult
+from ..errors import HfgetError
+from ..units import human_bytes, human_duration, human_rate
 
 
 def emit_json(data: Any, stream=None) -> None:

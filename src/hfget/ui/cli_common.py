@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from .errors import EXIT_INTERRUPTED, HfgetError
+from ..errors import EXIT_INTERRUPTED, HfgetError
 
 
 class RepoType(str, Enum):
@@ -61,7 +61,7 @@ def stderr_console() -> Console:
 @contextmanager
 def boundary(json_mode: bool = False, secrets: Callable[[], list[str]] = lambda: []):
     """Map every failure to a friendly message and an exit code; a traceback only with HFGET_DEBUG=1."""
-    from .net.tokens import redact
+    from ..net.tokens import redact
 
     debug = os.environ.get("HFGET_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
     try:
@@ -85,7 +85,7 @@ def boundary(json_mode: bool = False, secrets: Callable[[], list[str]] = lambda:
         stderr_console().print("[yellow]Interrupted.[/] Run the same command again to resume.")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as exc:  # a bug: say so plainly, keep the traceback for HFGET_DEBUG=1
-        from .net.tokens import redact as _redact
+        from ..net.tokens import redact as _redact
 
         message = _redact(f"{type(exc).__name__}: {exc}", *secrets())
         if json_mode:
@@ -100,7 +100,7 @@ def boundary(json_mode: bool = False, secrets: Callable[[], list[str]] = lambda:
 
 
 def _print_traceback(secrets: list[str]) -> None:
-    from .net.tokens import redact
+    from ..net.tokens import redact
 
     print(redact(traceback.format_exc(), *secrets), file=sys.stderr)
 

@@ -14,7 +14,7 @@ from typing import TextIO
 from rich.console import Console
 from rich.markup import escape
 
-from .engine.events import (
+from ..engine.events import (
     Event,
     FileFailed,
     FileFinished,
@@ -25,7 +25,7 @@ from .engine.events import (
     TransferFinished,
     TransferStarted,
 )
-from .units import human_bytes, human_duration, human_rate
+from ..units import human_bytes, human_duration, human_rate
 
 
 class NoProgress:

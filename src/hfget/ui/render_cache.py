@@ -8,9 +8,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .cache import HF, CacheRoot, CacheScan, CachedRepo, CleanPlan, CleanResult
-from .cache.clean import PARTIALS, REPO, REVISIONS, Step
-from .units import human_age, human_bytes
+from ..cache import HF, CacheRoot, CacheScan, CachedRepo, CleanPlan, CleanResult
+from ..cache.clean import PARTIALS, REPO, REVISIONS, Step
+from ..units import human_age, human_bytes
 
 _SHORT = {HF: "hf", "modelscope": "ms"}
 _LABEL = {HF: "Hugging Face", "modelscope": "ModelScope"}

@@ -60,7 +60,7 @@ def cache_list(
 ) -> None:
     """List every cached repo of both caches: size on disk, revisions, last use, partial downloads, source."""
     with boundary(json_out):
-        from . import cache, config
+        from .. import cache, config
         from .render import emit_json
         from .render_cache import cache_list as render_list
 
@@ -100,8 +100,8 @@ def cache_clean(
 ) -> None:
     """Delete cached repos, old revisions or partial downloads: a plan first, then your confirmation."""
     with boundary(json_out):
-        from . import cache, config
-        from .errors import EXIT_FAILURE
+        from .. import cache, config
+        from ..errors import EXIT_FAILURE
         from .render import emit_json
         from .render_cache import clean_plan, clean_result
 
@@ -152,6 +152,6 @@ def _confirm(question: str) -> bool:
 
 
 def _size(n: int) -> str:
-    from .units import human_bytes
+    from ..units import human_bytes
 
     return human_bytes(n)

@@ -9,10 +9,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .doctor.checks import FAIL, OK, SKIP, WARN, Check
-from .diagnose import DiagnoseReport, RouteReport
-from .doctor.tokencheck import TokenInfo, TokenReport
-from .units import human_duration
+from ..doctor.checks import FAIL, OK, SKIP, WARN, Check
+from ..diagnose import DiagnoseReport, RouteReport
+from ..doctor.tokencheck import TokenInfo, TokenReport
+from ..units import human_duration
 
 MARK = {OK: "[green]✓[/]", WARN: "[yellow]![/]", FAIL: "[bold red]✗[/]", SKIP: "[dim]-[/]", "info": "[dim]·[/]"}
 ROUTE_COLUMNS = (("proxy", "proxy"), ("dns", "DNS"), ("tcp", "TCP"), ("tls", "TLS"), ("http", "API"), ("speed", "speed"))
