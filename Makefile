@@ -18,6 +18,7 @@ demo: $(STAMP)
 	VENV=$(VENV) ./scripts/demo.sh
 
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -10,7 +10,7 @@ rm -rf "$DEMO" && mkdir -p "$DEMO"
 export HF_HUB_CACHE="$PWD/$DEMO/hub"   # keep the demo out of your real cache
 export HFGET_KNOWN_MIRRORS=            # the demo talks to the local hub only: no public mirror as a fallback
 
-"$BIN/hfget-hubsim" --demo --rate 12 --large-mb 48 --url-file "$DEMO/url" 2>"$DEMO/hubsim.log" &
+"$BIN/python" -m hfget.testing --demo --rate 12 --large-mb 48 --url-file "$DEMO/url" 2>"$DEMO/hubsim.log" &
 SIM=$!
 trap 'kill $SIM 2>/dev/null || true' EXIT
 for _ in $(seq 50); do [ -s "$DEMO/url" ] && break; sleep 0.1; done

@@ -143,9 +143,9 @@ def download(
         from .download import DownloadRequest
         from .download import download as run_download
         from .errors import UsageError
+        from .repo import parse_repo_id, validate_revision
         from .ui.progress import for_mode
         from .ui.render import download_summary, dry_run_table, emit_json
-        from .repo import parse_repo_id, validate_revision
 
         settings = config.resolve(flags, env_file=env_file)
         settings_box.append(settings)
@@ -248,8 +248,8 @@ def token_check(
     settings_box: list = []
     with boundary(json_out, secrets=lambda: known_secrets(settings_box, token, proxy_password(proxy))):
         from . import config
-        from .repo import parse_repo_id
         from .doctor.tokencheck import inspect
+        from .repo import parse_repo_id
 
         settings = config.resolve(flags, env_file=env_file)
         settings_box.append(settings)

@@ -12,42 +12,32 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
+from .chain.route import Candidate, plan, source_order
+from .config import Settings
 from .doctor import checks as local
 from .doctor.checks import FAIL, OK, SKIP, WARN, Check
-from .config import Settings
+from .doctor.netcheck import (
+    RouteReport,
+    api_check,
+    connect,
+    proxy_checks,
+    resolve_name,
+    throughput,
+    tls_handshake,
+)
+from .doctor.verdict import Verdict, verdict
 from .errors import EXIT_FAILURE, EXIT_OK, HfgetError
 from .net.http import HttpClient, RetryPolicy
-from .doctor.netcheck import api_check, connect, proxy_checks, resolve_name, throughput, tls_handshake
 from .net.proxy import resolve as resolve_proxies
-from .repo import RepoRef, parse_repo_id
-from .chain.route import Candidate, plan, source_order
 from .net.urls import host_label
+from .repo import RepoRef, parse_repo_id
 
 # A small repo published under the same id on the hub, its mirrors and ModelScope: every route can be asked for
 # the same thing. `hfget diagnose OWNER/NAME` (or DEFAULT_MODEL) asks for the repo you actually want instead.
 PROBE_REPO = "Qwen/Qwen2.5-0.5B"
-
-
-@dataclass
-class RouteReport:
-    kind: str  # hub | mirror | modelscope
-    endpoint: str
-    proxy: str | None  # masked proxy URL, None for direct
-    reason: str  # why the download would try it (from route.plan)
-    layers: list[Check] = field(default_factory=list)
-    works: bool = False  # the API answered like a hub: a download can go this way
-    serves_repo: bool = False  # and it has the probe repo
-
-    @property
-    def label(self) -> str:
-        return f"{self.kind} {self.endpoint}" + (f" via proxy {self.proxy}" if self.proxy else "")
-
-    @property
-    def failed(self) -> Check | None:
-        return next((c for c in self.layers if c.status == FAIL), None)
 
 
 @dataclass
@@ -56,7 +46,7 @@ class DiagnoseReport:
     timeout: float
     routes: list[RouteReport]
     checks: list[Check]
-    verdict: object  # verdict.Verdict (kept loose to avoid an import cycle)
+    verdict: Verdict
     elapsed: float = 0.0
 
     @property
@@ -141,11 +131,9 @@ def run(settings: Settings, repo: str | None = None) -> DiagnoseReport:
     if route is not None:
         route.close()
     all_checks = found + proxy_snapshot + token_snapshot
-    from .doctor.verdict import verdict
 
-    result = DiagnoseReport(str(repo_ref), timeout, routes, all_checks, None, time.monotonic() - started)
-    result.verdict = verdict(settings, routes, all_checks, str(repo_ref))
-    return result
+    found_verdict = verdict(settings, routes, all_checks, str(repo_ref))
+    return DiagnoseReport(str(repo_ref), timeout, routes, all_checks, found_verdict, time.monotonic() - started)
 
 
 def _client_factory(settings: Settings, timeout: float):

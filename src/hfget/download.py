@@ -16,16 +16,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .chain.attempts import Attempt, attempt_of, best_error, combined_failure, with_attempts
+from .chain.route import Candidate, plan, probe
 from .config import Settings
+from .engine.resume_state import pending_bytes
+from .engine.transfer import EventSink, FileJob, SourceSwitch, Transfer
 from .errors import HfgetError, UsageError, is_fall_through
 from .net.http import HttpClient, RetryPolicy
-from .store.hub_cache import HubCache
 from .net.proxy import ProxyConfig
 from .repo import RemoteFile, RepoRef, Snapshot, is_commit_sha, select_files
-from .engine.resume_state import pending_bytes
-from .chain.route import Candidate, plan, probe
+from .store.hub_cache import HubCache
 from .store.targets import CacheTarget, LocalDirTarget, Target
-from .engine.transfer import EventSink, FileJob, SourceSwitch, Transfer
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from urllib.parse import quote
 
 from .errors import AuthError, HfgetError, ProtocolError, RepoNotFoundError, RevisionNotFoundError, ServerError
 from .net.http import HttpClient, TokenGrant
+from .net.urls import host_label
 from .repo import RemoteFile, RepoRef, Snapshot, check_hex, is_commit_sha, lfs_pointer_oid, safe_relpath
 from .sources import MAX_FILE_SIZE
-from .net.urls import host_label
 
 LISTING_CAP = 3000  # modelscope.cn silently truncates a listing at this many entries
 MAX_LISTINGS = 2000

@@ -26,8 +26,8 @@ from .errors import (
     ServerError,
 )
 from .net.http import HttpClient, TokenGrant
-from .repo import RemoteFile, RepoRef, Snapshot, check_commit_sha, check_hex, safe_relpath
 from .net.urls import host_label, origin_of
+from .repo import RemoteFile, RepoRef, Snapshot, check_commit_sha, check_hex, safe_relpath
 
 MAX_FILE_SIZE = 10**14  # 100 TB: more than any real file; beyond it a listing is hostile or broken
 MAX_TREE_PAGES = 10_000

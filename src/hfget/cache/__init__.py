@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from ..config import Settings
 from .clean import CleanPlan, CleanRequest, CleanResult, plan_clean
-from .model import HF, MS, CacheRoot, CacheScan, CachedRepo, Partial, Revision
+from .model import HF, MS, CachedRepo, CacheRoot, CacheScan, Partial, Revision
 from .roots import resolve_roots
 
 __all__ = [

@@ -24,7 +24,7 @@ from ..config import Settings
 from ..errors import UsageError
 from ..units import parse_duration
 from . import safety, select
-from .model import HF, CacheRoot, CachedRepo, Partial, Revision
+from .model import HF, CachedRepo, CacheRoot, Partial, Revision
 
 REPO, REVISIONS, PARTIALS = "repo", "revisions", "partials"
 

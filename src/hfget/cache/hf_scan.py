@@ -16,10 +16,10 @@ import stat
 from collections import defaultdict
 from pathlib import Path
 
-from ..store.hub_cache import HubCache
 from ..repo import RepoRef
+from ..store.hub_cache import HubCache
 from . import safety
-from .model import HF, CacheRoot, CachedRepo, Partial, Revision
+from .model import HF, CachedRepo, CacheRoot, Partial, Revision
 from .roots import HF_REPO_PREFIXES
 
 PARTIAL_MARK = ".incomplete"

@@ -24,7 +24,7 @@ import stat
 from pathlib import Path
 
 from . import safety
-from .model import MS, CacheRoot, CachedRepo, Partial, Revision
+from .model import MS, CachedRepo, CacheRoot, Partial, Revision
 from .roots import MS_LEGACY_MARKERS, MS_TOP_DIRS
 
 KINDS = {"models": "model", "datasets": "dataset", "studios": "space"}

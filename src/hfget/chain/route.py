@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 
 from ..config import DEFAULT, Settings
 from ..errors import HfgetError, UsageError
-from ..net.http import HttpClient
 from ..modelscope import ModelScopeSource
+from ..net.http import HttpClient
 from ..net.proxy import NO_PROXY_CONFIG, Proxy, ProxyConfig
 from ..net.proxy import resolve as resolve_proxies
-from ..sources import HubSource, Source
 from ..net.tokens import decide, modelscope_grant, official_origins
 from ..net.urls import origin_of
+from ..sources import HubSource, Source
 
 SOURCE_NAMES = ("auto", "hub", "mirror", "modelscope")
 

@@ -15,15 +15,16 @@ import socket
 import ssl
 import threading
 import time
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
-from .checks import FAIL, OK, WARN, Check
 from ..errors import AuthError, HfgetError, NetworkError, NotFoundError
 from ..net.proxy import Proxy
+from ..net.urls import host_label
 from ..repo import RepoRef, Snapshot
 from ..sources import Source
 from ..units import human_bytes, human_duration, human_rate
-from ..net.urls import host_label
+from .checks import FAIL, OK, WARN, Check
 
 SAMPLE_BYTES = 8 * 1024 * 1024  # enough to see a throttled mirror, little enough to be polite
 SLOW = 200_000  # bytes/s: below this a large model takes hours
@@ -294,3 +295,22 @@ def _what(reply: bytes) -> str:
     if reply[:1] == b"\x05":
         return "it answered in SOCKS5"
     return f"it answered {reply[:8]!r}"
+
+
+@dataclass
+class RouteReport:
+    kind: str  # hub | mirror | modelscope
+    endpoint: str
+    proxy: str | None  # masked proxy URL, None for direct
+    reason: str  # why the download would try it (from route.plan)
+    layers: list[Check] = field(default_factory=list)
+    works: bool = False  # the API answered like a hub: a download can go this way
+    serves_repo: bool = False  # and it has the probe repo
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.endpoint}" + (f" via proxy {self.proxy}" if self.proxy else "")
+
+    @property
+    def failed(self) -> Check | None:
+        return next((c for c in self.layers if c.status == FAIL), None)

@@ -13,13 +13,13 @@ import configparser
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..chain.route import Candidate, plan, probe
 from ..config import DEFAULT, ENV, FLAG, Settings, Value
 from ..errors import GatedRepoError, HfgetError, InvalidTokenError, NetworkError, NotFoundError
 from ..net.http import HttpClient, RetryPolicy, TokenGrant
-from ..repo import RepoRef
-from ..chain.route import Candidate, plan, probe
 from ..net.tokens import decide, mask
 from ..net.urls import host_label, is_loopback_host, origin_of
+from ..repo import RepoRef
 
 MAX_VALIDATED = 6  # distinct tokens checked against the hub; more would be a token collection, not a config
 OPENS = ("public", "private-readable", "gated-accepted")

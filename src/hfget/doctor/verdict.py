@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .checks import FAIL, Check
 from ..config import DEFAULT, DOTENV, ENV, FLAG, Settings
-from ..diagnose import RouteReport
 from ..net.proxy import ProxyConfig, mask_url
 from ..net.proxy import resolve as resolve_proxies
+from .checks import FAIL, Check
+from .netcheck import RouteReport
 
 LAYER_NAMES = {"proxy": "the proxy", "dns": "DNS", "tcp": "TCP connect", "tls": "TLS", "http": "HTTP (API)",
                "speed": "throughput"}

@@ -12,11 +12,11 @@ import threading
 from dataclasses import dataclass
 
 from ..errors import HfgetError, ProtocolError, ServerError
+from ..net.http import RETRY_STATUS, HttpClient
+from ..net.urls import host_label
 from .events import FileProgress
 from .file_task import FileTask, Stop
-from ..net.http import RETRY_STATUS, HttpClient
 from .segments import Segment
-from ..net.urls import host_label
 
 READ_SIZE = 256 * 1024  # upper bound of one read; loopback and real links deliver less per call
 PROGRESS_STEP = 256 * 1024

@@ -17,13 +17,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .digest import Digest, FrontierHasher
 from ..errors import HfgetError, IntegrityError, ServerError
+from ..net.urls import host_label
+from .digest import Digest, FrontierHasher
 from .events import FileFailed, FileFinished, FileProgress, FileRetrying, FileStarted
 from .partial_file import BlobLock, PartialFile
 from .resume_state import load_done
 from .segments import IntervalSet, PieceSizes, Segment, SegmentPlan
-from ..net.urls import host_label
 
 
 @dataclass

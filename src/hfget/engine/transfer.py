@@ -24,9 +24,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import DiskError, HfgetError, Interrupted, NetworkError
+from ..fs.fsutil import disk_errors
+from ..net.http import HttpClient, TokenGrant
 from .connection import Lease, ResponseTracker, Retry, fetch
 from .digest import Digest
-from ..errors import DiskError, HfgetError, Interrupted, NetworkError
 from .events import (
     Event,
     EventSink,
@@ -40,9 +42,7 @@ from .events import (
     TransferStarted,
 )
 from .file_task import EngineSettings, FileTask, Stop
-from ..fs.fsutil import disk_errors
 from .governor import ConnectionGovernor
-from ..net.http import HttpClient, TokenGrant
 from .resume_state import pending_bytes
 from .segments import PieceSizes
 

@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
-from ..fs.fsutil import atomic_write, disk_errors, ensure_inside, git_blob_sha1
-from .hub_cache import HubCache
-from ..repo import RemoteFile, RepoRef, Snapshot
 from ..engine.digest import Digest
+from ..fs.fsutil import atomic_write, disk_errors, ensure_inside, git_blob_sha1
+from ..repo import RemoteFile, RepoRef, Snapshot
+from .hub_cache import HubCache
 
 
 class Target(Protocol):

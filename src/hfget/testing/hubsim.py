@@ -207,7 +207,7 @@ class HubSimulator:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="hfget-hubsim", description="Serve hfget's hub simulator on 127.0.0.1.")
+    parser = argparse.ArgumentParser(prog="python -m hfget.testing", description="Serve hfget's hub simulator on 127.0.0.1.")
     parser.add_argument("--demo", action="store_true", help="serve the demo repos (default)")
     parser.add_argument("--rate", type=float, default=0, help="per-connection byte rate limit for file bodies, MB/s")
     parser.add_argument("--large-mb", type=int, default=24, help="size of the demo model's weights file, MiB")

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..cache import HF, CacheRoot, CacheScan, CachedRepo, CleanPlan, CleanResult
+from ..cache import HF, CachedRepo, CacheRoot, CacheScan, CleanPlan, CleanResult
 from ..cache.clean import PARTIALS, REPO, REVISIONS, Step
 from ..units import human_age, human_bytes
 

@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..doctor.checks import FAIL, OK, SKIP, WARN, Check
 from ..diagnose import DiagnoseReport, RouteReport
+from ..doctor.checks import FAIL, OK, SKIP, WARN, Check
 from ..doctor.tokencheck import TokenInfo, TokenReport
 from ..units import human_duration
 
