@@ -60,12 +60,12 @@ def _files(n: int) -> list:
 
 @contextmanager
 def download_in_progress(sim, cache: Path, repo: str = MODEL, path: str = "model.safetensors"):
-    """A real `hfget download` in another process, held mid-file by a throttled server: its lock is held and its
-    `.incomplete` file grows. Yields the partial file; afterwards the process is killed (the partial stays)."""
+    """A real `hfget download` in another process, held mid-file by a throttled server: its locks are held and its
+    partial grows. Yields the partial file; afterwards the process is killed (the partial stays)."""
     argv = [sys.executable, "-m", "hfget", "download", repo, path, "--endpoint", sim.url, "--cache-dir", str(cache),
             "--quiet"]
     blobs = cache / ("models--" + repo.replace("/", "--")) / "blobs"
-    with _held_mid_file(sim, path, argv, os.environ, blobs, "*.incomplete") as partial:
+    with _held_mid_file(sim, path, argv, os.environ, blobs, "*.hfget-*.partial") as partial:
         yield partial
 
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import official_offline_load
+from conftest import dead_hfget_partial, hfget_partials, official_offline_load
 
 from hfget.engine.resume_state import state_path
 from hfget.engine.segments import PieceSizes
@@ -31,7 +31,9 @@ def _weights(sim):
 
 
 def _partial(cache: Path, f) -> Path:
-    return cache / "models--hfget-demo--tiny-model" / "blobs" / f"{f.etag}.incomplete"
+    """The partial the interrupted run left (named by that run: store/partials.py)."""
+    (partial,) = hfget_partials(cache / "models--hfget-demo--tiny-model" / "blobs", f.etag)
+    return partial
 
 
 def _bytes_on_disk(partial: Path, f) -> int:
@@ -138,8 +140,7 @@ def test_resume_continues_from_another_source_with_the_same_hash(sim, other_sim,
 def test_a_state_for_another_file_is_not_trusted(sim, cache, cli):
     """A state whose size or hash differs from the file now listed is thrown away with its partial."""
     f = _weights(sim)
-    partial = _partial(cache, f)
-    partial.parent.mkdir(parents=True)
+    partial = dead_hfget_partial(cache / "models--hfget-demo--tiny-model" / "blobs", f.etag)
     partial.write_bytes(f.content.read(0, f.size // 2))
     state_path(partial).write_text(
         json.dumps({"version": 1, "size": f.size + 1, "algo": "sha256", "expected": f.content.sha256,
