@@ -20,7 +20,7 @@ from .chain.route import Candidate, plan, probe
 from .config import Settings
 from .engine.transfer import EventSink, FileJob, SourceSwitch, Transfer
 from .errors import HfgetError, NameCollisionError, UsageError, is_fall_through
-from .fs.names import FolderNames, name_collisions
+from .fs.names import FolderNames, name_collisions, present_exactly
 from .net.http import HttpClient, RetryPolicy
 from .net.proxy import ProxyConfig
 from .repo import RemoteFile, RepoRef, Snapshot, is_commit_sha, select_files
@@ -188,14 +188,18 @@ def _resolve(candidates: list[Candidate], request: DownloadRequest, attempts: li
 def _refuse_name_collisions(target: Target, repo: RepoRef, selected: list[RemoteFile], files) -> None:
     """Two paths this file system takes for one (README.md and readme.md where case is ignored; é composed and
     decomposed where names are normalised) would serve one file's bytes under the other's name: refuse, before
-    anything is written."""
+    anything is written, when both would be in the snapshot (both selected, or one selected and the other already
+    there from an earlier run). Leaving one out is the way around it."""
     pairs = name_collisions([f.path for f in selected], [f.path for f in files])
     if not pairs:
         return
-    names = FolderNames(target.names_folder())
+    folder = target.names_folder()
+    chosen = {f.path for f in selected}
+    pairs = [c for c in pairs if c.second in chosen or present_exactly(folder, c.second)]
+    names = FolderNames(folder)
     clash = next((c for c in pairs if names.merges(c)), None)
     if clash is None:
-        return  # this file system keeps them apart
+        return  # this file system keeps them apart, or only one of them is wanted
     raise NameCollisionError(
         f"{repo} has two files this cache cannot tell apart: {clash.first!r} and {clash.second!r} ({clash.why}), "
         f"and the file system at {names.folder} {names.describe(clash)}. Downloading both would serve one file's "

@@ -74,6 +74,16 @@ def _needs(a: str, b: str) -> frozenset[str]:
     return frozenset({CASE, UNICODE})
 
 
+def present_exactly(folder: Path, path: str) -> bool:
+    """Whether `path` (a folder ends with "/") is in `folder` under exactly that spelling: a plain lookup would
+    also find its case-folded twin where the file system ignores case."""
+    parent, _, name = path.rstrip("/").rpartition("/")
+    try:
+        return name in os.listdir(folder.joinpath(*parent.split("/")) if parent else folder)
+    except OSError:
+        return False
+
+
 class FolderNames:
     """What the file system holding `folder` (or its nearest existing parent, where the folder will be made)
     folds. Each trait is probed at most once, and only when a collision needs it."""
@@ -101,12 +111,12 @@ class FolderNames:
 def _probe_case(folder: Path) -> bool:
     """Look up an entry of `folder` under its other case: no write when the folder has one with a letter in it."""
     try:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.name.isascii() and entry.name.swapcase() != entry.name:
-                    return _same(folder / entry.name, folder / entry.name.swapcase())
+        names = os.listdir(folder)
     except OSError:
-        pass
+        names = []
+    for name in names:
+        if name.isascii() and name.swapcase() != name:
+            return _one_file(folder, name, name.swapcase(), names)
     return _probe_with_file(folder, "hfget-case-probe-", str.upper)
 
 
@@ -124,7 +134,7 @@ def _probe_with_file(folder: Path, prefix: str, variant) -> bool:
         return False  # cannot probe (read-only): nothing will be written there either
     os.close(fd)
     try:
-        return _same(path, folder / variant(name))
+        return _one_file(folder, name, variant(name), None)
     finally:
         try:
             os.unlink(path)
@@ -132,8 +142,14 @@ def _probe_with_file(folder: Path, prefix: str, variant) -> bool:
             pass
 
 
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samestat(os.lstat(a), os.lstat(b))
-    except OSError:
+def _one_file(folder: Path, name: str, other: str, listing: list[str] | None) -> bool:
+    """Whether `other` opens the entry `name`: it resolves, yet is no entry of its own in the listing. (Inode
+    numbers cannot tell: FUSE file systems may hand out a new one per spelling.)"""
+    if not os.path.lexists(folder / other):
         return False
+    if listing is None:
+        try:
+            listing = os.listdir(folder)
+        except OSError:
+            return False
+    return other not in listing
