@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import signal
 import stat
 import subprocess
@@ -17,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from cache_helpers import MODEL, hfget_download
-from conftest import expected_files, hfget_partials, leftovers, official_offline_load
+from conftest import expected_files, hfget_partials, leftovers, official_offline_load, tree_state
+from hfget.cache import CleanRequest, plan_clean
+from hfget.config import resolve
 from hfget.fs import locks
 from hfget.fs.repo_lock import RepoBusy, RepoLock, live_markers
 
@@ -45,27 +48,12 @@ def _wait_for(predicate, timeout: float = 30.0) -> None:
 # --- the repo lock ----------------------------------------------------------------------------------------------
 
 
-def test_a_clean_during_the_metadata_phase_cannot_strand_the_download(sim, cache, cli):
-    """The clean runs while the download is still reading the file list (it holds nothing yet) and deletes the
-    cached repo; the download then takes the repo lock, looks again, and fetches what is gone instead of linking a
-    snapshot to deleted blobs."""
-    hfget_download(cli, sim, cache, MODEL)
-    sim.add_fault("throttle", "/api/models/hfget-demo/tiny-model/tree/*", rate=400)  # a few seconds of listing
-    download = _start("download", MODEL, "--endpoint", sim.url, "--cache-dir", cache, "--json")
-    _wait_for(lambda: sim.requests_for("/api/models/hfget-demo/tiny-model/tree/*"))
-    clean = _hfget("cache", "clean", MODEL, "--yes", "--cache-dir", cache, "--only", "huggingface")
-    assert clean.returncode == 0 and "Freed" in clean.stdout, clean.stdout + clean.stderr
-    assert download.poll() is None, "the clean must have run while the download was resolving"
-    out, err = download.communicate(timeout=60)
-    assert download.returncode == 0, err
-    assert json.loads(out)["bytes_downloaded"] > 0  # it noticed, under the lock, that the blobs were gone
-    assert official_offline_load(cache, MODEL)["files"] == expected_files(sim, MODEL)
-
-
 def test_a_clean_skips_a_repo_whose_download_holds_no_blob_lock_yet(sim, cache, cli):
     """A download between its first write and its first blob lock (or linking, after its last) holds the repo lock
     only: the download's own lock, taken here in-process as `download()` takes it."""
     hfget_download(cli, sim, cache, MODEL)
+    settings = resolve({"HF_HUB_CACHE": str(cache)})
+    planned_earlier = plan_clean(settings, CleanRequest(targets=(MODEL,)))  # before the download started
     with RepoLock(cache / ".locks" / MODEL_DIR, locks.new_owner()) as held:
         held.acquire_shared(wait=5)
         result = _hfget("cache", "clean", MODEL, "--yes", "--cache-dir", cache, "--only", "huggingface")
@@ -73,26 +61,32 @@ def test_a_clean_skips_a_repo_whose_download_holds_no_blob_lock_yet(sim, cache, 
         assert "skipped:" in result.stdout and "in use: hfget download, pid" in result.stdout
         listed = json.loads(_hfget("cache", "list", "--json", "--cache-dir", cache, "--only", "huggingface").stdout)
         assert listed["repos"][0]["in_use"] and "hfget download" in listed["repos"][0]["in_use_because"][0]
+        late = planned_earlier.execute()  # the lock itself, at deletion time, not only the plan's look
+        assert not late.done and late.skipped[0].note.startswith("in use: hfget download, pid")
     assert official_offline_load(cache, MODEL)["files"] == expected_files(sim, MODEL)
     assert not live_markers(cache / ".locks" / MODEL_DIR, "download")  # released: its marker is gone
 
 
-def test_a_download_waits_while_a_clean_holds_the_repo(sim, cache, cli):
-    hfget_download(cli, sim, cache, MODEL, "config.json")
-    blobs = cache / MODEL_DIR / "blobs"
-    before = sorted(p.name for p in blobs.iterdir())
+def test_a_download_waits_for_a_clean_and_then_fetches_what_it_deleted(sim, cache, cli):
+    """The download looked at the cache (everything there), then found a clean holding the repo: it waits, writing
+    nothing, and once the clean is done looks again under the lock, fetching what the clean took."""
+    hfget_download(cli, sim, cache, MODEL)
     clean = RepoLock(cache / ".locks" / MODEL_DIR, locks.new_owner())
     clean.try_exclusive()
     try:
-        download = _start("download", MODEL, "--endpoint", sim.url, "--cache-dir", cache)
-        time.sleep(2)  # (no upper bound is asserted: only that nothing is written while the clean holds the repo)
-        assert download.poll() is None and sorted(p.name for p in blobs.iterdir()) == before
+        download = _start("download", MODEL, "--endpoint", sim.url, "--cache-dir", cache, "--json")
+        _wait_for(lambda: list((cache / ".locks" / MODEL_DIR).glob("download.*.hfget")))  # it is at the lock
+        before = tree_state(cache / MODEL_DIR)
+        time.sleep(1)  # (nothing timed is asserted: only that nothing is written while the clean holds the repo)
+        assert download.poll() is None and tree_state(cache / MODEL_DIR) == before
         with pytest.raises(RepoBusy):  # and a second clean is turned away
             RepoLock(cache / ".locks" / MODEL_DIR, locks.new_owner()).try_exclusive()
+        shutil.rmtree(cache / MODEL_DIR)  # what the clean deletes
     finally:
         clean.release()
     out, err = download.communicate(timeout=60)
     assert download.returncode == 0, err
+    assert json.loads(out)["bytes_downloaded"] > 0
     assert official_offline_load(cache, MODEL)["files"] == expected_files(sim, MODEL)
 
 

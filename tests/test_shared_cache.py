@@ -169,14 +169,15 @@ def test_cache_clean_incomplete_while_hf_download_is_writing(sim, cache, cli, bi
     clean = subprocess.run([HFGET, "cache", "clean", "--incomplete", "--yes", "--cache-dir", str(cache), "--only",
                             "huggingface"], capture_output=True, text=True, timeout=60)
     assert writer.poll() is None, "hf download was still writing when the clean ran"
-    assert clean.returncode == 0, clean.stderr
-    assert "skipped:" in clean.stdout and "in use: a download holds" in clean.stdout
-    assert f"{f.etag}.lock" in clean.stdout and "Freed" in clean.stdout
-    assert live.exists() and not hfget_partials(stale)  # the live one stays, the dead one went
+    still_there = live.exists()
     sim.clear_faults()
     out, err = writer.communicate(timeout=120)
     assert writer.returncode == 0, err[-3000:]
     _verified(sim, cache, big.repo_id)
+    assert clean.returncode == 0, clean.stderr
+    assert "skipped:" in clean.stdout and "in use: a download holds" in clean.stdout
+    assert f"{f.etag}.lock" in clean.stdout and "Freed" in clean.stdout
+    assert still_there and not hfget_partials(stale)  # the live one stayed, the dead one went
 
 
 # --- three at once -----------------------------------------------------------------------------------------------
