@@ -124,11 +124,12 @@ def is_dead(leftover: Leftover, locks: Path) -> bool:
 # --- resuming ---------------------------------------------------------------------------------------------------
 
 
-def best(blobs: Path, locks: Path, key: str, mine: Path, identity: tuple[int, str, str]) -> tuple[Leftover, int] | None:
-    """The leftover of `key` holding the most good bytes that this download may resume from, and how many."""
+def best(found: list[Leftover], locks: Path, mine: Path, identity: tuple[int, str, str]) -> tuple[Leftover, int] | None:
+    """Of the leftovers `found` of one file, the one holding the most good bytes that this download may resume from,
+    and how many."""
     size = identity[0]
     choice: tuple[Leftover, int] | None = None
-    for leftover in scan(blobs, {key}):
+    for leftover in found:
         if leftover.path == mine or leftover.kind == STATE:
             continue
         if leftover.kind == HFGET and not is_dead(leftover, locks):
@@ -144,20 +145,27 @@ def best(blobs: Path, locks: Path, key: str, mine: Path, identity: tuple[int, st
     return choice
 
 
-def adopt(blobs: Path, locks: Path, key: str, mine: Path, identity: tuple[int, str, str]) -> None:
-    """(Under the blob's lock, before `mine` is opened.) Bring the best leftover of `key` to `mine`."""
+def adopt(found: list[Leftover], locks: Path, mine: Path, identity: tuple[int, str, str]) -> None:
+    """(Under the blob's lock, before `mine` is opened.) Bring the best of the leftovers `found` of one file to
+    `mine`. One that went away since it was found (another run took it over, a clean) is simply not there."""
     if os.path.lexists(mine):
         return  # this download's own partial, from a source tried earlier in this run
-    found = best(blobs, locks, key, mine, identity)
+    found = best(found, locks, mine, identity)
     if found is None:
         return
     leftover, done = found
     if leftover.kind == HF2:
-        _copy_prefix(leftover.path, mine, done)
+        try:
+            _copy_prefix(leftover.path, mine, done)
+        except FileNotFoundError:
+            pass
         return
     if leftover.state is not None:  # the state first: `mine` never exists without the state describing its holes
         tmp = mine.with_name(mine.name + ".adopting")
-        shutil.copyfile(leftover.state, tmp)
+        try:
+            shutil.copyfile(leftover.state, tmp)
+        except FileNotFoundError:
+            return
         os.replace(tmp, state_path(mine))
     try:
         os.rename(leftover.path, mine)  # the claim: of two runs racing for it, one rename succeeds
@@ -168,12 +176,22 @@ def adopt(blobs: Path, locks: Path, key: str, mine: Path, identity: tuple[int, s
         leftover.state.unlink(missing_ok=True)
 
 
-def resumable(blobs: Path, locks: Path, key: str, mine: Path, identity: tuple[int, str, str]) -> tuple[int, bool]:
-    """(Read-only.) Good bytes a download of `key` would start from, and whether they would be copied."""
+def resumable(found: list[Leftover], locks: Path, mine: Path, identity: tuple[int, str, str]) -> tuple[int, bool]:
+    """(Read-only.) Good bytes a download would start from, of the leftovers `found` of its file, and whether they
+    would be copied."""
     if os.path.lexists(mine):
         return identity[0] - pending_bytes(mine, *identity), False
-    found = best(blobs, locks, key, mine, identity)
-    return (found[1], found[0].kind == HF2) if found else (0, False)
+    chosen = best(found, locks, mine, identity)
+    return (chosen[1], chosen[0].kind == HF2) if chosen else (0, False)
+
+
+def by_key(blobs: Path) -> dict[str, list[Leftover]]:
+    """Every leftover in `blobs`, by content key, from one listing (repos have thousands of files: one listing per
+    download, not one per file)."""
+    grouped: dict[str, list[Leftover]] = {}
+    for leftover in scan(blobs):
+        grouped.setdefault(leftover.key, []).append(leftover)
+    return grouped
 
 
 def _copy_prefix(src: Path, dst: Path, n: int) -> None:

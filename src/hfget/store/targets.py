@@ -57,6 +57,7 @@ class CacheTarget:
         self.cache, self.repo, self.root = cache, repo, cache.root
         self.snapshot: Snapshot | None = None
         self.owner = new_owner()  # this download: names its partials and its marker in the repo lock
+        self._found: dict[str, list[partials.Leftover]] | None = None  # leftovers of earlier runs, by content key
         self._linked: set[str] = set()  # paths linked as their blob landed (set.add is atomic: no lock needed)
 
     def check_writable(self) -> None:
@@ -98,19 +99,26 @@ class CacheTarget:
     def _locks(self) -> Path:
         return self.cache.lock_dir(self.repo)
 
+    def _leftovers(self, file: RemoteFile) -> list[partials.Leftover]:
+        """What earlier runs (of any program) left of `file`, as found by one listing of blobs/ per download. A
+        leftover that appears later is not resumed (a lost chance, never a wrong byte)."""
+        if self._found is None:
+            self._found = partials.by_key(self._blobs)
+        return self._found.get(file.content_key, [])
+
     def adopter(self, file: RemoteFile) -> Callable[[], None]:
         """What the engine calls under the blob's lock: bring what earlier runs (any program's) left to our partial."""
-        mine = self.partial_path(file)
-        return lambda: partials.adopt(self._blobs, self._locks, file.content_key, mine, (file.size, *file.digest))
+        mine, identity = self.partial_path(file), (file.size, *file.digest)
+        return lambda: partials.adopt(self._leftovers(file), self._locks, mine, identity)
 
     def resumable(self, file: RemoteFile) -> int:
-        mine = self.partial_path(file)
-        return partials.resumable(self._blobs, self._locks, file.content_key, mine, (file.size, *file.digest))[0]
+        return partials.resumable(self._leftovers(file), self._locks, self.partial_path(file),
+                                  (file.size, *file.digest))[0]
 
     def space_needed(self, file: RemoteFile) -> int:
         """Bytes this run adds to the disk for `file`: what is missing, plus a copy of another program's prefix."""
-        mine = self.partial_path(file)
-        done, copied = partials.resumable(self._blobs, self._locks, file.content_key, mine, (file.size, *file.digest))
+        done, copied = partials.resumable(self._leftovers(file), self._locks, self.partial_path(file),
+                                          (file.size, *file.digest))
         return file.size if copied else file.size - done
 
     def hold(self) -> AbstractContextManager:
