@@ -64,9 +64,10 @@ def test_a_case_sensitive_cache_downloads_both_files(sim, cache, cli):
     repo = _clashing_repo(sim, "README.md", "readme.md")
     result = cli("download", repo.repo_id, "--endpoint", sim.url, "--cache-dir", cache)
     assert result.exit_code == 0, result.output
+    files = repo.commits[repo.refs["main"]]
     loaded = official_offline_load(cache, repo.repo_id)["files"]
-    assert {loaded["README.md"], loaded["readme.md"]} == {f.content.sha256 for p, f in
-                                                         repo.commits[repo.refs["main"]].items() if "eadme" in p.lower()}
+    assert (loaded["README.md"], loaded["readme.md"]) == (files["README.md"].content.sha256,
+                                                          files["readme.md"].content.sha256)
 
 
 # --- a real case-insensitive file system: FAT, mounted through FUSE ---------------------------------------------

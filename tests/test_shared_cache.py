@@ -21,7 +21,9 @@ from hfget.engine.resume_state import state_path
 from hfget.testing.simrepo import SimRepo, blob_file, text_file
 from interop_envs import interop_venv
 
-pytestmark = pytest.mark.official_client
+# The first test to use `hf0` builds its venv (about 30 s here, from PyPI): more than the default test timeout
+# allows on a loaded machine. Every wait inside the tests has its own bound.
+pytestmark = [pytest.mark.official_client, pytest.mark.timeout(900)]
 
 HFGET = str(Path(sys.executable).with_name("hfget"))
 HF2 = str(Path(sys.executable).with_name("hf"))
