@@ -277,3 +277,20 @@ def test_export_refuses_to_overwrite_and_bad_specs_are_usage_errors(sim, cli, tw
     assert bad.exit_code == 2 and "not a valid repo id" in bad.stderr
     missing = cli("bundle", "import", tmp_path / "nowhere.tar", "--cache-dir", tmp_path / "c")
     assert missing.exit_code == 2 and "There is no bundle at" in missing.stderr
+
+
+def test_a_cache_without_tree_listings_exports_what_its_snapshot_holds(sim, cli, tmp_path):
+    """huggingface_hub 0.x writes no trees/{commit}.json: the bundle then holds the snapshot's files, and says so."""
+    source = tmp_path / "source-cache"
+    _download(cli, sim, source, DATASET, "--repo-type", "dataset")
+    for listing in source.glob("*/trees/*.json"):
+        listing.unlink()
+    bundle = tmp_path / "b.tar"
+    made = cli("bundle", "export", DATASET, "--repo-type", "dataset", "-o", bundle, "--cache-dir", source)
+    assert made.exit_code == 0, made.output
+    assert "no full file listing" in made.stdout
+    target = tmp_path / "cache"
+    assert cli("bundle", "import", bundle, "--cache-dir", target).exit_code == 0
+    loaded = official_offline_load(target, DATASET, repo_type="dataset")
+    assert loaded["files"] == expected_files(sim, DATASET, repo_type="dataset")
+    assert not list(target.glob("*/trees/*"))  # no listing claimed that the exporter did not have

@@ -6,7 +6,6 @@ hash made to match, so that each case reaches the check it is about instead of f
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -19,7 +18,7 @@ import pytest
 
 from conftest import tree_state
 from hfget.bundle import import_bundle
-from hfget.bundle.manifest import MANIFEST_HASH_KEY, MANIFEST_NAME
+from hfget.bundle.manifest import MANIFEST_NAME, pax_record
 from hfget.config import resolve
 from hfget.errors import BundleError
 
@@ -57,7 +56,7 @@ def craft(path: Path, manifest: dict | bytes, members: list[tuple[tarfile.TarInf
     with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
         head = tarfile.TarInfo(MANIFEST_NAME)
         head.size = len(raw)
-        head.pax_headers = {MANIFEST_HASH_KEY: hashlib.sha256(raw).hexdigest()}
+        head.pax_headers = pax_record(raw)
         tar.addfile(head, io.BytesIO(raw))
         for info, data in members:
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
@@ -206,7 +205,7 @@ def test_a_huge_size_in_a_tar_header_is_truncation_not_a_read(real, target, tmp_
     with open(path, "wb") as fh:
         raw = json.dumps(manifest).encode()
         head = tarfile.TarInfo(MANIFEST_NAME)
-        head.size, head.pax_headers = len(raw), {MANIFEST_HASH_KEY: hashlib.sha256(raw).hexdigest()}
+        head.size, head.pax_headers = len(raw), pax_record(raw)
         fh.write(head.tobuf(tarfile.PAX_FORMAT) + raw + bytes(-len(raw) % 512))
         fh.write(info.tobuf(tarfile.PAX_FORMAT) + members[0][1])
     refused(path, target, tmp_path, "truncated")

@@ -9,7 +9,6 @@ members. Nothing here writes: the importer stages bytes only after `scan()` pass
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tarfile
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BundleError, UsageError
-from .manifest import MANIFEST_HASH_KEY, MANIFEST_NAME, MAX_MANIFEST_BYTES, BundleBlob, Manifest, parse
+from .manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, BundleBlob, Manifest, parse, pax_record
 
 BLOCK = tarfile.BLOCKSIZE
 CHUNK = 1 << 20
@@ -143,7 +142,7 @@ def _manifest(fh, tar: tarfile.TarFile, path: Path) -> tuple[Manifest, tarfile.T
     padding = -first.size % BLOCK
     if padding and fh.read(padding) != bytes(padding):
         raise _damaged(path, "the padding after its manifest is not zero")
-    if first.pax_headers.get(MANIFEST_HASH_KEY) != hashlib.sha256(raw).hexdigest():
+    if first.pax_headers.get("comment") != pax_record(raw)["comment"]:
         raise _damaged(path, "its manifest does not match the hash recorded with it")
     return parse(raw, str(path)), first
 

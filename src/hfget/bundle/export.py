@@ -8,7 +8,6 @@ while it is copied (a damaged cache copy is caught here, not on the air-gapped s
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import shutil
@@ -224,7 +223,7 @@ def _write(output: Path, manifest: mf.Manifest, raw: bytes, sources: dict[str, P
             head = _info(mf.MANIFEST_NAME, len(raw), mtime)
             # The manifest's own hash, in its pax header: with it every byte that matters in a bundle is checked
             # (tar headers by their checksum, the manifest by this, blobs by the manifest, padding must be zero).
-            head.pax_headers = {mf.MANIFEST_HASH_KEY: hashlib.sha256(raw).hexdigest()}
+            head.pax_headers = mf.pax_record(raw)
             tar.addfile(head, _Reader(_BytesSource(raw), None, lambda n: None))
             for blob in manifest.blobs:
                 _add_blob(tar, manifest, blob, sources[blob.key], mtime, emit)

@@ -23,6 +23,7 @@ blob listed once, each blob used, sizes agreeing), before the importer writes a 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -33,7 +34,6 @@ from ..repo import RemoteFile, RepoRef, is_commit_sha, lfs_pointer_oid, parse_re
 FORMAT = "hfget-bundle"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "hfget-bundle.json"
-MANIFEST_HASH_KEY = "HFGET.manifest.sha256"  # a pax header record of the manifest member: the manifest's sha256
 MAX_MANIFEST_BYTES = 64 << 20  # a manifest of ~500k files; a bigger one is refused before it is read
 MAX_FILE_SIZE = 1 << 48  # 256 TiB: larger declared sizes are lies
 _HEX40 = re.compile(r"[0-9a-f]{40}")
@@ -158,6 +158,12 @@ def build(revisions: list[BundleRevision], hfget_version: str, created: str) -> 
             blobs.setdefault(f.key, BundleBlob(f.key, f.size))
             users.setdefault(f.key, []).append((revision, f))
     return Manifest(tuple(revisions), tuple(blobs.values()), hfget_version, created, users)
+
+
+def pax_record(raw: bytes) -> dict[str, str]:
+    """The pax header record that carries the manifest's sha256 with it. `comment` is the pax keyword every tar
+    reader skips in silence (GNU tar warns about unknown vendor keywords)."""
+    return {"comment": f"hfget-manifest-sha256={hashlib.sha256(raw).hexdigest()}"}
 
 
 # --- reading a manifest that may lie ----------------------------------------------------------------------------
