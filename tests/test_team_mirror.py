@@ -81,3 +81,37 @@ def test_three_default_clients_through_an_offline_olah_serving_a_local_git_repo(
     assert official_offline_load(cache, MODEL, "v1.0")["files"] == {
         p: f.content.sha256 for p, f in model.commits[model.refs["v1.0"]].items()}
     assert olah.upstream_calls() == []  # offline: olah never left the machine
+
+
+def test_three_default_clients_through_a_cold_online_olah_move_each_byte_upstream_about_once(sim, olah_factory,
+                                                                                            tmp_path):
+    olah = olah_factory(upstream=sim.url)
+    sim.clear_log()  # olah's start-up check of the upstream
+    folder = _team_folder(tmp_path, olah.url)
+    main = sim.repo(MODEL).commits[sim.repo(MODEL).refs["main"]]
+    repo_bytes = sum(f.size for f in main.values())
+
+    for cache, done in _clients(folder, tmp_path, MODEL):
+        assert done.returncode == 0, done.stderr
+        assert f"from mirror ({olah.url})" in done.stdout
+        assert official_offline_load(cache, MODEL)["files"] == {p: f.content.sha256 for p, f in main.items()}
+    upstream = sim.body_bytes_served("/cdn/*") + sim.body_bytes_served("/api/resolve-cache/*")
+    assert repo_bytes <= upstream <= 1.2 * repo_bytes, (upstream, repo_bytes)
+    # Nothing reached the upstream but through olah (the clients only know the mirror, and the hub is blocked).
+    assert {r.headers.get("user-agent", "").split("/")[0] for r in sim.requests_for("*")} == {"python-httpx"}
+
+
+def test_when_the_team_mirror_is_down_hfget_falls_back_to_the_public_routes_and_says_so(sim, olah_factory, tmp_path,
+                                                                                        monkeypatch):
+    olah = olah_factory(upstream=sim.url)
+    folder = _team_folder(tmp_path, olah.url)
+    olah.stop()  # the lab's mirror is down today; huggingface.co (played by the simulator) is reachable
+    monkeypatch.setenv("HFGET_OFFICIAL_ENDPOINT", sim.url)
+    ((cache, done),) = _clients(folder, tmp_path, MODEL, n=1)
+    assert done.returncode == 0, done.stderr
+    assert f"from hub ({sim.url})" in done.stdout
+    # The "Sources tried" table: the team mirror first, skipped as unreachable, then the hub that served it.
+    row = next(line for line in done.stdout.splitlines() if olah.url in line)
+    assert row.split()[0] == "mirror" and "skipped" in row and "unreachable: Connection" in done.stdout
+    main = sim.repo(MODEL).commits[sim.repo(MODEL).refs["main"]]
+    assert official_offline_load(cache, MODEL)["files"] == {p: f.content.sha256 for p, f in main.items()}
