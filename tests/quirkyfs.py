@@ -16,7 +16,7 @@ Mirrors BACKING_DIR at MOUNTPOINT and can add, one by one:
   --posix-lock MODE    the same for fcntl/lockf locks
 
 Needs libfuse3 (apt-get install fuse3) and `pip install mfusepy` (pure Python; the tests build a venv for it).
-The tests use it as the stand-in for a shared cache on NFS where locks exclude nothing (test_shared_cache.py).
+The tests use it as the stand-in for a shared cache on NFS where locks exclude nothing (test_shared_cache_nfs.py).
 Runs in the foreground until unmounted: `fusermount3 -u MOUNTPOINT`.
 
 Usage: quirkyfs.py BACKING_DIR MOUNTPOINT [--case-insensitive] [--no-symlinks] ...
