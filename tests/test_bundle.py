@@ -294,3 +294,20 @@ def test_a_cache_without_tree_listings_exports_what_its_snapshot_holds(sim, cli,
     loaded = official_offline_load(target, DATASET, repo_type="dataset")
     assert loaded["files"] == expected_files(sim, DATASET, repo_type="dataset")
     assert not list(target.glob("*/trees/*"))  # no listing claimed that the exporter did not have
+
+
+def test_a_commit_named_twice_is_bundled_once_and_a_bare_commit_loads_by_its_sha(sim, cli, tmp_path):
+    source = tmp_path / "source-cache"
+    _download(cli, sim, source, MODEL)
+    commit = sim.repo(MODEL).refs["main"]
+    bundle = tmp_path / "b.tar"
+    made = cli("bundle", "export", f"{MODEL}@main", f"{MODEL}@{commit}", "-o", bundle, "--cache-dir", source, "--json")
+    assert made.exit_code == 0, made.output
+    (revision,) = json.loads(made.stdout)["revisions"]
+    assert revision["refs"] == ["main"] and revision["commit"] == commit
+    target = tmp_path / "cache"
+    bare = tmp_path / "bare.tar"
+    assert cli("bundle", "export", f"{MODEL}@{commit}", "-o", bare, "--cache-dir", source).exit_code == 0
+    assert cli("bundle", "import", bare, "--cache-dir", target).exit_code == 0
+    assert not list(target.glob("*/refs/*"))  # a commit is no branch: no ref is invented
+    assert official_offline_load(target, MODEL, commit)["files"] == expected_files(sim, MODEL)
