@@ -146,10 +146,10 @@ def undeletable(path: Path):
         subprocess.run(["chattr", "-i", str(path)], capture_output=True)
 
 
-def _start_hfget(sim, cache: Path, *extra: str) -> subprocess.Popen:
+def _start_hfget(sim, cache: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
     # The test environment as the `isolated` fixture left it: no user settings, and the default sources (official
     # hub, ModelScope, public mirrors) pointed at closed loopback ports, so nothing leaves this machine.
-    env = dict(os.environ)
+    env = dict(os.environ if env is None else env)
     env["HF_HUB_DISABLE_TELEMETRY"] = "1"
     env["PYTHONFAULTHANDLER"] = "1"
     args = [sys.executable, "-m", "hfget", "download", MODEL, "model.safetensors", "--endpoint", sim.url]
@@ -165,16 +165,16 @@ def _start_hfget(sim, cache: Path, *extra: str) -> subprocess.Popen:
     )
 
 
-def interrupt_halfway(sim, cache: Path, sig: int) -> tuple[subprocess.Popen, int]:
+def interrupt_halfway(sim, cache: Path, sig: int, env: dict | None = None) -> tuple[subprocess.Popen, int]:
     """Start hfget (4 connections) on the model's weights on a throttled simulator and send `sig` once about half
-    the file has been served. Returns the process and the bytes served."""
+    the file has been served. Returns the process and the bytes served. `env`: the process's environment."""
     repo = sim.repo(MODEL)
     f = repo.commits[repo.resolve("main")]["model.safetensors"]
     sim.rate_limit = 1_000_000  # per connection: 4 connections, about 1.5 s for the file
     # Nothing past three quarters of the file is served until the signal has gone out: the download is certainly
     # still running when it arrives, however late a loaded machine lets this test look at the byte count.
     sim.add_fault("stall", "model.safetensors", where="cdn", at=f.size * 3 // 4)
-    process = _start_hfget(sim, cache)
+    process = _start_hfget(sim, cache, env=env)
     deadline = time.monotonic() + 60
     while sim.body_bytes_served("/cdn/*") < f.size // 2:
         assert process.poll() is None, process.communicate()

@@ -45,11 +45,13 @@ def _bytes_on_disk(partial: Path, f) -> int:
     return good
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=["kill-9", "ctrl-c", "sigterm"])
 def test_a_run_killed_halfway_resumes_with_only_the_missing_bytes(sim, cache, cli, sig):
+    """kill -9 leaves what the last state save recorded; Ctrl-C and SIGTERM (what `kill`, `timeout`, systemd and
+    container runtimes send) stop the download, save the partial's state and exit 130."""
     f = _weights(sim)
     process, served_first = interrupt_halfway(sim, cache, sig)
-    if sig == signal.SIGINT:
+    if sig in (signal.SIGINT, signal.SIGTERM):
         assert process.returncode == 130, process.stderr.read()
         assert "Run the same command again to resume" in process.stderr.read()
     assert f.size // 2 <= served_first < f.size

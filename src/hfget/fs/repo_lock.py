@@ -29,6 +29,7 @@ from .locks import (
     LockCheck,
     check,
     flock_works,
+    lock_marker,
     open_lock_file,
     owner_alive,
     release_flock,
@@ -180,7 +181,7 @@ class RepoLock:
             os.write(fd, json.dumps(info).encode())
         except OSError:
             pass  # the name says who it is; the contents are for people
-        try_flock(fd, exclusive=True)  # proof of life where flock works (nobody else ever locks it exclusively)
+        lock_marker(fd)  # proof of life where locks work
         self._beat = threading.Thread(target=self._heartbeat, args=(path,), name="hfget-repo-lock", daemon=True)
         self._beat.start()
 

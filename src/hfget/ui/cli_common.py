@@ -60,12 +60,15 @@ def stderr_console() -> Console:
 
 @contextmanager
 def boundary(json_mode: bool = False, secrets: Callable[[], list[str]] = lambda: []):
-    """Map every failure to a friendly message and an exit code; a traceback only with HFGET_DEBUG=1."""
+    """Map every failure to a friendly message and an exit code; a traceback only with HFGET_DEBUG=1. Ctrl-C,
+    SIGTERM and Ctrl-Break are an interruption: exit code 130."""
+    from ..interrupts import stop_signals_interrupt
     from ..net.tokens import redact
 
     debug = os.environ.get("HFGET_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
     try:
-        yield
+        with stop_signals_interrupt():  # SIGTERM (and Ctrl-Break on Windows) stop a command as Ctrl-C does
+            yield
     except typer.Exit:
         raise
     except HfgetError as err:
