@@ -34,13 +34,14 @@ def run_hfget(*args, mode: str = "windows", timeout: float = 120, **extra: str) 
                           capture_output=True, text=True, timeout=timeout)
 
 
-def offline_load(cache: Path, repo_id: str, revision: str, mode: str = "windows") -> dict[str, str]:
+def offline_load(cache: Path, repo_id: str, revision: str, mode: str = "windows", files: list[str] | None = None
+                 ) -> dict[str, str]:
     """huggingface_hub loads a snapshot offline in such a process (it probes the cache for symlinks itself and finds
     none); returns {path: sha256}."""
     code = f"""
 import hashlib, json, os
 from huggingface_hub import file_download, snapshot_download
-p = snapshot_download({repo_id!r}, revision={revision!r}, local_files_only=True)
+p = snapshot_download({repo_id!r}, revision={revision!r}, local_files_only=True, allow_patterns={files!r})
 assert not file_download.are_symlinks_supported({str(cache)!r})
 out = {{}}
 for root, _, files in os.walk(p):

@@ -36,7 +36,7 @@ try:
     import fcntl
 except ModuleNotFoundError:
     print("no fcntl")
-print(sorted(n for n in ("pwrite", "pread", "preadv", "fchmod") if hasattr(os, n)))
+print(sorted(n for n in ("pwrite", "pread", "preadv", "readv") if hasattr(os, n)))
 d = tempfile.mkdtemp()
 try:
     os.symlink("x", os.path.join(d, "link"))
@@ -131,16 +131,21 @@ def test_without_any_file_locks_soft_locks_come_and_go(sim, cache):
     assert offline_load(cache, MODEL, "main", mode="nolocks") == expected_files(sim, MODEL)
 
 
-def test_cache_clean_removes_read_only_files(sim, cache):
-    """Windows cannot delete a read-only file; `cache clean` makes it writable first."""
+def test_cache_clean_removes_read_only_files(sim, cache, cli):
+    """Windows cannot delete a read-only file; `cache clean` makes it writable first: plain files in a snapshot
+    (a cache without symlinks), in a read-only folder, and blobs (deleted through huggingface_hub's strategy)."""
     assert run_hfget("download", MODEL, "--endpoint", sim.url, "--cache-dir", cache).returncode == 0
+    dataset = "hfget-demo/tiny-dataset"
+    assert cli("download", dataset, "--repo-type", "dataset", "--endpoint", sim.url, "--cache-dir", cache,
+               "--quiet").exit_code == 0  # (here, with symlinks: its files are blobs)
     snapshot = cache / MODEL_DIR / "snapshots" / sim.repo(MODEL).resolve("main")
-    for path in (snapshot / "config.json", snapshot / "tokenizer" / "vocab.txt"):
+    blobs = list((cache / "datasets--hfget-demo--tiny-dataset" / "blobs").iterdir())
+    for path in (snapshot / "config.json", snapshot / "tokenizer" / "vocab.txt", *blobs):
         path.chmod(stat.S_IREAD)
     (snapshot / "tokenizer").chmod(0o555)
-    clean = run_hfget("cache", "clean", MODEL, "--yes", "--cache-dir", cache, "--only", "huggingface")
+    clean = run_hfget("cache", "clean", "--all", "--yes", "--cache-dir", cache, "--only", "huggingface")
     assert clean.returncode == 0, clean.stdout + clean.stderr
-    assert not (cache / MODEL_DIR).exists()
+    assert not (cache / MODEL_DIR).exists() and not (cache / "datasets--hfget-demo--tiny-dataset").exists()
 
 
 def test_a_clean_steps_around_a_download_holding_msvcrt_locks(sim, cache):
@@ -160,8 +165,11 @@ def test_a_clean_steps_around_a_download_holding_msvcrt_locks(sim, cache):
         clean = run_hfget("cache", "clean", MODEL, "--yes", "--cache-dir", cache, "--only", "huggingface")
         assert "in use: hfget download, pid" in clean.stdout, clean.stdout + clean.stderr
         lock = cache / ".locks" / MODEL_DIR / f"{_weights_sha(sim)}.lock"
-        probe = run_python(f"from hfget.fs import locks; print(locks.check(__import__('pathlib').Path({str(lock)!r})).state)")
-        assert probe.stdout.strip() == "held", probe.stderr
+        assert lock.read_bytes() == b""  # a real lock, not a soft one with its holder's record
+        probe = run_python(f"import msvcrt, os\nfd = os.open({str(lock)!r}, os.O_RDWR)\n"
+                           "try:\n    msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)\nexcept PermissionError:\n"
+                           "    print('byte 0 is locked')")
+        assert probe.stdout.strip() == "byte 0 is locked", probe.stderr  # as filelock's Windows lock takes it
     finally:
         download.send_signal(signal.SIGKILL)
         download.wait(timeout=10)
@@ -238,3 +246,27 @@ def test_hf_hub_disable_symlinks_keeps_plain_files_where_symlinks_work(sim, cach
     assert result.exit_code == 0, result.output
     _regular_files_only(cache)
     assert official_offline_load(cache, MODEL)["files"] == expected_files(sim, MODEL)
+
+
+def test_huggingface_hubs_soft_lock_and_hfgets_exclude_each_other(sim, cache):
+    """Without file locks both tools use filelock's soft lock on the same `.locks/.../{etag}.lock`: hfget waits for
+    a running huggingface_hub download of the blob (its record names a live process), then takes what it wrote."""
+    sim.add_fault("throttle", "model.safetensors", rate=1_000_000)
+    code = (f"from huggingface_hub import hf_hub_download\n"
+            f"hf_hub_download({MODEL!r}, 'model.safetensors', cache_dir={str(cache)!r}, endpoint={sim.url!r})")
+    official = subprocess.Popen([sys.executable, "-c", code], env=nonposix_env("nolocks"), stderr=subprocess.PIPE)
+    lock = cache / ".locks" / MODEL_DIR / f"{_weights_sha(sim)}.lock"
+    deadline = time.monotonic() + 30
+    while not (lock.exists() and lock.read_bytes()):
+        assert official.poll() is None, official.stderr.read()
+        assert time.monotonic() < deadline, "huggingface_hub took no lock"
+        time.sleep(0.02)
+    assert lock.read_text().splitlines()[0] == str(official.pid)  # filelock's record
+    ours = run_hfget("download", MODEL, "model.safetensors", "--endpoint", sim.url, "--cache-dir", cache, "--json",
+                     mode="nolocks")
+    assert official.wait(timeout=60) == 0, official.stderr.read()
+    assert ours.returncode == 0, ours.stderr
+    assert json.loads(ours.stdout)["bytes_downloaded"] == 0  # it waited, then found the file in place
+    assert not hfget_partials(cache / MODEL_DIR / "blobs") and not lock.exists()
+    loaded = offline_load(cache, MODEL, "main", mode="nolocks", files=["model.safetensors"])
+    assert loaded == {"model.safetensors": _weights_sha(sim)}

@@ -4,8 +4,9 @@ Put this folder first on PYTHONPATH and set HFGET_NONPOSIX to `windows` or `nolo
 start-up (site.py), before hfget or any library. Every change below is one a Windows Python really has:
 
 - `import fcntl` (and `resource`) fail with ModuleNotFoundError, as on Windows.
-- `os.pwrite`, `os.pread`, `os.preadv`, `os.pwritev`, `os.readv`, `os.writev`, `os.copy_file_range`, `os.fchmod`
-  do not exist (Windows' os module has none of them in Python 3.10-3.12).
+- `os.pwrite`, `os.pread`, `os.preadv`, `os.pwritev`, `os.readv`, `os.writev`, `os.copy_file_range` do not exist
+  (Windows' os module has none of them in Python 3.10-3.12). `os.fchmod` (added to Windows in 3.13) stays: filelock
+  and huggingface_hub pick their branch by `sys.platform`, which says Linux here, and call it.
 - `os.symlink` raises OSError as Windows does for a user without the symlink privilege (no Developer Mode): errno
   EINVAL, `winerror` 1314, "A required privilege is not held by the client".
 - `os.O_BINARY` exists, and a file opened with `os.open` *without* it is in text mode: `os.write` turns each
@@ -50,7 +51,7 @@ if _MODE in ("windows", "nolocks"):
     for _name in _BLOCKED:
         sys.modules.pop(_name, None)
 
-    for _name in ("pwrite", "pread", "preadv", "pwritev", "readv", "writev", "copy_file_range", "fchmod"):
+    for _name in ("pwrite", "pread", "preadv", "pwritev", "readv", "writev", "copy_file_range"):
         if hasattr(os, _name):
             delattr(os, _name)
 
