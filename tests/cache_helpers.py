@@ -96,7 +96,7 @@ def _held_mid_file(sim, path: str, argv: list[str], env, where: Path, pattern: s
         assert partial is not None, "no partial file appeared"
         yield partial
     finally:
-        proc.send_signal(signal.SIGKILL)
+        proc.kill()  # SIGKILL; TerminateProcess on Windows
         proc.wait(timeout=10)
         sim.clear_faults()
 
@@ -130,6 +130,8 @@ def undeletable(path: Path):
     ignores permissions) the immutable attribute, where the file system and capabilities allow it."""
     import pytest
 
+    if os.name != "posix":
+        pytest.skip("Windows ignores a folder's read-only mode, and has no chattr")
     if os.geteuid() != 0:
         mode = path.parent.stat().st_mode
         path.parent.chmod(0o555)
@@ -161,7 +163,7 @@ def _start_hfget(sim, cache: Path, *extra: str, env: dict | None = None) -> subp
         text=True,
         # Ctrl-C as a terminal delivers it: a test run started in the background (nohup, `cmd &` in a script)
         # inherits SIGINT *ignored*, and Python then never turns it into KeyboardInterrupt.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if os.name == "posix" else None,
     )
 
 

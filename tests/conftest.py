@@ -7,6 +7,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -29,6 +30,16 @@ _ISOLATE_NAMES = {
     "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "USE_MODELSCOPE", "DEFAULT_MODEL",
     "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE",
 }
+
+# The same suite runs on Windows and macOS runners (.github/workflows/ci.yml). What only some platforms have:
+POSIX = os.name == "posix"
+LINUX = sys.platform.startswith("linux")
+needs_posix_signals = pytest.mark.skipif(
+    not POSIX, reason="sends SIGKILL / SIGINT / SIGTERM to one process: Windows has no such signals (only termination)")
+needs_linux = pytest.mark.skipif(
+    not LINUX, reason="the non-POSIX stand-in (tests/nonposix_site) builds msvcrt's locks from Linux OFD locks")
+# kill -9: on Windows, Popen.send_signal(SIGTERM) is TerminateProcess, which is just as abrupt.
+SIGKILL = getattr(signal, "SIGKILL", signal.SIGTERM)
 
 VALID_TOKEN = "hf_simTokenAliceAAAABBBBCCCCDDDDEEEE1234"
 GATED_TOKEN = "hf_simTokenBobGatedAAAABBBBCCCCDDDD5678"

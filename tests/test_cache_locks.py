@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -25,6 +23,9 @@ from hfget.fs import locks
 from hfget.fs.repo_lock import RepoBusy, RepoLock, live_markers
 
 HFGET = str(Path(sys.executable).with_name("hfget"))
+# flock stand-ins, setpriv, rlimits, a umask set for the child: POSIX tools. Windows' locks (msvcrt) are tested by
+# test_nonposix.py's stand-in, and the lock hfget takes there is filelock's (see the README, "Windows and macOS").
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX locks and process tools; see test_nonposix.py")
 MODEL_DIR = "models--hfget-demo--tiny-model"
 
 
@@ -181,7 +182,7 @@ def test_a_killed_download_does_not_hold_the_repo_forever(sim, cache):
     download = _start("download", MODEL, "--endpoint", sim.url, "--cache-dir", cache)
     blobs = cache / MODEL_DIR / "blobs"
     _wait_for(lambda: any(p.stat().st_size for p in hfget_partials(blobs)))
-    download.send_signal(signal.SIGKILL)
+    download.kill()
     download.wait(timeout=10)
     marker_dir = cache / ".locks" / MODEL_DIR
     assert list(marker_dir.glob("download.*.hfget"))  # kill -9 left its marker behind...
@@ -227,6 +228,8 @@ def test_cache_clean_of_a_repo_with_more_lock_files_than_the_descriptor_limit(si
     limit = 200  # well above what the interpreter needs, well below the lock files to check
 
     def low_limit():
+        import resource  # (POSIX only)
+
         resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
     listed = _hfget("cache", "list", "--json", "--cache-dir", cache, "--only", "huggingface", preexec=low_limit)

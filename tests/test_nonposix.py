@@ -6,7 +6,6 @@ cache, and huggingface_hub (which finds no symlinks there either) loads what it 
 from __future__ import annotations
 
 import json
-import signal
 import stat
 import os
 import subprocess
@@ -16,7 +15,7 @@ import time
 
 import pytest
 from cache_helpers import MODEL, interrupt_halfway
-from conftest import expected_files, hfget_partials, leftovers, official_offline_load
+from conftest import SIGKILL, expected_files, hfget_partials, leftovers, needs_linux, official_offline_load
 from nonposix import nonposix_env, offline_load, run_hfget, run_python
 
 from hfget.engine.resume_state import state_path
@@ -28,6 +27,7 @@ MODEL_DIR = "models--hfget-demo--tiny-model"
 ONE_CHUNK = PieceSizes().min_piece  # (as in test_resume: what a resumed run may fetch beyond what is missing)
 
 
+@needs_linux
 def test_the_processes_lack_what_windows_lacks():
     """The stand-in itself: without this, the tests below could pass on POSIX branches."""
     code = """
@@ -73,6 +73,7 @@ def _regular_files_only(cache) -> None:
     assert not [p for p in (repo / "blobs").iterdir() if not p.name.endswith((".partial", ".json"))]
 
 
+@needs_linux
 def test_download_resume_second_revision_load_and_clean_without_posix(sim, cache):
     """The must-show: fcntl unimportable, symlinks refused (msvcrt's locks, no pwrite). A download killed halfway
     resumes with only the missing bytes; a second revision moves only what changed (the rest is copied from the
@@ -81,7 +82,7 @@ def test_download_resume_second_revision_load_and_clean_without_posix(sim, cache
     main, old = repo.resolve("main"), repo.resolve("v1.0")
     weights = repo.commits[main]["model.safetensors"]
 
-    process, _ = interrupt_halfway(sim, cache, signal.SIGKILL, env=nonposix_env("windows"))
+    process, _ = interrupt_halfway(sim, cache, SIGKILL, env=nonposix_env("windows"))
     (partial,) = hfget_partials(cache / MODEL_DIR / "blobs")
     done = json.loads(state_path(partial).read_text())["done"]  # (msvcrt lock files, no flock anywhere)
     missing = weights.size - sum(end - start for start, end in done)
@@ -117,10 +118,11 @@ def test_download_resume_second_revision_load_and_clean_without_posix(sim, cache
     assert offline_load(cache, MODEL, "main") == expected_files(sim, MODEL)
 
 
+@needs_linux
 def test_without_any_file_locks_soft_locks_come_and_go(sim, cache):
     """No fcntl, no msvcrt: blob locks are filelock's soft locks (the lock file exists while held, with its
     holder's record), so a download killed mid-file leaves one whose holder is dead, which the next run breaks."""
-    interrupt_halfway(sim, cache, signal.SIGKILL, env=nonposix_env("nolocks"))
+    interrupt_halfway(sim, cache, SIGKILL, env=nonposix_env("nolocks"))
     weights = sim.repo(MODEL).commits[sim.repo(MODEL).resolve("main")]["model.safetensors"]
     lock = cache / ".locks" / MODEL_DIR / f"{weights.content.sha256}.lock"
     pid, host = lock.read_text().splitlines()
@@ -131,6 +133,7 @@ def test_without_any_file_locks_soft_locks_come_and_go(sim, cache):
     assert offline_load(cache, MODEL, "main", mode="nolocks") == expected_files(sim, MODEL)
 
 
+@needs_linux
 def test_cache_clean_removes_read_only_files(sim, cache, cli):
     """Windows cannot delete a read-only file; `cache clean` makes it writable first: plain files in a snapshot
     (a cache without symlinks), in a read-only folder, and blobs (deleted through huggingface_hub's strategy)."""
@@ -148,6 +151,7 @@ def test_cache_clean_removes_read_only_files(sim, cache, cli):
     assert not (cache / MODEL_DIR).exists() and not (cache / "datasets--hfget-demo--tiny-dataset").exists()
 
 
+@needs_linux
 def test_a_clean_steps_around_a_download_holding_msvcrt_locks(sim, cache):
     """Under msvcrt there are no shared locks: the repo lock is the download's marker, proven alive by the
     exclusive lock its owner holds on it, and the blob lock is byte 0 of the lock file, as filelock takes it."""
@@ -171,7 +175,7 @@ def test_a_clean_steps_around_a_download_holding_msvcrt_locks(sim, cache):
                            "    print('byte 0 is locked')")
         assert probe.stdout.strip() == "byte 0 is locked", probe.stderr  # as filelock's Windows lock takes it
     finally:
-        download.send_signal(signal.SIGKILL)
+        download.kill()
         download.wait(timeout=10)
         sim.clear_faults()
     # Killed: the OS dropped its locks, so its marker counts for nothing and the repo can be cleaned.
@@ -248,6 +252,7 @@ def test_hf_hub_disable_symlinks_keeps_plain_files_where_symlinks_work(sim, cach
     assert official_offline_load(cache, MODEL)["files"] == expected_files(sim, MODEL)
 
 
+@needs_linux
 def test_huggingface_hubs_soft_lock_and_hfgets_exclude_each_other(sim, cache):
     """Without file locks both tools use filelock's soft lock on the same `.locks/.../{etag}.lock`: hfget waits for
     a running huggingface_hub download of the blob (its record names a live process), then takes what it wrote."""

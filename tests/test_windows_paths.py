@@ -70,7 +70,7 @@ def test_a_path_is_judged_by_every_folder_on_the_way():
 def test_the_rules_apply_on_windows_when_forced_and_where_the_file_system_refuses_them(tmp_path):
     tmp_path = tmp_path / "cache"
     tmp_path.mkdir()
-    assert winpaths.rules_apply(tmp_path, forced=False, windows=True) == "this is Windows"
+    assert winpaths.rules_apply(tmp_path, forced=False, windows=True) == "this cache is on Windows"
     assert "HFGET_WINDOWS_NAMES" in winpaths.rules_apply(tmp_path, forced=True, windows=False)
     assert winpaths.rules_apply(tmp_path, forced=False, windows=False) is None  # ext4 takes any name
     assert list(tmp_path.iterdir()) == []  # the probe leaves nothing
@@ -89,7 +89,8 @@ def test_a_repo_with_names_windows_cannot_store_is_refused_on_a_windows_rules_ca
     assert result.exit_code == 1, result.output
     error = json.loads(result.stdout)["error"]
     assert error["kind"] == "unstorable_name"
-    assert "2 files Windows cannot store under its name: 'a:b.txt', 'aux.json'" in error["message"]
+    assert ("2 files Windows cannot store under their names: 'a:b.txt' (Windows does not allow ':' in names) and "
+            "'aux.json' (AUX is a reserved device name on Windows, whatever the extension)") in error["message"]
     assert "HFGET_WINDOWS_NAMES is set" in error["message"] and "Nothing was written" in error["message"]
     assert "--exclude 'a:b.txt' --exclude 'aux.json'" in error["hint"]
     assert not cache.exists()

@@ -57,11 +57,11 @@ def path_problem(path: str) -> str | None:
 def rules_apply(folder: Path, forced: bool, *, windows: bool | None = None) -> str | None:
     """Why Windows' name rules apply to files written under `folder`, or None when they do not."""
     if windows if windows is not None else os.name == "nt":
-        return "this is Windows"
+        return "this cache is on Windows"
     if forced:
-        return "HFGET_WINDOWS_NAMES is set (the cache is meant to be read from Windows too)"
+        return "HFGET_WINDOWS_NAMES is set (this cache is meant to be read from Windows too)"
     if refuses_windows_names(folder):
-        return f"the file system at {folder} refuses such names (a Windows file system: FAT, exFAT, NTFS or SMB)"
+        return f"the file system at {folder} refuses such names (a Windows file system: FAT, exFAT, NTFS, SMB)"
     return None
 
 

@@ -51,13 +51,16 @@ def refuse_windows_names(target: Target, repo: RepoRef, selected: list[RemoteFil
     because = winpaths.rules_apply(folder, forced)
     if because is None:
         return
-    first, why = bad[0]
-    listed = ", ".join(repr(path) for path, _ in bad[:_SHOWN]) + (f" and {len(bad) - _SHOWN} more" if len(bad) > _SHOWN else "")
+    shown = [f"{path!r} ({why})" for path, why in bad[:_SHOWN]]
+    listed = ", ".join(shown[:-1]) + " and " + shown[-1] if len(shown) > 1 else shown[0]
+    if len(bad) > _SHOWN:
+        listed += f", and {len(bad) - _SHOWN} more"
     excludes = " ".join(f"--exclude {path!r}" for path, _ in bad[:_SHOWN])
+    one = len(bad) == 1
     raise UnstorableNameError(
-        f"{repo} has {'a file' if len(bad) == 1 else f'{len(bad)} files'} Windows cannot store under its name: "
-        f"{listed} ({why}), and {because}. Nothing was written.",
-        f"Leave {'it' if len(bad) == 1 else 'them'} out: {excludes}"
+        f"{repo} has {'a file' if one else f'{len(bad)} files'} Windows cannot store under "
+        f"{'its name' if one else 'their names'}: {listed}; {because}. Nothing was written.",
+        f"Leave {'it' if one else 'them'} out: {excludes}"
         + (" (and the rest: --exclude takes globs)" if len(bad) > _SHOWN else "")
-        + ". Or download it on Linux or macOS, into a cache on a file system that keeps such names.",
+        + ". Or download on Linux or macOS, into a cache on a file system that keeps such names.",
     )
