@@ -76,11 +76,14 @@ def warm_cache(sim, cache, cli):
 @pytest.mark.parametrize(
     ("proxy", "needles"),
     [
-        ("127.0.0.1:1080", ["has no scheme", "socks5h://"]),
-        ("socks5h//127.0.0.1:1080", ["has no scheme"]),
+        ("socks5h//127.0.0.1:1080", ["malformed scheme", "socks5h://HOST:PORT"]),
+        ("http:/127.0.0.1:1080", ["malformed scheme", "http://HOST:PORT"]),
         ("ftp://127.0.0.1:21", ["scheme 'ftp'", "socks5h"]),
-        ("http://127.0.0.1:99999", ["not a valid URL"]),
-        ("socks5://", ["not a valid URL"]),
+        ("http://127.0.0.1:99999", ["port '99999'", "1 to 65535"]),
+        ("http://alice:s3cret-pw@127.0.0.1:78900", ["port '78900'", "alice:****@127.0.0.1:78900"]),
+        ("alice:s3cret-pw@127.0.0.1:78900", ["port '78900'", "alice:****@127.0.0.1:78900"]),
+        ("socks5://", ["no valid host"]),
+        ("http://127.0.0.1 :7890", ["spaces"]),
     ],
 )
 def test_malformed_proxy_settings_are_usage_errors(sim, warm_cache, cli, proxy, needles):
@@ -88,13 +91,29 @@ def test_malformed_proxy_settings_are_usage_errors(sim, warm_cache, cli, proxy, 
     sim.clear_log()
     result = cli("download", MODEL, "--endpoint", sim.url, "--cache-dir", warm_cache, "--proxy", proxy)
     assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and "Fix:" in result.stderr
+    assert "Traceback" not in result.output and "Internal error" not in result.output and "Fix:" in result.stderr
     for needle in needles:
         assert needle in result.stderr
+    assert "(--proxy)" in result.stderr and "s3cret-pw" not in result.output
     assert sim.requests_for() == [] and tree_state(warm_cache) == before
-    # The same from the environment names where it came from.
-    env = cli("download", MODEL, "--endpoint", sim.url, "--cache-dir", warm_cache, env={"HTTPS_PROXY": proxy, "HTTP_PROXY": proxy})
-    assert env.exit_code == 2 and "from env" in env.stderr
+    # The same from the environment (lower case, as Clash's "copy command" sets it) names where it came from.
+    env = cli("download", MODEL, "--endpoint", sim.url, "--cache-dir", warm_cache, env={"https_proxy": proxy, "http_proxy": proxy})
+    assert env.exit_code == 2 and "(HTTP_PROXY from env (http_proxy))" in env.stderr, env.output
+    assert "s3cret-pw" not in env.output and "Internal error" not in env.output
+
+
+def test_a_proxy_without_scheme_is_taken_as_http_with_a_note(sim, cache, cli, tmp_path, only_via_proxy):
+    """`HTTPS_PROXY=127.0.0.1:7890`, as requests, pip and curl take it: http://, said once in a note."""
+    log = tmp_path / "pproxy.log"
+    with pproxy(sim.port, log, auth="alice:s3cret-pass") as port:
+        result = cli("download", MODEL, "--endpoint", only_via_proxy, "--cache-dir", cache, "--json",
+                     env={"HTTPS_PROXY": f"alice:s3cret-pass@127.0.0.1:{port}", "HTTP_PROXY": f"alice:s3cret-pass@127.0.0.1:{port}"})
+    assert result.exit_code == 0, result.output
+    notes = json.loads(result.stdout)["notes"]
+    assert [n for n in notes if "has no scheme: taken as http://alice:****@127.0.0.1" in n] and len(notes) == 1, notes
+    assert "s3cret-pass" not in result.output
+    assert any(line.startswith("http ") and "hub.invalid" in line for line in log.read_text().splitlines())
+    assert official_offline_load(cache, MODEL)["files"] == expected_files(sim, MODEL)
 
 
 def test_unreachable_proxy_is_named_as_such(sim, warm_cache, cli, only_via_proxy):
