@@ -217,7 +217,7 @@ def diagnose(
         # A broken .env is one of the findings, not a reason to stop: strict=False keeps its problems as data.
         settings = config.resolve(flags, env_file=env_file, strict=False)
         settings_box.append(settings)
-        report = run(settings, parse_repo_spec(repo).repo.repo_id if repo else None)
+        report = run(settings, str(parse_repo_spec(repo).repo) if repo else None)
         from .ui.render_diagnose import diagnose as render
 
         _show(report, render, json_out, secrets())

@@ -34,7 +34,7 @@ from .net.http import HttpClient, RetryPolicy
 from .net.proxy import resolve as resolve_proxies
 from .net.urls import endpoint_problem, host_label, suggested_url
 from .redact import mask_url
-from .repo import RepoRef, parse_repo_id
+from .repo import RepoRef, parse_repo_spec
 
 # A small repo published under the same id on the hub, its mirrors and ModelScope: every route can be asked for
 # the same thing. `hfget diagnose OWNER/NAME` (or DEFAULT_MODEL) asks for the repo you actually want instead.
@@ -71,7 +71,7 @@ def run(settings: Settings, repo: str | None = None) -> DiagnoseReport:
     started = time.monotonic()
     timeout = settings.seconds("HFGET_DIAGNOSE_TIMEOUT")
     deadline = started + 3 * timeout + 1
-    repo_ref = parse_repo_id(repo or settings.get("DEFAULT_MODEL") or PROBE_REPO)
+    repo_ref = parse_repo_spec(repo or settings.get("DEFAULT_MODEL") or PROBE_REPO).repo
     settings, problems = usable(settings)
     found: list[Check] = problems
     routes: list[RouteReport] = []

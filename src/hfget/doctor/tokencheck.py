@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..chain.route import Candidate, plan, probe
-from ..config import DEFAULT, ENV, FLAG, Settings, Value
+from ..config import DEFAULT, ENV, FLAG, Settings, Value, clean_token
 from ..errors import GatedRepoError, HfgetError, InvalidTokenError, NetworkError, NotFoundError
 from ..net.http import HttpClient, RetryPolicy, TokenGrant
 from ..net.tokens import decide, mask
@@ -136,7 +136,8 @@ def hf_tokens(settings: Settings) -> list[tuple[TokenInfo, str]]:
                 found.append((TokenInfo(where, "(empty)", "empty", note), ""))
                 continue
             state = "in effect" if effective is None and i == 0 else "shadowed"
-            found.append((TokenInfo(where, mask(value.value.strip()), state), value.value.strip()))
+            raw = clean_token(value.value)
+            found.append((TokenInfo(where, mask(raw), state, pasted_as(value.value)), raw))
             effective = effective or (where if state == "in effect" else None)
     path = settings.token_path
     text = _read(path)
@@ -150,7 +151,7 @@ def hf_tokens(settings: Settings) -> list[tuple[TokenInfo, str]]:
                                 "used only after `hf auth switch`" + active), token))
     for info, raw in found:
         if info.state == "shadowed":
-            info.note = f"shadowed by {effective}"
+            info.note = f"shadowed by {effective}" + (f"; {info.note}" if info.note else "")
         if raw:
             problem = token_format_problem(raw)
             if problem:
@@ -162,7 +163,7 @@ def modelscope_tokens(settings: Settings) -> list[tuple[TokenInfo, str]]:
     found = []
     for i, value in enumerate(settings.layers.get("MODELSCOPE_API_TOKEN", ())):
         where = _where("MODELSCOPE_API_TOKEN", value)
-        raw = (value.value or "").strip()
+        raw = clean_token(value.value or "")
         if not raw:
             found.append((TokenInfo(where, "(empty)", "empty", "set but empty"), ""))
             continue
@@ -177,6 +178,14 @@ def modelscope_tokens(settings: Settings) -> list[tuple[TokenInfo, str]]:
     return found
 
 
+def pasted_as(value: str) -> str:
+    """What was around a token as set (quotes, `Bearer `): hfget strips it, other tools may not."""
+    if clean_token(value) == value.strip():
+        return ""
+    return ("set with quotes or a 'Bearer ' prefix around it: hfget strips them, but transformers and "
+            "huggingface_hub do not; set the token alone")
+
+
 def token_format_problem(token: str) -> str | None:
     if token[:1] in "\"'" or token[-1:] in "\"'":
         return "has quotes around it (copied with them?)"
@@ -189,7 +198,7 @@ def token_format_problem(token: str) -> str | None:
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8").strip()
+        return clean_token(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError):
         return ""
 
