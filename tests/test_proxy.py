@@ -142,3 +142,55 @@ def test_wrong_proxy_credentials_are_named_as_such_and_masked(sim, warm_cache, c
     assert "wrong-pass" not in bad.output and f"alice:****@127.0.0.1:{port}" in bad.stderr
     assert good.exit_code == 0, good.output
     assert "s3cret-pass" not in good.output
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"HTTPS_PROXY": "http://upper.invalid:1", "https_proxy": "http://lower.invalid:2"},
+        {"HTTPS_PROXY": "http://upper.invalid:1"},
+        {"https_proxy": "http://lower.invalid:2"},
+        {"HTTPS_PROXY": "http://upper.invalid:1", "https_proxy": ""},  # an empty lower-case one switches it off
+        {"HTTPS_PROXY": "", "https_proxy": "http://lower.invalid:2"},
+        {"ALL_PROXY": "socks5h://all.invalid:3", "https_proxy": "http://lower.invalid:2"},
+        {"all_proxy": "socks5h://lower-all.invalid:4", "ALL_PROXY": "socks5h://all.invalid:3"},
+        {"HTTP_PROXY": "http://only-http.invalid:5"},
+    ],
+)
+def test_proxy_variables_are_read_as_requests_and_urllib_read_them(tmp_path, env):
+    """hfget picks, for an https URL, the proxy requests would pick in a process with this environment."""
+    import subprocess
+    import sys
+
+    from hfget import config
+    from hfget.net.proxy import resolve
+
+    code = ("import json, requests.utils; "
+            "print(json.dumps(requests.utils.get_environ_proxies('https://hub.invalid/api/x', no_proxy=None)))")
+    proc = subprocess.run([sys.executable, "-c", code], env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True,
+                          text=True, timeout=60)
+    theirs = json.loads(proc.stdout)
+    expected = theirs.get("https") or theirs.get("all")  # requests' select_proxy order for an https URL
+    ours = resolve(config.resolve(environ=env, cwd=tmp_path)).for_url("https://hub.invalid/api/x")
+    assert (ours.url if ours else None) == expected, (theirs, ours)
+
+
+def test_the_lower_case_proxy_wins_and_diagnose_shows_the_conflict(sim, cache, cli, tmp_path, only_via_proxy):
+    dead = f"http://127.0.0.1:{closed_port()}"
+    with pproxy(sim.port, tmp_path / "pproxy.log") as port:
+        working = f"http://127.0.0.1:{port}"
+        # Clash's "copy command" sets the lower-case ones; an old shell profile still sets the upper-case ones.
+        env = {"https_proxy": working, "http_proxy": working, "HTTPS_PROXY": dead, "HTTP_PROXY": dead}
+        ok = cli("download", MODEL, "--endpoint", only_via_proxy, "--cache-dir", cache, "--json", env=env)
+        assert ok.exit_code == 0, ok.output
+        assert f"through the proxy {working} (HTTP_PROXY from env (http_proxy))" in json.loads(ok.stdout)["attempts"][0]["why"]
+        report = json.loads(cli("diagnose", MODEL, "--timeout", "1", "--json", env=env).stdout)
+    conflicts = {c["name"]: c for c in report["checks"] if c["group"] == "conflicts"}
+    assert conflicts["https_proxy vs HTTPS_PROXY"]["detail"] == (
+        f"https_proxy={working} and HTTPS_PROXY={dead} differ in your environment: hfget, requests, urllib and "
+        "huggingface_hub use the lower-case https_proxy")
+    assert "http_proxy vs HTTP_PROXY" in conflicts
+    # The other way round, the dead lower-case one is the one in effect, and the error names it so.
+    bad = cli("download", MODEL, "--endpoint", only_via_proxy, "--cache-dir", tmp_path / "c2",
+              env={"https_proxy": dead, "http_proxy": dead, "HTTPS_PROXY": working, "HTTP_PROXY": working})
+    assert bad.exit_code == 1 and f"The proxy {dead} (HTTP_PROXY from env (http_proxy)) cannot be reached" in bad.stderr

@@ -32,6 +32,7 @@ from .doctor.verdict import Verdict, verdict
 from .errors import EXIT_FAILURE, EXIT_OK, HfgetError
 from .net.http import HttpClient, RetryPolicy
 from .net.proxy import resolve as resolve_proxies
+from .net.tokens import destination_note
 from .net.urls import endpoint_problem, host_label, suggested_url
 from .redact import mask_url
 from .repo import RepoRef, parse_repo_spec
@@ -110,6 +111,9 @@ def run(settings: Settings, repo: str | None = None) -> DiagnoseReport:
                                  candidate.proxy.masked if candidate.proxy else None, candidate.reason)
             routes.append(report)
             spawn(_probe_route, candidate, repo_ref, settings, timeout, lambda c, r=report: add(r, c), report=report)
+        # The API checks send the token where a download would: say so for every host that is not huggingface.co.
+        sent = [destination_note(c.source.endpoint, settings) for c in route.candidates if getattr(c.source, "grant", None)]
+        found += [Check("tokens", "token sent to", WARN, note) for note in dict.fromkeys(sent) if note]
         late = "did not finish within the time limit"
         spawn(_proxies, route.candidates, timeout, proxy_found, report=Check("proxy", "proxy checks", WARN, late))
         spawn(_tokens, settings, timeout, token_found, report=Check("tokens", "token checks", WARN, late))

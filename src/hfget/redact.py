@@ -35,17 +35,16 @@ def split_credentials(value: str) -> tuple[str, str | None, str]:
     """(`scheme://` or "", the user-info or None, the rest), for URLs with or without scheme.
 
     The user-info runs to the last `@` of the authority. As typed by people, a password may hold an unescaped `/`,
-    `?` or `#` too (`http://bob:pa/ss@host:8080`): an `@` further on, with a `:` before it, still ends a user-info.
-    Erring this way masks too much of an odd URL, never too little.
+    `?`, `#` or `@` too (`http://bob:p@/ss@host:8080`): the last `@` of the whole value, with a `:` before it, still
+    ends a user-info. Erring this way masks too much of an odd URL, never too little.
     """
     match = _SCHEME.match(value)
     start = match.end() if match else 0
     rest = value[start:]
     end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    at = rest.rfind("@", 0, end)
-    if at < 0:
-        later = rest.rfind("@")
-        at = later if later > end and ":" in rest[:later] else -1
+    at = rest.rfind("@")
+    if at > end and ":" not in rest[:at]:  # an `@` in a path (`/x@y`), not a password with `/` in it
+        at = rest.rfind("@", 0, end)
     if at < 0:
         return value[:start], None, rest
     return value[:start], rest[:at], rest[at + 1 :]

@@ -17,7 +17,7 @@ from ..chain.route import Candidate, plan, probe
 from ..config import DEFAULT, ENV, FLAG, Settings, Value, clean_token
 from ..errors import GatedRepoError, HfgetError, InvalidTokenError, NetworkError, NotFoundError
 from ..net.http import HttpClient, RetryPolicy, TokenGrant
-from ..net.tokens import decide, mask
+from ..net.tokens import decide, destination_note, mask
 from ..net.urls import host_label, is_loopback_host, origin_of
 from ..repo import RepoRef
 
@@ -87,11 +87,13 @@ def inspect(settings: Settings, repo: RepoRef | None = None, *, timeout: float |
         probe(route.candidates, timeout)
         reachable = [c for c in route.candidates if c.unreachable is None]
         report = TokenReport(hf=[info for info, _ in found], modelscope=[info for info, _ in ms_found])
-        _validate_hf(settings, found, _hub_candidates(reachable))
+        sent_to: list[str] = []
+        _validate_hf(settings, found, _hub_candidates(reachable), sent_to)
         _validate_modelscope(settings, ms_found, [c for c in reachable if c.source.name == "modelscope"])
         if repo is not None:
             report.repo = repo_access(settings, repo, _hub_candidates(reachable))
         _summarise(report)
+        report.notes += [note for note in dict.fromkeys(sent_to) if note]
         return report
     finally:
         route.close()
@@ -215,7 +217,9 @@ def _stored_tokens(path: Path) -> dict[str, str]:
 # --- validating -------------------------------------------------------------------------------------------------
 
 
-def _validate_hf(settings: Settings, found, candidates: list[Candidate]) -> None:
+def _validate_hf(settings: Settings, found, candidates: list[Candidate], sent_to: list[str]) -> None:
+    """Each distinct token checked once; `sent_to` collects a note for every host other than huggingface.co that a
+    token was sent to."""
     results: dict[str, tuple] = {}
     for info, raw in found:
         if not raw:
@@ -224,12 +228,12 @@ def _validate_hf(settings: Settings, found, candidates: list[Candidate]) -> None
             if len(results) >= MAX_VALIDATED:
                 info.detail = "not checked (too many tokens)"
                 continue
-            results[raw] = _whoami(settings, raw, info, candidates)
+            results[raw] = _whoami(settings, raw, info, candidates, sent_to)
         valid, detail, user, orgs, role, where = results[raw]
         info.valid, info.detail, info.user, info.orgs, info.role, info.checked_at = valid, detail, user, orgs, role, where
 
 
-def _whoami(settings: Settings, raw: str, info: TokenInfo, candidates: list[Candidate]):
+def _whoami(settings: Settings, raw: str, info: TokenInfo, candidates: list[Candidate], sent_to: list[str]):
     """(valid, detail, user, orgs, role, endpoint) from the first reachable endpoint the token may go to."""
     withheld: list[str] = []
     last: HfgetError | None = None
@@ -239,6 +243,7 @@ def _whoami(settings: Settings, raw: str, info: TokenInfo, candidates: list[Cand
         if decision.grant is None:
             withheld.append(host_label(endpoint))
             continue
+        sent_to.append(destination_note(endpoint, settings, Value(raw, DEFAULT), info.source) or "")
         try:
             response = candidate.source.client.request("GET", f"{endpoint}/api/whoami-v2", grant=decision.grant, retry=False)
         except NetworkError as error:

@@ -58,13 +58,13 @@ def decide(endpoint: str, settings: Settings, token: Value | None = None) -> Tok
     return TokenDecision(TokenGrant(token.value, origin), None)
 
 
-def destination_note(endpoint: str, settings: Settings, token: Value | None = None) -> str | None:
-    """What to tell the user when the HF token is sent to `endpoint` and that is not huggingface.co: the host, and
-    the setting that allowed it. None for huggingface.co (and for no token)."""
+def destination_note(endpoint: str, settings: Settings, token: Value | None = None, source: str | None = None) -> str | None:
+    """What to tell the user when the HF token (or `token`, named `source`) is sent to `endpoint` and that is not
+    huggingface.co: the host, and the setting that allowed it. None for huggingface.co (and for no token)."""
     token = settings.token if token is None else token
     if not token.is_set or origin_of(endpoint) in OFFICIAL_ORIGINS:
         return None
-    shown = f"{mask(token.value)} (from {token.describe()})"
+    shown = f"{mask(token.value)} ({source or 'from ' + token.describe()})"
     host = host_label(endpoint)
     if origin_of(endpoint) in official_origins(settings):
         why = f"HFGET_OFFICIAL_ENDPOINT ({settings['HFGET_OFFICIAL_ENDPOINT'].describe()}) names it as the official hub"

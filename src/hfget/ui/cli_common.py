@@ -11,10 +11,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from ..errors import EXIT_INTERRUPTED, EXIT_USAGE, HfgetError
 
@@ -61,24 +61,26 @@ class JsonUsageGroup(TyperGroup):
     command line asks for --json, and never show a secret: click prints the offending value, which may be a token
     or a proxy URL pasted in the wrong place."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         ctx.meta.setdefault("hfget.json", "--json" in args)
         return super().parse_args(ctx, args)
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: typer.Context):
         from ..redact import redact
 
         try:
             return super().invoke(ctx)
-        except click.UsageError as error:
-            message = redact(error.format_message(), *known_secrets([]))
+        except TyperException as error:  # click's UsageError (and BadParameter...) as Typer ships it: exit code 2
+            if getattr(error, "exit_code", None) != EXIT_USAGE:
+                raise
+            error.message = redact(error.message, *known_secrets([]))
             if ctx.meta.get("hfget.json"):
                 from .render import emit_json
 
                 hint = "See the command's --help for its options and arguments."
-                emit_json({"ok": False, "error": {"kind": "usage", "message": message, "hint": hint,
+                emit_json({"ok": False, "error": {"kind": "usage", "message": error.format_message(), "hint": hint,
                                                   "exit_code": EXIT_USAGE}})
-            raise click.UsageError(message, ctx=error.ctx) from None
+            raise
 
 
 def stderr_console() -> Console:
