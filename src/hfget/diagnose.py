@@ -112,7 +112,8 @@ def run(settings: Settings, repo: str | None = None) -> DiagnoseReport:
             routes.append(report)
             spawn(_probe_route, candidate, repo_ref, settings, timeout, lambda c, r=report: add(r, c), report=report)
         # The API checks send the token where a download would: say so for every host that is not huggingface.co.
-        sent = [destination_note(c.source.endpoint, settings) for c in route.candidates if getattr(c.source, "grant", None)]
+        sent = [destination_note(c.source.endpoint, settings) for c in route.candidates
+                if getattr(c.source, "grant", None)]
         found += [Check("tokens", "token sent to", WARN, note) for note in dict.fromkeys(sent) if note]
         late = "did not finish within the time limit"
         spawn(_proxies, route.candidates, timeout, proxy_found, report=Check("proxy", "proxy checks", WARN, late))

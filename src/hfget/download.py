@@ -191,7 +191,8 @@ def download(
                 settings.connections,
             )
         landed = [delivered[f.path][0] if f.path in delivered else f for f in selected if f.path in present or f.path in delivered]
-        result.location = str(target.finish(landed, complete=not failures, source=(winner.source.name, winner.source.endpoint)))
+        served_by = (winner.source.name, mask_url(winner.source.endpoint))  # recorded in the cache: no password
+        result.location = str(target.finish(landed, complete=not failures, source=served_by))
         for f in selected:
             if f.path in present:
                 result.files.append(FileOutcome(f.path, f.size, "cached"))
@@ -375,14 +376,17 @@ def _select(request: DownloadRequest, snapshot: Snapshot) -> list[RemoteFile]:
     return selected
 
 
-def _notes(request: DownloadRequest, settings: Settings, candidates: list[Candidate], attempts: list[Attempt]) -> list[str]:
+def _notes(
+    request: DownloadRequest, settings: Settings, candidates: list[Candidate], attempts: list[Attempt]
+) -> list[str]:
     """What the run has to tell, once each: how the request and settings were read, where the token was withheld,
     and every host other than huggingface.co that the token was sent to."""
     notes = [*request.notes, *settings.notes, *resolve_proxies(settings).notes]
     notes += [c.source.token_note for c in candidates if c.source.token_note]
     tried = {(a.source, a.endpoint) for a in attempts if a.outcome != "skipped"}
-    notes += [destination_note(c.source.endpoint, settings) for c in candidates
-              if getattr(c.source, "grant", None) is not None and (c.source.name, attempt_of(c, "", "").endpoint) in tried]
+    granted = [c for c in candidates if getattr(c.source, "grant", None) is not None]
+    notes += [destination_note(c.source.endpoint, settings) for c in granted
+              if (c.source.name, attempt_of(c, "", "").endpoint) in tried]
     notes = [n for n in dict.fromkeys(notes) if n]
     if settings.offline:
         notes.append(

@@ -58,7 +58,9 @@ def decide(endpoint: str, settings: Settings, token: Value | None = None) -> Tok
     return TokenDecision(TokenGrant(token.value, origin), None)
 
 
-def destination_note(endpoint: str, settings: Settings, token: Value | None = None, source: str | None = None) -> str | None:
+def destination_note(
+    endpoint: str, settings: Settings, token: Value | None = None, source: str | None = None
+) -> str | None:
     """What to tell the user when the HF token (or `token`, named `source`) is sent to `endpoint` and that is not
     huggingface.co: the host, and the setting that allowed it. None for huggingface.co (and for no token)."""
     token = settings.token if token is None else token
