@@ -265,7 +265,8 @@ def usable(settings: Settings) -> tuple[Settings, list[Check]]:
         if problem:
             fallback = None if key == "HF_ENDPOINT" else local_default(key)
             drop(key, f"{key}={mask_url(value.value.strip())} ({value.describe()}) {problem}; diagnose carries on "
-                 "without it", f"Write it with its scheme: {key}={suggested_url(value.value)}", fallback)
+                 "without it", f"Write it {'with its scheme' if problem == 'has no scheme' else 'as a full URL'}: "
+                 f"{key}={suggested_url(value.value)}", fallback)
     mirrors = [m.strip() for m in (settings.get("HFGET_KNOWN_MIRRORS") or "").split(",") if m.strip()]
     if any(endpoint_problem(m) for m in mirrors):
         bad = [mask_url(m) for m in mirrors if endpoint_problem(m)]

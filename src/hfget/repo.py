@@ -205,11 +205,11 @@ def _segments(raw: str) -> tuple[str | None, list[str], str | None, bool]:
         path, endpoint, modelscope = raw[5:], None, False
     elif "://" in raw or raw.split("/", 1)[0].lower() in (*OFFICIAL_HOSTS, "hf-mirror.com", "modelscope.cn",
                                                           "www.modelscope.cn"):
-        parts = urlsplit(raw if "://" in raw else "https://" + raw)
         try:
+            parts = urlsplit(raw if "://" in raw else "https://" + raw)
             host, port = (parts.hostname or "").lower(), parts.port
         except ValueError:
-            raise UsageError(f"{mask_url(raw)!r} is not a URL hfget can read (its port is wrong).",
+            raise UsageError(f"{mask_url(raw)!r} is not a URL hfget can read (its host or port is malformed).",
                              "Pass owner/name, e.g. Qwen/Qwen3-4B.") from None
         if parts.scheme not in ("http", "https") or not host:
             raise UsageError(f"{mask_url(raw)!r} is not an http(s) URL of a repo.", "Pass owner/name, e.g. "

@@ -159,11 +159,12 @@ def _check_url(endpoint: str, kind: str, settings: Settings) -> None:
     if problem:
         key = {"mirror": "HF_ENDPOINT", "hub": "HFGET_OFFICIAL_ENDPOINT", "modelscope": "MODELSCOPE_ENDPOINT"}[kind]
         value = settings[key]
-        origin = "--endpoint" if key == "HF_ENDPOINT" and value.origin == "flag" else f"{key} from {value.describe()}"
+        flag = {"HF_ENDPOINT": "--endpoint", "MODELSCOPE_ENDPOINT": "--modelscope-endpoint"}.get(key)
+        origin = flag if flag and value.origin == "flag" else f"{key} from {value.describe()}"
         if kind == "mirror" and value.value and value.value.strip().rstrip("/") != endpoint:
             origin = "HFGET_KNOWN_MIRRORS"
         raise UsageError(f"The {kind} endpoint {mask_url(endpoint)!r} ({origin}) {problem}.",
-                         f"Write it as a full URL: {suggested_url(endpoint)} (the scheme, https://, included).")
+                         f"Write it as a full URL: {suggested_url(endpoint)}.")
 
 
 def probe(candidates: list[Candidate], timeout: float) -> None:

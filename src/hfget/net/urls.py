@@ -38,11 +38,14 @@ def endpoint_problem(url: str) -> str | None:
 
 
 def suggested_url(url: str) -> str:
-    """The URL the user most likely meant: `hf-mirror.com` -> `https://hf-mirror.com`."""
+    """The URL the user most likely meant: `hf-mirror.com` -> `https://hf-mirror.com`; for a URL whose port or host
+    is broken, the form it must take."""
     value = mask_url(url.strip())
     if "://" not in value:
         return "https://" + value.lstrip("/")
-    return value if value.lower().startswith(("http://", "https://")) else "https://" + value.split("://", 1)[1]
+    if endpoint_problem(value) and not endpoint_problem("https://" + value.split("://", 1)[1]):
+        return "https://" + value.split("://", 1)[1]
+    return "https://HOST or https://HOST:PORT (a port from 1 to 65535), e.g. https://hf-mirror.com"
 
 
 def host_label(url: str) -> str:
