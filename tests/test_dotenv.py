@@ -111,7 +111,8 @@ def test_the_search_stops_before_a_folder_another_user_owns(project, isolated):
     ids=["utf-8", "utf-8 with BOM", "utf-16 le (Notepad 'Unicode')", "utf-16 be"],
 )
 def test_utf8_and_utf16_env_files_are_read_right(sim, cache, cli, isolated, encoding, prefix):
-    text = f"# 镜像设置 (mirror)\r\nHF_ENDPOINT={sim.url}\r\nDEFAULT_MODEL={MODEL}\r\n"
+    # The setting on the first line, right after the byte-order mark: a BOM read as text would hide it.
+    text = f"HF_ENDPOINT={sim.url}\r\n# 镜像设置 (mirror)\r\nDEFAULT_MODEL={MODEL}\r\n"
     (isolated / "work" / ".env").write_bytes(prefix + text.encode(encoding))
     result = cli("download", "--cache-dir", cache, "--json")
     assert result.exit_code == 0, result.output
