@@ -129,6 +129,12 @@ class EntryNotFoundError(NotFoundError):
     kind = "entry_not_found"
 
 
+class NotCachedError(NotFoundError):
+    """A revision (or some of its files) is not in the local cache, where a command needs it (bundle export)."""
+
+    kind = "not_cached"
+
+
 # --- local side -------------------------------------------------------------------------------------------------
 
 
@@ -136,6 +142,12 @@ class IntegrityError(HfgetError):
     """Bytes arrived but their hash is not the one the hub promised. They never enter the cache."""
 
     kind = "integrity"
+
+
+class BundleError(IntegrityError):
+    """A bundle that is damaged, truncated, tampered with or hostile. Refused before anything enters the cache."""
+
+    kind = "bundle"
 
 
 class DiskError(HfgetError):
