@@ -174,7 +174,6 @@ def _proxy_failure(chain: list[BaseException], facts: Facts, proxy: Proxy, host:
     at_proxy = next((e for e in chain if isinstance(e, u3.ProxyError)), None)
     inside = facts_of(list(_chain(at_proxy))[1:]) if at_proxy is not None else Facts()
     tunnel = _tunnel_status(chain)
-    socks_errors = () if socks is None else (socks.ProxyError,)
 
     def named(*names: str) -> bool:
         return socks is not None and any(isinstance(e, tuple(getattr(socks, n) for n in names)) for e in chain)
@@ -204,8 +203,21 @@ def _proxy_failure(chain: list[BaseException], facts: Facts, proxy: Proxy, host:
         return ProxyError(f"The proxy {where} refused to open a connection to {host} (HTTP {tunnel}).",
                           "The proxy cannot reach that host or blocks it: check the proxy's rules, or try another "
                           "proxy or source.")
-    if socks is not None and any(isinstance(e, socks.GeneralProxyError) and getattr(e, "msg", None) == _SOCKS_HANGUP
-                                 for e in chain):
+    if socks is not None:
+        socks_error = _socks_failure(chain, proxy, host, socks)
+        if socks_error is not None:
+            return socks_error
+    if at_proxy is not None or any(isinstance(e, _requests_errors("ProxyError")) for e in chain):
+        return ProxyError(f"The proxy {where} failed to forward the request to {host}: {_short(chain[0])}.",
+                          "Check that the proxy can reach the internet (or the host); try another proxy or source.")
+    return None
+
+
+def _socks_failure(chain: list[BaseException], proxy: Proxy, host: str, socks) -> ProxyError | None:
+    """What PySocks' own exception types say: a hang-up in the handshake, the proxy's failure reply, a protocol
+    mismatch."""
+    where = proxy.describe()
+    if any(isinstance(e, socks.GeneralProxyError) and getattr(e, "msg", None) == _SOCKS_HANGUP for e in chain):
         # RFC 1929 says a proxy answers bad credentials with a status; many (pproxy, some ssh setups) just hang up,
         # and so does a proxy that does not speak SOCKS at all.
         if proxy.has_credentials:
@@ -216,16 +228,13 @@ def _proxy_failure(chain: list[BaseException], facts: Facts, proxy: Proxy, host:
         return ProxyError(f"The proxy {where} hung up during the SOCKS handshake: it requires a user and password, or "
                           "it is not a SOCKS proxy.", "Add USER:PASSWORD@ to the proxy URL if it needs them; an HTTP "
                           "proxy (Clash's 7890) needs http://, not socks5h://.")
-    if named("SOCKS5Error", "SOCKS4Error"):
+    if any(isinstance(e, (socks.SOCKS5Error, socks.SOCKS4Error)) for e in chain):
         return ProxyError(f"The proxy {where} could not connect to {host}: {_short(chain[0])}.",
                           "The proxy cannot reach that host or blocks it: check the proxy's rules, or try another "
                           "proxy or source.")
-    if socks_errors and any(isinstance(e, socks_errors) for e in chain):
+    if any(isinstance(e, socks.ProxyError) for e in chain):
         return ProxyError(f"The proxy {where} did not answer as a {proxy.scheme} proxy: {_short(chain[0])}.",
                           "Check the proxy's scheme (http:// vs socks5h://) and port.")
-    if at_proxy is not None or any(isinstance(e, _requests_errors("ProxyError")) for e in chain):
-        return ProxyError(f"The proxy {where} failed to forward the request to {host}: {_short(chain[0])}.",
-                          "Check that the proxy can reach the internet (or the host); try another proxy or source.")
     return None
 
 
