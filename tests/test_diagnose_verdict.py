@@ -66,3 +66,14 @@ def test_a_configured_mirror_that_never_answers_is_named_for_removal(sim, cli, i
         report, _ = _diagnose(cli)
     assert report["verdict"]["route"] == f"mirror {sim.url}"
     assert report["verdict"]["remove"][0].startswith(f"HF_ENDPOINT={hanging} (set in {dotenv}: delete that line)")
+
+
+def test_an_https_proxy_that_speaks_plain_http_is_named_with_its_fix(sim, cli, tmp_path):
+    from conftest import pproxy
+
+    with pproxy(sim.port, tmp_path / "p.log", protocols="http") as port:
+        report, human = _diagnose(cli, "--proxy", f"https://127.0.0.1:{port}")
+    protocol = [c for c in report["checks"] if c["group"] == "proxy" and c["name"].endswith(": protocol")][0]
+    assert protocol["status"] == "fail" and "this proxy speaks plain HTTP" in protocol["detail"]
+    assert protocol["hint"].startswith(f"Use http://127.0.0.1:{port} ")
+    assert any(f"Use http://127.0.0.1:{port}" in a for a in report["verdict"]["advice"])
