@@ -106,6 +106,20 @@ def test_a_repo_with_names_windows_cannot_store_is_refused_on_a_windows_rules_ca
     assert set(official_offline_load(cache, repo.repo_id)["files"]) == {"config.json", "aux.json", "a:b.txt"}
 
 
+def test_a_bundle_holding_them_is_refused_by_a_windows_rules_cache(sim, cache, tmp_path, cli):
+    """`bundle import` writes the same snapshot paths: the same rule, before anything is written."""
+    repo = _repo_with(sim, "aux.json")
+    assert cli("download", repo.repo_id, "--endpoint", sim.url, "--cache-dir", cache, "--quiet").exit_code == 0
+    bundle = tmp_path / "odd.tar"
+    assert cli("bundle", "export", repo.repo_id, "-o", bundle, "--cache-dir", cache).exit_code == 0
+    other = tmp_path / "windows-cache"
+    other.mkdir()
+    result = cli("bundle", "import", bundle, "--cache-dir", other, env={"HFGET_WINDOWS_NAMES": "1"})
+    assert result.exit_code == 1, result.output
+    assert "'aux.json'" in result.stderr and "Nothing was written" in result.stderr and "--exclude" in result.stderr
+    assert list(other.iterdir()) == []
+
+
 def test_a_fat_file_system_refuses_them_by_itself(sim, cli, fat_folder):  # noqa: F811
     """On a real FAT file system (FUSE here, a USB stick or SD card elsewhere) the probe sees the rules apply: the
     same error without any setting, for the cache and for --local-dir."""
