@@ -275,3 +275,16 @@ def test_huggingface_hubs_soft_lock_and_hfgets_exclude_each_other(sim, cache):
     assert not hfget_partials(cache / MODEL_DIR / "blobs") and not lock.exists()
     loaded = offline_load(cache, MODEL, "main", mode="nolocks", files=["model.safetensors"])
     assert loaded == {"model.safetensors": _weights_sha(sim)}
+
+
+@needs_linux
+def test_diagnose_says_when_the_cache_cannot_hold_symlinks(cache):
+    """Why a cache without symlinks grows by a copy per revision, and what turns symlinks on."""
+    cache.mkdir()
+    report = json.loads(run_hfget("diagnose", "--json", "--timeout", "1", HF_HUB_CACHE=str(cache)).stdout)
+    (check,) = [c for c in report["checks"] if c["group"] == "cache" and c["name"] == "symlinks"]
+    assert check["status"] == "warn" and "cannot hold symlinks" in check["detail"]
+    assert "Developer Mode" in check["hint"] and list(cache.iterdir()) == []  # the probe left nothing
+    here = json.loads(run_hfget("diagnose", "--json", "--timeout", "1", HF_HUB_CACHE=str(cache),
+                                HFGET_NONPOSIX="").stdout)  # (this Linux, as it is)
+    assert [c["status"] for c in here["checks"] if c["name"] == "symlinks"] == ["ok"]
