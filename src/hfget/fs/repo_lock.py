@@ -151,15 +151,15 @@ class RepoLock:
             self._beat = None
         self._drop_flock()
         set_live(self.owner, False)
+        if self._marker_fd >= 0:  # closed first: Windows cannot delete a file that is still open
+            os.close(self._marker_fd)
+            self._marker_fd = -1
         if self._marker is not None:
             try:
                 self._marker.unlink()
             except OSError:
                 pass
             self._marker = None
-        if self._marker_fd >= 0:
-            os.close(self._marker_fd)
-            self._marker_fd = -1
 
     def __enter__(self) -> RepoLock:
         return self
