@@ -80,6 +80,8 @@ def sim(_session_sim):
     _session_sim.tree_page_size = 1000
     _session_sim.rate_limit = 0
     _session_sim.cdn_base = None
+    _session_sim.link_ttl = None
+    _session_sim.link_per_range = False
     yield _session_sim
     _session_sim.clear_faults()
 

@@ -24,6 +24,7 @@ from .errors import HfgetError, UsageError, is_fall_through
 from .net.http import HttpClient, RetryPolicy
 from .net.proxy import ProxyConfig
 from .repo import RemoteFile, RepoRef, Snapshot, is_commit_sha, select_files
+from .sources import unreachable_redirect
 from .store.hub_cache import HubCache
 from .store.targets import CacheTarget, LocalDirTarget, Target
 
@@ -292,6 +293,7 @@ def _job(
         lock=target.lock_path(file),
         grant=grant,
         explain=lambda response: source.error_for(response, snapshot.repo, snapshot.revision),
+        explain_unreachable=lambda error: unreachable_redirect(source, file.path, error),
     )
 
 

@@ -8,19 +8,27 @@ Range support is unknown until the first response: the first connection (the *le
 and only when the server answers 206 with the right Content-Range do other connections join. A 200 instead means
 the server ignores Range: the task drops what it had and that one response streams the whole file. Each restart
 (Range ignored, a hash mismatch, a partial the server rejects) begins a new *generation*: a fresh `SegmentPlan`
-and hasher; connections still holding segments of an older plan notice on their next claim and stop.
+and hasher; connections still holding segments of an older plan notice on their next claim and stop. Once the
+server has answered ranges, an odd answer to one piece (a 200 with the whole file, a 416) is a failed request of
+that piece, not a restart: one connection's bad answer never throws away what the others fetched.
+
+Failures are counted per *wave*: the requests that were already on their way when a failure came in (64 connections
+stalling on one slow server) fail as one event, and the file gives up only after `attempts` waves in a row with no
+byte in between. A wave of stalls or refusals among parallel ranges also tells the server's limit (`OriginCaps`).
 """
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ..errors import HfgetError, IntegrityError, ServerError
-from ..net.urls import host_label
+from ..errors import ConnectError, HfgetError, IntegrityError, ServerError, UnreachableRedirect
+from ..net.urls import host_label, origin_of
 from .digest import Digest, FrontierHasher
 from .events import FileFailed, FileFinished, FileProgress, FileRetrying, FileStarted
+from .governor import OriginCaps
+from .links import SharedLink
 from .partial_file import BlobLock, PartialFile
 from .resume_state import load_done
 from .segments import IntervalSet, PieceSizes, Segment, SegmentPlan
@@ -41,6 +49,10 @@ class EngineSettings:
     # connections on a fast link then fetch 32 MiB pieces instead of 4 MiB ones (fewer requests, fewer bytes landing
     # ahead of the hash); when the limit rises, pieces shrink and stealing rebalances what was handed out.
     limit: int = 1
+    caps: OriginCaps = field(default_factory=OriginCaps)  # connections per file each server tolerates
+
+
+PROGRESS = 1 << 20  # bytes a file must gain after a failure before its failures are forgiven
 
 
 class Stop(Exception):
@@ -58,21 +70,28 @@ class FileTask:
         self.error: HfgetError | None = None
         self.retry_at = 0.0  # no new connection before this (backoff, lock held by another process)
         self.lock_wait_started: float | None = None
-        self.direct_url: str | None = None  # where the lead's redirects ended (a CDN): later pieces go straight there
+        self.link = SharedLink(job.url)  # where requests go: the resolve URL or the (signed) link it redirects to
+        self.origin = origin_of(job.url)
         self.connections = 0  # connections currently working on this task
-        self.failures = 0  # failed requests since the last byte arrived
+        self.failures = 0  # failure waves since the file last made progress (PROGRESS bytes)
+        self._since_failure = 0  # bytes written since the last failure
+        self._wave_at = float("-inf")  # when the current wave's first failure came in
+        self._wave_size = 0  # connections working when it did
+        self._wave_failed = 0  # requests failed in it
         self.bad_hash = 0
         self.received = 0  # bytes written in this run
         self._file_lock: BlobLock | None = None
         self._inflight_writes = 0  # claimed bytes being written: the partial may not be closed or moved yet
         self._idle = threading.Condition(self.lock)
         self._finishing = False
+        self._resetting = False  # the partial is being emptied: no new work until it is
         self.generation = 0
         self.partial: PartialFile | None = None
         self.plan: SegmentPlan | None = None
         self.hasher: FrontierHasher | None = None
         self.split = False  # may use several connections
         self.ranged = False  # the server answered a Range request correctly in this generation
+        self.ranges_seen = False  # ... in any generation of this run
 
     # --- starting -------------------------------------------------------------------------------------------
 
@@ -115,12 +134,19 @@ class FileTask:
         return "deferred"
 
     def _start_over(self) -> int:
-        """(Under the lock.) Throw the partial away and begin an empty generation; returns the bytes dropped."""
+        """(Under the lock.) Throw the partial away and begin an empty generation; returns the bytes dropped.
+
+        The old generation's segments stop at their next claim, but bytes they claimed may still be on their way
+        to the disk: the partial is emptied only once they have landed, or they would land in the new file."""
         dropped = self.plan.done.total
-        self.partial.reset()
         self._new_generation(IntervalSet())
+        self._resetting = True
+        while self._inflight_writes:
+            self._idle.wait(1.0)
+        self._resetting = False
+        self.partial.reset()
         self.ranged = False
-        self.direct_url = None
+        self.link.reset()
         return dropped
 
     def _new_generation(self, done: IntervalSet) -> None:
@@ -137,15 +163,29 @@ class FileTask:
 
     # --- handing out work (called by the scheduler) ---------------------------------------------------------
 
+    def _idle_now(self, now: float) -> bool:
+        """(Under the lock.) Whether no new connection may start on this file now."""
+        if self.status != "running" or self._finishing or self._resetting or now < self.retry_at:
+            return True
+        cap = self.engine.caps.cap(self.origin)
+        return cap is not None and self.connections >= cap
+
+    def _one_stream(self) -> bool:
+        """(Under the lock.) Whether the next request reads the rest of the file as one stream: the server ignores
+        Range, the file is not worth splitting, or the server shows it cannot take parallel ranges."""
+        return not (self.ranged and self.split) or self.engine.caps.cap(self.origin) == 1
+
     def take_segment(self, now: float) -> Segment | None:
         with self.lock:
-            if self.status != "running" or self._finishing or now < self.retry_at:
+            if self._idle_now(now):
                 return None
             plan = self.plan
-            if not (self.ranged and self.split):
+            if self._one_stream():
                 if self.connections:
                     return None  # one stream at a time, or the lead is still finding out whether Range works
-                segment = plan.lead(self.split, self.engine.limit, now)
+                # The lead asks for a first piece where other connections may join; otherwise the rest of the file.
+                pieces = self.split and not self.ranged and self.engine.caps.cap(self.origin) != 1
+                segment = plan.lead(pieces, self.engine.limit, now)
             else:
                 segment = plan.next_piece(self.engine.limit, now) or plan.steal(now)
             if segment is not None:
@@ -155,9 +195,9 @@ class FileTask:
     def priority(self, now: float) -> tuple | None:
         """How much this task wants another connection (higher first); None if it cannot use one now."""
         with self.lock:
-            if self.status != "running" or self._finishing or now < self.retry_at:
+            if self._idle_now(now):
                 return None
-            if not (self.ranged and self.split):
+            if self._one_stream():
                 return None if self.connections else (2, 0)
             if self.plan.has_free():
                 return (1, self.plan.free.total)
@@ -165,34 +205,25 @@ class FileTask:
                 return (0, 0)
             return None
 
-    def url(self) -> str:
-        return self.direct_url or self.job.url
-
     def is_current(self, segment: Segment) -> bool:
         return self.plan is not None and segment in self.plan.active
 
     # --- what the lead learns -------------------------------------------------------------------------------
 
-    def confirm_ranges(self, segment: Segment, final_url: str) -> None:
+    def confirm_ranges(self, segment: Segment) -> None:
         """The server honours Range: let other connections join (after the state file exists, as they leave
         holes)."""
         snapshot = None
         with self.lock:
             if not self.is_current(segment) or self.ranged:
                 return
-            self.ranged = True
-            if final_url != self.job.url:
-                self.direct_url = final_url
+            self.ranged = self.ranges_seen = True
             if self.split:
                 snapshot = self.partial.make_stateful(self.plan.done)
             more_work = self.split
         PartialFile.save(snapshot)
         if more_work:
             self.engine.wake(True)  # every idle connection may join now
-
-    def forget_direct_url(self) -> None:
-        with self.lock:
-            self.direct_url = None
 
     def restart_whole_body(self, segment: Segment) -> Segment:
         """The server ignored Range and is sending the whole file: drop everything, and stream it from byte 0."""
@@ -215,7 +246,7 @@ class FileTask:
             self.failures += 1  # counted like a failed request, so a server that always says 416 ends it
             if not self.plan.done or self.failures >= self.engine.attempts:
                 raise ServerError(
-                    f"{host_label(self.url())} refused a range of {self.key} that exists ({why}).",
+                    f"{host_label(self.job.url)} refused a range of {self.key} that exists ({why}).",
                     "The server's range support is broken; use another source.",
                 )
             self.plan.release(segment)
@@ -254,7 +285,9 @@ class FileTask:
             n = len(data)
             self.plan.mark_written(at, n)
             self.received += n
-            self.failures = 0
+            self._since_failure += n
+            if self._since_failure >= PROGRESS:  # a trickle between failures is no progress
+                self.failures = 0
             # A kill -9 loses at most about SAVE_EVERY bytes (or SAVE_INTERVAL of work at high rates).
             snapshot = self.partial.wrote(n, self.plan.done)
             if self.plan.complete and not self._finishing:
@@ -278,19 +311,36 @@ class FileTask:
 
     # --- ending a connection --------------------------------------------------------------------------------
 
-    def connection_failed(self, segment: Segment, error: HfgetError, retry_after: str | None = None) -> None:
-        """A request or body failed. Give up after `attempts` failures in a row with no byte in between."""
+    def connection_failed(
+        self, segment: Segment, error: HfgetError, *, sent_at: float, retry_after: str | None = None,
+        crowded: bool = False,
+    ) -> None:
+        """A request sent at `sent_at` (or its body) failed. `crowded`: it stalled or the server refused it, which
+        among parallel ranges says the server takes fewer. Gives up after `attempts` waves in a row with no byte
+        in between, or at once where retrying cannot help (nothing listens; the redirect leads nowhere)."""
+        cap = None
         with self.lock:
             if not self.is_current(segment) or self.status != "running":
                 return
-            self.failures += 1
+            now = time.monotonic()
+            new_wave = sent_at >= self._wave_at  # sent after the last wave began: not part of it
+            if new_wave:
+                self.failures += 1
+                self._wave_at, self._wave_size, self._wave_failed = now, self.connections, 0
+            self._wave_failed += 1
+            self._since_failure = 0
             failures = self.failures
-            give_up = failures >= self.engine.attempts or getattr(error, "refused", False)
-            if not give_up:
-                self.retry_at = max(self.retry_at, time.monotonic() + self.engine.backoff(failures - 1, retry_after))
+            hopeless = isinstance(error, UnreachableRedirect) or (isinstance(error, ConnectError) and error.refused)
+            give_up = hopeless or failures >= self.engine.attempts
+            if not give_up and new_wave:
+                self.retry_at = max(self.retry_at, now + self.engine.backoff(failures - 1, retry_after))
+            if crowded and self._wave_size > 1:
+                cap = self._wave_size - self._wave_failed  # the connections still working in this wave
+        if cap is not None:
+            self.engine.caps.lower(self.origin, cap)
         if give_up:
             self.fail(error)
-        else:
+        elif new_wave:
             self.engine.emit(FileRetrying(self.key, failures, error.message))
 
     def connection_ended(self, segment: Segment | None) -> bool:
@@ -374,7 +424,7 @@ class FileTask:
         if self.bad_hash >= 2:
             self.partial.discard()
             error = IntegrityError(
-                f"{self.key} from {host_label(self.url())} does not match its expected {self.job.algo} "
+                f"{self.key} from {host_label(self.link.resolve_url)} does not match its expected {self.job.algo} "
                 f"({self.job.expected[:16]}..., got {digest.actual[:16]}...), twice. The bad bytes were discarded; "
                 "nothing entered the cache.",
                 "The server (or something between you and it) is corrupting data; use another source.",

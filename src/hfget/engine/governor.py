@@ -14,6 +14,7 @@ little work left teaches it nothing.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from dataclasses import dataclass
 
@@ -168,3 +169,26 @@ class ConnectionGovernor:
     def _hold(self, limit: int, now: float) -> None:
         self.phase = "hold"
         self._set(limit, now)
+
+
+class OriginCaps:
+    """How many connections one file may use on a server, where the server showed a limit during this run.
+
+    Some servers cannot take parallel ranges of one file: a caching mirror (olah) that fetches each 64 MiB block
+    upstream once and holds every other request on that block until it is saved, a CDN that refuses connections
+    beyond a few. There several ranges of a file stall or are refused together; the file then goes on with only as
+    many connections as were still working in that wave (down to one stream), and so do later files from the same
+    origin until the run ends. The governor's limit, found from throughput, still applies on top.
+    """
+
+    def __init__(self) -> None:
+        self._caps: dict[object, int] = {}
+        self._lock = threading.Lock()
+
+    def cap(self, origin: object) -> int | None:
+        return self._caps.get(origin)
+
+    def lower(self, origin: object, cap: int) -> None:
+        with self._lock:
+            if cap < self._caps.get(origin, cap + 1):
+                self._caps[origin] = max(1, cap)

@@ -24,10 +24,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import DiskError, HfgetError, Interrupted, NetworkError
+from ..errors import DiskError, HfgetError, Interrupted, NetworkError, NetworkTimeout, UnreachableRedirect
 from ..fs.fsutil import disk_errors
-from ..net.http import HttpClient, TokenGrant
-from .connection import Lease, ResponseTracker, Retry, fetch
+from ..net.http import Cancelled, HttpClient, TokenGrant
+from .connection import Lease, Retry, fetch
 from .digest import Digest
 from .events import (
     Event,
@@ -42,7 +42,7 @@ from .events import (
     TransferStarted,
 )
 from .file_task import EngineSettings, FileTask, Stop
-from .governor import ConnectionGovernor
+from .governor import ConnectionGovernor, OriginCaps
 from .resume_state import pending_bytes
 from .segments import PieceSizes
 
@@ -69,6 +69,8 @@ class FileJob:
     headers: Mapping[str, str] = field(default_factory=dict)
     # Turns an HTTP error response into the source's own error (the engine knows no hub semantics).
     explain: Callable[[object], HfgetError] | None = None
+    # Says what it means that the file's redirect leads to a host that cannot be reached (the source's words).
+    explain_unreachable: Callable[[UnreachableRedirect], HfgetError] | None = None
 
     def pending(self) -> int:
         """Bytes still to fetch, given what an earlier run left on disk."""
@@ -216,7 +218,7 @@ class Transfer:
         self.piece_sizes = piece_sizes or PieceSizes()
         self.adaptive = adaptive  # let the governor find how many of the connections pay (else use them all)
         self.cancel = threading.Event()
-        self._responses = ResponseTracker()
+        self.caps = OriginCaps()  # what each server showed it tolerates, for the rest of the run
         self._fatal: list[BaseException] = []
 
     def run(self, jobs: Sequence[FileJob], *, source: str | None = None) -> TransferReport:
@@ -239,6 +241,7 @@ class Transfer:
             lock_timeout=self.lock_timeout,
             backoff=self.client.retry.delay,
             emit=self.emit,
+            caps=self.caps,
         )
         tasks = [FileTask(job, engine) for job in jobs]
         pool = self._pool_size(jobs)
@@ -257,7 +260,8 @@ class Transfer:
         scheduler.open.set()
         try:
             for thread in threads:
-                while thread.is_alive():
+                # A fatal error (a full disk) stops everything now, not when the last stalled connection gives up.
+                while thread.is_alive() and not self.cancel.is_set():
                     thread.join(timeout=0.05)
                     if governor is not None:
                         moved = sum(task.received for task in tasks)
@@ -304,7 +308,9 @@ class Transfer:
     def _stop(self, scheduler: _Scheduler, threads: list[threading.Thread], tasks: list[FileTask]) -> None:
         self.cancel.set()
         scheduler.wake(everyone=True)
-        self._responses.abort_all(self.client)  # wakes threads blocked in a read
+        # Wakes threads blocked in a read (a body, headers a server holds back) or in a retry pause. What they then
+        # see is our own stop, not the server's failure: they report nothing (see _worker, _connection).
+        self.client.interrupt()
         deadline = time.monotonic() + 5
         for thread in threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -328,12 +334,18 @@ class Transfer:
                         if segment is None:
                             continue
                     self._connection(Lease(task, segment), scheduler)
+            except (Stop, Cancelled):
+                pass
             except HfgetError as error:
+                if self.cancel.is_set():
+                    continue  # the stop broke it (or a second full disk): the first fatal error is what counts
                 task.fail(error)
                 if isinstance(error, DiskError):  # disk full, permissions: no other file can succeed either
                     self._fatal.append(error)
                     self.cancel.set()
             except BaseException as error:  # a bug: stop everything and let the CLI report it
+                if self.cancel.is_set() and isinstance(error, OSError):
+                    continue
                 task.fail(_internal(error))
                 self._fatal.append(error)
                 self.cancel.set()
@@ -356,21 +368,20 @@ class Transfer:
     def _connection(self, lease: Lease, scheduler: _Scheduler) -> None:
         task = lease.task
         try:
-            if fetch(
-                lease,
-                self.client,
-                stall_timeout=self.stall_timeout,
-                cancel=self.cancel,
-                tracker=self._responses,
-                emit=self.emit,
-            ):
+            if fetch(lease, self.client, stall_timeout=self.stall_timeout, cancel=self.cancel, emit=self.emit):
                 task.complete()
-        except Stop:
+        except (Stop, Cancelled):
             pass
-        except NetworkError as error:
-            task.connection_failed(lease.segment, error)
-        except Retry as retry:
-            task.connection_failed(lease.segment, retry.error, retry.retry_after)
+        except (NetworkError, Retry) as failure:
+            if not self.cancel.is_set():  # a connection our own stop broke is no failure of the server
+                error = failure.error if isinstance(failure, Retry) else failure
+                task.connection_failed(
+                    lease.segment,
+                    error,
+                    sent_at=lease.sent_at,
+                    retry_after=failure.retry_after if isinstance(failure, Retry) else None,
+                    crowded=failure.crowded if isinstance(failure, Retry) else isinstance(failure, NetworkTimeout),
+                )
         finally:
             task.connection_ended(lease.segment)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import json
 import socket
 import ssl
@@ -303,7 +302,7 @@ class _Handler(ModelScopeRoutes, BaseHTTPRequestHandler):
         base = {"X-Repo-Commit": commit, "Access-Control-Expose-Headers": "X-Repo-Commit,X-Linked-Etag,X-Linked-Size"}
         if f.lfs:
             sha = f.content.sha256
-            location = f"{self.sim.cdn_url}/cdn/{sha}?expires=4102444800&sig={self.sim._sign(sha)}"
+            location = self.sim.cdn_link(sha, self.headers.get("Range"))
             return self._send(
                 302,
                 {
@@ -343,8 +342,9 @@ class _Handler(ModelScopeRoutes, BaseHTTPRequestHandler):
         self._serve_body(f, path, "resolve", {"X-Repo-Commit": commit, "ETag": f'"{f.blob_id}"'})
 
     def _cdn(self, sha: str) -> None:
-        if not hmac.compare_digest(self.query.get("sig", ""), self.sim._sign(sha)):
-            return self._send(403, {"Content-Type": "text/plain"}, b"AccessDenied: bad signature")
+        refusal = self.sim.link_refusal(sha, self.query, self.headers.get("Range"))
+        if refusal is not None:
+            return self._send(403, {"Content-Type": "text/plain"}, refusal.encode())
         f = self.sim._lfs_file(sha)
         if f is None:
             return self._send(404, {"Content-Type": "text/plain"}, b"NoSuchKey")
