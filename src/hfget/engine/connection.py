@@ -44,6 +44,7 @@ class Lease:
     task: FileTask
     segment: Segment
     sent_at: float = 0.0  # when its latest request went out: failures of requests sent together are one wave
+    last_byte: float = 0.0  # when it last received bytes (monotonic)
 
 
 def range_header(segment: Segment, size: int) -> str | None:
@@ -168,6 +169,7 @@ def _stream(lease: Lease, response, client: HttpClient, cancel: threading.Event,
     completed = False
     try:
         for block in client.iter_body(response, READ_SIZE):
+            lease.last_byte = time.monotonic()
             if cancel.is_set():
                 raise Stop
             at, take = task.claim(lease.segment, len(block))

@@ -10,11 +10,8 @@ the server ignores Range: the task drops what it had and that one response strea
 (Range ignored, a hash mismatch, a partial the server rejects) begins a new *generation*: a fresh `SegmentPlan`
 and hasher; connections still holding segments of an older plan notice on their next claim and stop. Once the
 server has answered ranges, an odd answer to one piece (a 200 with the whole file, a 416) is a failed request of
-that piece, not a restart: one connection's bad answer never throws away what the others fetched.
-
-Failures are counted per *wave*: the requests that were already on their way when a failure came in (64 connections
-stalling on one slow server) fail as one event, and the file gives up only after `attempts` waves in a row with no
-byte in between. A wave of stalls or refusals among parallel ranges also tells the server's limit (`OriginCaps`).
+that piece, not a restart: one connection's bad answer never throws away what the others fetched. Failures are
+counted per wave, and waves and held ranges tell how many connections the server tolerates (`server_limits.py`).
 """
 from __future__ import annotations
 
@@ -27,8 +24,8 @@ from ..errors import ConnectError, HfgetError, IntegrityError, ServerError, Unre
 from ..net.urls import host_label, origin_of
 from .digest import Digest, FrontierHasher
 from .events import FileFailed, FileFinished, FileProgress, FileRetrying, FileStarted
-from .governor import OriginCaps
 from .links import SharedLink
+from .server_limits import FailureWaves, HoldWatch, OriginCaps
 from .partial_file import BlobLock, PartialFile
 from .resume_state import load_done
 from .segments import IntervalSet, PieceSizes, Segment, SegmentPlan
@@ -52,9 +49,6 @@ class EngineSettings:
     caps: OriginCaps = field(default_factory=OriginCaps)  # connections per file each server tolerates
 
 
-PROGRESS = 1 << 20  # bytes a file must gain after a failure before its failures are forgiven
-
-
 class Stop(Exception):
     """This connection must stop: the task finished, failed, restarted or was cancelled."""
 
@@ -73,11 +67,8 @@ class FileTask:
         self.link = SharedLink(job.url)  # where requests go: the resolve URL or the (signed) link it redirects to
         self.origin = origin_of(job.url)
         self.connections = 0  # connections currently working on this task
-        self.failures = 0  # failure waves since the file last made progress (PROGRESS bytes)
-        self._since_failure = 0  # bytes written since the last failure
-        self._wave_at = float("-inf")  # when the current wave's first failure came in
-        self._wave_size = 0  # connections working when it did
-        self._wave_failed = 0  # requests failed in it
+        self.waves = FailureWaves()
+        self.holds = HoldWatch()
         self.bad_hash = 0
         self.received = 0  # bytes written in this run
         self._file_lock: BlobLock | None = None
@@ -160,6 +151,7 @@ class FileTask:
         holes = len(done.ranges()) > 1 or (bool(done) and done.ranges()[0][0] != 0)
         self.split = holes or (self.engine.connections > 1 and self.engine.sizes.worth_splitting(self.size))
         self._finishing = False
+        self.holds = HoldWatch()
 
     # --- handing out work (called by the scheduler) ---------------------------------------------------------
 
@@ -186,6 +178,8 @@ class FileTask:
                 # The lead asks for a first piece where other connections may join; otherwise the rest of the file.
                 pieces = self.split and not self.ranged and self.engine.caps.cap(self.origin) != 1
                 segment = plan.lead(pieces, self.engine.limit, now)
+                if self.holds.lead is None:
+                    self.holds.lead = segment
             else:
                 segment = plan.next_piece(self.engine.limit, now) or plan.steal(now)
             if segment is not None:
@@ -243,8 +237,8 @@ class FileTask:
         with self.lock:
             if not self.is_current(segment):
                 return
-            self.failures += 1  # counted like a failed request, so a server that always says 416 ends it
-            if not self.plan.done or self.failures >= self.engine.attempts:
+            self.waves.count += 1  # counted like a failed request, so a server that always says 416 ends it
+            if not self.plan.done or self.waves.count >= self.engine.attempts:
                 raise ServerError(
                     f"{host_label(self.job.url)} refused a range of {self.key} that exists ({why}).",
                     "The server's range support is broken; use another source.",
@@ -261,9 +255,25 @@ class FileTask:
             if self.status != "running" or not self.is_current(segment):
                 raise Stop
             at, take = self.plan.claim(segment, n)
+            first = bool(take) and at == segment.start
+            held = first and self.holds.first_byte(segment, time.monotonic())
+            joiner = first and segment is not self.holds.lead
             if take:
                 self._inflight_writes += 1
-            return at, take
+        if held:
+            self.engine.caps.lower(self.origin, 1)
+        elif joiner and self.engine.caps.parallel_works(self.origin):
+            self.engine.wake(True)  # files may take more connections now
+        return at, take
+
+    def check_holds(self, now: float) -> None:
+        """(Called while the file runs.) A later range held far longer than the first: one stream from now on."""
+        if self.engine.caps.cap(self.origin) == 1:
+            return
+        with self.lock:
+            held = self.status == "running" and self.ranged and self.holds.holding(self.plan.active, now)
+        if held:
+            self.engine.caps.lower(self.origin, 1)
 
     def write(self, segment: Segment, at: int, data: memoryview) -> bool:
         """Write claimed bytes, record them, hash what can be hashed. True when this write completed the file.
@@ -285,9 +295,7 @@ class FileTask:
             n = len(data)
             self.plan.mark_written(at, n)
             self.received += n
-            self._since_failure += n
-            if self._since_failure >= PROGRESS:  # a trickle between failures is no progress
-                self.failures = 0
+            self.waves.progressed(n)
             # A kill -9 loses at most about SAVE_EVERY bytes (or SAVE_INTERVAL of work at high rates).
             snapshot = self.partial.wrote(n, self.plan.done)
             if self.plan.complete and not self._finishing:
@@ -318,24 +326,17 @@ class FileTask:
         """A request sent at `sent_at` (or its body) failed. `crowded`: it stalled or the server refused it, which
         among parallel ranges says the server takes fewer. Gives up after `attempts` waves in a row with no byte
         in between, or at once where retrying cannot help (nothing listens; the redirect leads nowhere)."""
-        cap = None
         with self.lock:
             if not self.is_current(segment) or self.status != "running":
                 return
             now = time.monotonic()
-            new_wave = sent_at >= self._wave_at  # sent after the last wave began: not part of it
-            if new_wave:
-                self.failures += 1
-                self._wave_at, self._wave_size, self._wave_failed = now, self.connections, 0
-            self._wave_failed += 1
-            self._since_failure = 0
-            failures = self.failures
+            new_wave = self.waves.failed(sent_at, now, self.connections)
+            failures = self.waves.count
             hopeless = isinstance(error, UnreachableRedirect) or (isinstance(error, ConnectError) and error.refused)
             give_up = hopeless or failures >= self.engine.attempts
             if not give_up and new_wave:
                 self.retry_at = max(self.retry_at, now + self.engine.backoff(failures - 1, retry_after))
-            if crowded and self._wave_size > 1:
-                cap = self._wave_size - self._wave_failed  # the connections still working in this wave
+            cap = self.waves.survivors() if crowded else None
         if cap is not None:
             self.engine.caps.lower(self.origin, cap)
         if give_up:

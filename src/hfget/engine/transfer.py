@@ -42,9 +42,10 @@ from .events import (
     TransferStarted,
 )
 from .file_task import EngineSettings, FileTask, Stop
-from .governor import ConnectionGovernor, OriginCaps
+from .governor import SCOUT_WINDOW, ConnectionGovernor
 from .resume_state import pending_bytes
 from .segments import PieceSizes
+from .server_limits import OriginCaps
 
 __all__ = [
     "Digest", "Event", "EventSink", "FileFailed", "FileFinished", "FileJob", "FileProgress", "FileRetrying",
@@ -220,6 +221,8 @@ class Transfer:
         self.cancel = threading.Event()
         self.caps = OriginCaps()  # what each server showed it tolerates, for the rest of the run
         self._fatal: list[BaseException] = []
+        self._leases: dict[int, Lease] = {}  # what each connection works on now
+        self._last_byte: dict[int, float] = {}  # when each connection last received bytes (earlier leases)
 
     def run(self, jobs: Sequence[FileJob], *, source: str | None = None) -> TransferReport:
         _limit_malloc_arenas()
@@ -263,11 +266,13 @@ class Transfer:
                 # A fatal error (a full disk) stops everything now, not when the last stalled connection gives up.
                 while thread.is_alive() and not self.cancel.is_set():
                     thread.join(timeout=0.05)
+                    now = time.monotonic()
+                    for task in list(scheduler.active):
+                        task.check_holds(now)
                     if governor is not None:
                         moved = sum(task.received for task in tasks)
-                        scheduler.set_limit(
-                            governor.tick(time.monotonic(), moved, scheduler.saturation(), time.process_time())
-                        )
+                        busy, quiet = scheduler.saturation(), self._quiet(now)
+                        scheduler.set_limit(governor.tick(now, moved, busy, time.process_time(), quiet))
                         engine.limit = self._piece_basis(governor)
         except KeyboardInterrupt:
             self._stop(scheduler, threads, tasks)
@@ -296,6 +301,15 @@ class Transfer:
         if governor is None or governor.phase == "scout":
             return self.connections
         return governor.limit
+
+    def _quiet(self, now: float) -> int:
+        """Connections at work that received nothing in the last scout window: held back by the server, or a
+        request still on its way. They say nothing about how fast a connection is."""
+        since = now - SCOUT_WINDOW
+        return sum(
+            1 for index, lease in list(self._leases.items())
+            if max(lease.last_byte, self._last_byte.get(index, 0.0)) < since
+        )
 
     def _pool_size(self, jobs: Sequence[FileJob]) -> int:
         """As many threads as connections could be busy: one per small file, up to all of them on large files."""
@@ -333,7 +347,11 @@ class Transfer:
                         segment = self._start(task, scheduler)
                         if segment is None:
                             continue
-                    self._connection(Lease(task, segment), scheduler)
+                    self._leases[index] = lease = Lease(task, segment)
+                    try:
+                        self._connection(lease, scheduler)
+                    finally:
+                        self._last_byte[index] = self._leases.pop(index).last_byte
             except (Stop, Cancelled):
                 pass
             except HfgetError as error:
