@@ -7,6 +7,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hfget.cli import app
+from olah_fixture import OlahServer
 from hfget.testing.hubsim import HubSimulator, SimUser
 from hfget.testing.simrepo import demo_repos
 
@@ -58,6 +60,35 @@ def isolated(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture
+def olah_factory(tmp_path_factory):
+    """Start real olah servers (online mode, `OlahServer`'s keyword arguments, e.g. upstream=sim.url); all are
+    stopped at teardown."""
+    servers: list[OlahServer] = []
+
+    def start(**kwargs) -> OlahServer:
+        server = OlahServer(tmp_path_factory.mktemp("olah"), **kwargs)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def hfget_process(*args: str, env: dict[str, str] | None = None, **popen) -> subprocess.Popen:
+    """`hfget ARGS...` as a real process, in the environment the `isolated` fixture left (no user settings; the
+    default sources are closed loopback ports, so nothing leaves this machine), with text stdout and stderr pipes.
+
+    Ctrl-C reaches it as from a terminal: a test run started in the background (nohup, `cmd &` in a script) inherits
+    SIGINT *ignored*, and Python then never turns it into KeyboardInterrupt."""
+    full_env = {**os.environ, "HF_HUB_DISABLE_TELEMETRY": "1", "PYTHONFAULTHANDLER": "1", **(env or {})}
+    return subprocess.Popen(
+        [sys.executable, "-m", "hfget", *map(str, args)], env=full_env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **popen,
+    )
+
+
 @pytest.fixture(scope="session")
 def _session_sim():
     sim = HubSimulator(
@@ -82,6 +113,7 @@ def sim(_session_sim):
     _session_sim.cdn_base = None
     _session_sim.link_ttl = None
     _session_sim.link_per_range = False
+    _session_sim.block_cache = None
     yield _session_sim
     _session_sim.clear_faults()
 

@@ -23,12 +23,13 @@ import threading
 import time
 from urllib.parse import quote
 
+from .sim_blocks import BlockCache
 from .sim_http import _Handler, _Server
 from .sim_modelscope import modelscope_commit  # noqa: F401  (re-exported: tests name ModelScope's commit ids)
 from .sim_types import Fault, Override, RequestRecord, SimUser
 from .simrepo import SimFile, SimRepo, demo_repos
 
-__all__ = ["Fault", "HubSimulator", "Override", "RequestRecord", "SimUser", "modelscope_commit"]
+__all__ = ["BlockCache", "Fault", "HubSimulator", "Override", "RequestRecord", "SimUser", "modelscope_commit"]
 
 
 class HubSimulator:
@@ -56,6 +57,7 @@ class HubSimulator:
         # only for the byte range of the request that was redirected.
         self.link_ttl: float | None = None
         self.link_per_range = False
+        self.block_cache: BlockCache | None = None  # serve bodies the way a caching mirror (olah) does
         self.relative_resolve_redirect = True
         self.serve_modelscope = True  # answer the ModelScope protocol (/api/v1/models/...) too
         self.modelscope_listing_cap = 3000  # modelscope.cn truncates a listing at 3000 entries

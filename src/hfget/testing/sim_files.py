@@ -1,8 +1,10 @@
 """The simulator's file bodies: ranges, throttling and the fault knobs applied where the bytes go out (corrupt,
-reset, truncate, stall, ignored Range, chunked, a wrong Content-Range, status bursts). A mixin of the handler."""
+reset, truncate, stall, ignored Range, chunked, a wrong Content-Range, status bursts), or a caching mirror's block
+store (`sim_blocks`). A mixin of the handler."""
 
 from __future__ import annotations
 
+import select
 import socket
 import struct
 import time
@@ -60,6 +62,8 @@ class FileBodies:
         self.end_headers()
         if self.command == "HEAD":
             return
+        if self.sim.block_cache is not None:
+            return self._serve_blocks(f, start, end)
         corrupt = self.sim._take_fault(path, where, ("corrupt",), span=(start, end))
         cut = self.sim._take_fault(path, where, ("reset", "truncate", "stall"))
         throttle = self.sim._take_fault(path, where, ("throttle",))
@@ -87,6 +91,50 @@ class FileBodies:
                         raise Abort
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
+
+    def _serve_blocks(self, f: SimFile, start: int, end: int) -> None:
+        """The body of [start, end) through the mirror's block store: saved blocks at once, the others as their
+        fetch goes (see `sim_blocks`)."""
+        cache = self.sim.block_cache
+        size = cache.block_size
+        for index in range(start // size, (end - 1) // size + 1):
+            first, last = index * size, min((index + 1) * size, f.size)
+            lo, hi = max(start, first), min(end, last)
+            block = (f.etag, index)
+            if not cache.take(block, self.sim._stop):
+                self._body(f.content.read(lo, hi - lo))
+                continue
+            began = time.monotonic()
+            try:
+                pos, held_back = lo, max(lo, hi - 64 * 1024)
+                while pos < held_back:  # the leader's range streams as the block arrives, but for its last piece
+                    arrived = first + int((time.monotonic() - began) * cache.upstream_rate)
+                    if arrived > pos:
+                        n = min(held_back, arrived) - pos
+                        self._body(f.content.read(pos, n))
+                        pos += n
+                    elif self.sim._stop.wait(0.01):
+                        raise Abort
+                if not cache.fetch(block, last - first, began, self._client_gone, self.sim._stop):
+                    raise Abort
+                self._body(f.content.read(pos, hi - pos))
+            except BaseException:
+                cache.abandon(block, last - first, began)  # (nothing if it was saved)
+                raise
+
+    def _body(self, data: bytes) -> None:
+        self.wfile.write(data)
+        self.record.body_bytes += len(data)
+
+    def _client_gone(self) -> bool:
+        """Whether the client hung up (its socket reads as closed), without reading what it may have sent."""
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        if not readable:
+            return False
+        try:
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     def _cut(self, cut: Fault, piece: bytes) -> None:
         """Send the last `piece`, then break the connection the way the fault says."""
