@@ -85,8 +85,9 @@ class UnreachableRedirect(NetworkError):
 
     kind = "redirect"
 
-    def __init__(self, message: str, hint: str | None = None, *, origin_url: str, target_url: str,
-                 cause: NetworkError, why: str) -> None:
+    # (Defaults only so that copy.copy, which re-creates an exception from its args, works; callers give them all.)
+    def __init__(self, message: str, hint: str | None = None, *, origin_url: str = "", target_url: str = "",
+                 cause: NetworkError | None = None, why: str = "") -> None:
         super().__init__(message, hint)
         self.origin_url, self.target_url, self.cause = origin_url, target_url, cause
         self.why = why  # "which does not resolve here (DNS lookup failed)", ...

@@ -181,6 +181,9 @@ class HubSimulator:
                 if fault.kind in kinds and fault.applies(path, where):
                     if span is not None and fault.kind == "corrupt" and not span[0] <= fault.offset < span[1]:
                         continue
+                    if fault.skipped < fault.skip:
+                        fault.skipped += 1
+                        continue
                     fault.hits += 1
                     return fault
         return None
