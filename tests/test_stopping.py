@@ -7,16 +7,20 @@ error within 2 s), because this machine is shared and loaded; they still fail wh
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
-from conftest import hfget_process
+from conftest import hfget_process, misbehaving_server, pproxy
 
 from hfget.engine.resume_state import state_path
+from hfget.net.http import Cancelled, HttpClient
+from hfget.net.proxy import NO_PROXY_CONFIG, Proxy, ProxyConfig
 
 MODEL = "hfget-demo/tiny-model"
 
@@ -77,3 +81,36 @@ def test_disk_full_with_a_stalled_connection_is_reported_at_once(sim, cache, cli
     assert elapsed < 5.0, f"took {elapsed:.1f} s"
     assert sim.requests_for(f"/cdn/{weights.content.sha256}", "GET")  # the weights' request was made, and stalled
     assert "model.safetensors:" not in result.stderr  # no retry or failure line for it: our stop broke it
+
+
+@pytest.mark.parametrize("through_proxy", [False, True], ids=["direct", "through-pproxy"])
+def test_a_stop_wakes_a_request_the_server_never_answers(tmp_path, through_proxy):
+    """A server that accepts and holds the request (no headers yet): a stop ends the wait at once, on the direct
+    urllib3 pool and on requests' pools through a proxy alike, and the client makes no new request after it."""
+    with contextlib.ExitStack() as stack:
+        port = stack.enter_context(misbehaving_server("hang"))
+        proxy = NO_PROXY_CONFIG
+        if through_proxy:
+            tunnel = stack.enter_context(pproxy(port, tmp_path / "pproxy.log"))
+            proxy = ProxyConfig(http=Proxy(f"http://127.0.0.1:{tunnel}", "HFGET_PROXY", "flag"))
+        client = HttpClient(proxy=proxy, read_timeout=60)
+        outcome: list[BaseException] = []
+
+        def ask() -> None:
+            try:
+                client.request("GET", f"http://held.invalid:{port}/file" if through_proxy else
+                               f"http://127.0.0.1:{port}/file", stream=True)
+            except BaseException as error:  # noqa: BLE001 - whatever it is, the test reports it
+                outcome.append(error)
+
+        asking = threading.Thread(target=ask, daemon=True)
+        asking.start()
+        time.sleep(0.5)  # the request is out, waiting for headers that never come
+        stopped = time.monotonic()
+        client.interrupt()
+        asking.join(10)
+        assert not asking.is_alive() and time.monotonic() - stopped < 2.0  # not the 60 s read timeout
+        assert outcome  # it failed (a stop, or the connection the stop broke), it did not return a response
+        with pytest.raises(Cancelled):
+            client.request("GET", f"http://127.0.0.1:{port}/again")
+        client.close()
