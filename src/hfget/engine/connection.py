@@ -4,6 +4,8 @@ The request asks for exactly the segment (`Range: bytes=a-b`), so a fully read r
 connection in the pool for the next piece. A segment whose tail was stolen stops at its new end and closes its
 connection (the server would keep sending bytes that now belong to another connection). The read timeout is the
 stall timeout: a connection that delivers nothing for that long is dropped and its range handed out again.
+Requests go to the file's shared link (`links.py`): a refusal from a CDN link fetches a fresh one, a refusal from
+the hub is the hub's answer.
 """
 
 from __future__ import annotations
