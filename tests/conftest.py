@@ -21,7 +21,6 @@ import pytest
 from typer.testing import CliRunner
 
 from hfget.cli import app
-from olah_fixture import OlahServer
 from hfget.testing.hubsim import HubSimulator, SimUser
 from hfget.testing.simrepo import demo_repos
 
@@ -58,22 +57,6 @@ def isolated(tmp_path, monkeypatch):
     for parent in work.parents:
         assert not (parent / ".env").exists(), f"a stray {parent / '.env'} would leak into the tests"
     return tmp_path
-
-
-@pytest.fixture
-def olah_factory(tmp_path_factory):
-    """Start real olah servers (online mode, `OlahServer`'s keyword arguments, e.g. upstream=sim.url); all are
-    stopped at teardown."""
-    servers: list[OlahServer] = []
-
-    def start(**kwargs) -> OlahServer:
-        server = OlahServer(tmp_path_factory.mktemp("olah"), **kwargs)
-        servers.append(server)
-        return server.start()
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def hfget_process(*args: str, env: dict[str, str] | None = None, **popen) -> subprocess.Popen:
@@ -177,6 +160,28 @@ def tree_state(root: Path) -> dict[str, str]:
         else:
             state[rel] = "file:" + hashlib.sha256(path.read_bytes()).hexdigest()
     return state
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """Every unfinished download under `folder`, of any client (hfget's partials and state files, huggingface_hub
+    0.x's `{etag}.incomplete`, 2.x's `{etag}.{id}.incomplete`)."""
+    from hfget.store.partials import is_leftover_name
+
+    return sorted(p for p in folder.rglob("*") if is_leftover_name(p.name)) if folder.exists() else []
+
+
+def hfget_partials(blobs: Path, etag: str = "*") -> list[Path]:
+    """hfget's own partials (`{etag}.hfget-{owner}.partial`, not their state files) in a `blobs/` folder."""
+    return sorted(blobs.glob(f"{etag}.hfget-*.partial"))
+
+
+def dead_hfget_partial(blobs: Path, etag: str) -> Path:
+    """A name for a partial left by an hfget download that is gone: this host, this (test) process's pid, and an
+    owner tail no live download of this process has (fs/locks.py owner_alive: such an owner is dead)."""
+    from hfget.fs.locks import host_id
+
+    blobs.mkdir(parents=True, exist_ok=True)
+    return blobs / f"{etag}.hfget-{host_id()}-{os.getpid()}-dead00.partial"
 
 
 def official_offline_load(

@@ -33,7 +33,8 @@ def test_an_unresolvable_redirect_is_named_and_the_fix_fits(leaky_mirror, cache,
     assert "ModelScope" in error["hint"] and f"proxy that reaches {LEAKED}" in error["hint"]
     # Given up at once (retrying a name that does not resolve cannot help), not after five rounds of backoff.
     assert len(leaky_mirror.requests_for("*/resolve/*/model.safetensors", "GET")) == 1
-    assert not list(cache.rglob("blobs/*[!e]"))  # nothing but partials: no unverified blob
+    weights = leaky_mirror.repo(MODEL).commits[leaky_mirror.repo(MODEL).refs["main"]]["model.safetensors"]
+    assert not (cache / "models--hfget-demo--tiny-model" / "blobs" / weights.etag).exists()  # nothing placed
 
 
 @pytest.fixture

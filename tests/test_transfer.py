@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from conftest import expected_files, official_offline_load
+from conftest import dead_hfget_partial, expected_files, leftovers, official_offline_load
 
 from hfget.engine.file_task import EngineSettings, FileTask
 from hfget.engine.segments import PieceSizes
@@ -22,9 +22,8 @@ def _weights(sim, revision="main"):
 
 
 def _partial(cache, f):
-    path = cache / "models--hfget-demo--tiny-model" / "blobs" / f"{f.etag}.incomplete"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
+    """A partial an earlier, dead hfget run left."""
+    return dead_hfget_partial(cache / "models--hfget-demo--tiny-model" / "blobs", f.etag)
 
 
 def _asked(gets, size):
@@ -144,7 +143,7 @@ def test_persistent_5xx_is_a_clear_server_error_and_keeps_finished_files(sim, ca
     assert result.exit_code == 1
     assert "HTTP 502" in result.stderr and "The other 5 file(s) are in place" in result.stderr
     blobs = cache / "models--hfget-demo--tiny-model" / "blobs"
-    assert len([p for p in blobs.iterdir() if not p.name.endswith(".incomplete")]) == 5
+    assert len([p for p in blobs.iterdir() if p not in leftovers(blobs)]) == 5
     assert not (cache / "models--hfget-demo--tiny-model" / "refs" / "main").exists()
 
 

@@ -21,12 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import ConnectError, HfgetError, IntegrityError, ServerError, UnreachableRedirect
+from ..fs.locks import BlobLock
 from ..net.urls import host_label, origin_of
 from .digest import Digest, FrontierHasher
 from .events import FileFailed, FileFinished, FileProgress, FileRetrying, FileStarted
 from .links import SharedLink
+from .partial_file import PartialFile
 from .server_limits import FailureWaves, HoldWatch, OriginCaps
-from .partial_file import BlobLock, PartialFile
 from .resume_state import load_done
 from .segments import IntervalSet, PieceSizes, Segment, SegmentPlan
 
@@ -100,6 +101,8 @@ class FileTask:
             self.engine.emit(FileFinished(self.key, self.size, 0))
             return "done"
         job.partial.parent.mkdir(parents=True, exist_ok=True)
+        if job.adopt is not None:  # under the lock: what earlier runs left becomes this run's partial
+            job.adopt()
         done, stateful = load_done(job.partial, self.size, job.algo, job.expected)
         with self.lock:
             self.partial = PartialFile(job.partial, self.size, job.algo, job.expected, stateful=stateful)
