@@ -77,6 +77,8 @@ def fetch(lease: Lease, client: HttpClient, *, stall_timeout: float, cancel: thr
             if asked:
                 headers["Range"] = asked
             lease.sent_at = time.monotonic()
+            if lease.segment.pos == lease.segment.start:  # its wait for a first byte starts now (not while it
+                lease.segment.began = lease.sent_at  # waited for a fresh link): see server_limits.HoldWatch
             try:
                 response = client.request(
                     "GET", url, headers=headers, grant=job.grant, stream=True,
