@@ -175,6 +175,18 @@ def hfget_partials(blobs: Path, etag: str = "*") -> list[Path]:
     return sorted(blobs.glob(f"{etag}.hfget-*.partial"))
 
 
+def hfget_partial_bytes(blobs: Path, etag: str = "*") -> int:
+    """The bytes in hfget's partials in `blobs/` right now. A partial that is finished between the listing and its
+    stat (renamed into place) counts as nothing."""
+    total = 0
+    for partial in hfget_partials(blobs, etag):
+        try:
+            total += partial.stat().st_size
+        except FileNotFoundError:
+            pass
+    return total
+
+
 def dead_hfget_partial(blobs: Path, etag: str) -> Path:
     """A name for a partial left by an hfget download that is gone: this host, this (test) process's pid, and an
     owner tail no live download of this process has (fs/locks.py owner_alive: such an owner is dead)."""

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import expected_files, hfget_partials, hfget_process, leftovers, official_offline_load
+from conftest import (
+    expected_files, hfget_partial_bytes, hfget_partials, hfget_process, leftovers, official_offline_load,
+)
 
 MODEL = "hfget-demo/tiny-model"
 HFGET = str(Path(sys.executable).with_name("hfget"))
@@ -65,7 +67,7 @@ def test_disk_full_mid_download_is_a_clear_error_and_the_partial_resumes(sim, sm
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
     )
     blobs = cache / "models--hfget-demo--tiny-model" / "blobs"
-    _wait_for(lambda: sum(p.stat().st_size for p in hfget_partials(blobs)) > 1_000_000 if blobs.exists() else False)
+    _wait_for(lambda: hfget_partial_bytes(blobs) > 1_000_000)
     filler = _fill(small_disk)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err
@@ -99,7 +101,7 @@ def test_disk_full_while_another_connection_is_stalled_is_reported_at_once(sim, 
                          "--cache-dir", cache)
     blobs = cache / "models--hfget-demo--tiny-model" / "blobs"
     _wait_for(lambda: blobs.exists() and bool(sim.requests_for(f"/cdn/{weights.content.sha256}", "GET"))
-              and sum(p.stat().st_size for p in hfget_partials(blobs, onnx.etag)) > 100_000)
+              and hfget_partial_bytes(blobs, onnx.etag) > 100_000)
     _fill(small_disk)
     filled = time.monotonic()
     _, err = proc.communicate(timeout=60)
