@@ -16,6 +16,7 @@ from rich.console import Console
 
 from . import __version__
 from .ui.cli_cache import cache_app
+from .ui.cli_env import env as env_command
 from .ui.cli_common import (
     CacheDir,
     Endpoint,
@@ -42,6 +43,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(cache_app, name="cache")
+app.command("env")(env_command)
 
 
 def _version(value: bool) -> None:
@@ -165,16 +167,24 @@ def download(
             dry_run=dry_run,
         )
         settings.max_workers, settings.connections  # validate before any network traffic
+        from .engine.transfer import limit_malloc_arenas
+
+        limit_malloc_arenas()  # this process is ours (the Python API leaves the allocator to its application)
         stdout = Console(highlight=False, soft_wrap=True)
         mode = "none" if dry_run else progress_mode(quiet, json_out)
         with for_mode(mode, stderr_console(), sys.stderr) as progress:
             result = run_download(request, settings, on_event=progress)
+        from .flows.appenv import load_instructions
+        from .ui.render import load_line
+
+        load = None if dry_run else load_instructions(result, settings, local_dir=local_dir is not None)
         if json_out:
-            emit_json({"ok": True, **result.to_dict()})
+            emit_json({"ok": True, **result.to_dict(), "load": load.to_dict() if load else None})
         elif dry_run:
             dry_run_table(stdout, result)
         elif not quiet:
             download_summary(stdout, result)
+            load_line(stdout, load)
 
 
 @app.command()

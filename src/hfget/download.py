@@ -21,6 +21,7 @@ from .config import Settings
 from .engine.resume_state import pending_bytes
 from .engine.transfer import EventSink, FileJob, SourceSwitch, Transfer
 from .errors import HfgetError, UsageError, is_fall_through
+from .fs.fsutil import forget_resolved_paths
 from .net.http import HttpClient, RetryPolicy
 from .net.proxy import ProxyConfig
 from .repo import RemoteFile, RepoRef, Snapshot, is_commit_sha, select_files
@@ -99,6 +100,7 @@ def download(
     max_workers: int | None = None,
 ) -> DownloadResult:
     started = time.monotonic()
+    forget_resolved_paths()  # nothing resolved by an earlier call (of the API, in the same process) is trusted
     emit = on_event or (lambda event: None)
     workers = max_workers or settings.max_workers
     target = _target(request, settings)

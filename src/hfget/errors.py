@@ -126,6 +126,12 @@ class EntryNotFoundError(NotFoundError):
     kind = "entry_not_found"
 
 
+class NotCachedError(NotFoundError):
+    """Asked for without the network (`local_files_only`, `HF_HUB_OFFLINE=1`), and not in the cache."""
+
+    kind = "not_cached"
+
+
 # --- local side -------------------------------------------------------------------------------------------------
 
 
