@@ -12,10 +12,11 @@ import threading
 import time
 
 import pytest
-from conftest import GATED_TOKEN, VALID_TOKEN, closed_port, expected_files, official_offline_load, tree_state
 
 import hfget
 from hfget import errors
+
+from conftest import GATED_TOKEN, VALID_TOKEN, closed_port, expected_files, official_offline_load, tree_state
 
 MODEL = "hfget-demo/tiny-model"
 

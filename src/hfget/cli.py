@@ -16,7 +16,6 @@ from rich.console import Console
 
 from . import __version__
 from .ui.cli_cache import cache_app
-from .ui.cli_env import env as env_command
 from .ui.cli_common import (
     CacheDir,
     Endpoint,
@@ -32,6 +31,8 @@ from .ui.cli_common import (
     proxy_password,
     stderr_console,
 )
+from .ui.cli_env import env as env_command
+from .ui.cli_verify import verify as verify_command
 
 app = typer.Typer(
     name="hfget",
@@ -44,6 +45,7 @@ app = typer.Typer(
 )
 app.add_typer(cache_app, name="cache")
 app.command("env")(env_command)
+cache_app.command("verify")(verify_command)
 
 
 def _version(value: bool) -> None:

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .chain.attempts import Attempt, attempt_of, best_error, combined_failure, with_attempts
+from .chain.resolve import first_snapshot
 from .chain.route import Candidate, plan, probe
 from .config import Settings
 from .engine.resume_state import pending_bytes
@@ -168,23 +169,7 @@ def download(
 
 def _resolve(candidates: list[Candidate], request: DownloadRequest, attempts: list[Attempt]) -> tuple[Candidate, Snapshot]:
     """The first candidate that resolves the snapshot; every one tried (or skipped) is recorded in `attempts`."""
-    errors: list[HfgetError] = []
-    for candidate in candidates:
-        if candidate.unreachable is not None:
-            attempts.append(attempt_of(candidate, "skipped", f"unreachable: {candidate.unreachable.message}"))
-            errors.append(candidate.unreachable)
-            continue
-        try:
-            snapshot = candidate.source.resolve(request.repo, request.revision)
-        except HfgetError as error:
-            attempts.append(attempt_of(candidate, "failed", error.message))
-            if not is_fall_through(error):
-                raise with_attempts(error, attempts) from None
-            errors.append(error)
-            continue
-        attempts.append(attempt_of(candidate, "ok", candidate.reason))
-        return candidate, snapshot
-    raise with_attempts(best_error(errors, attempts), attempts)
+    return first_snapshot(candidates, request.repo, request.revision, attempts)
 
 
 # --- moving bytes -----------------------------------------------------------------------------------------------

@@ -19,9 +19,9 @@ import os
 from dataclasses import dataclass, field
 
 from ..config import DEFAULT, Settings
+from ..doctor.shells import Assignment
 from ..download import DownloadResult
 from ..repo import RepoRef, parse_repo_id, validate_revision
-from ..doctor.shells import Assignment
 from ..store.cached import find_snapshot
 from ..store.hub_cache import HubCache
 

@@ -64,3 +64,23 @@ def snapshot_entries(folder: Path) -> dict[str, Path]:
             entry = base / name
             found[entry.relative_to(folder).as_posix()] = entry
     return found
+
+
+def cached_commits(cache: HubCache, repo: RepoRef) -> list[tuple[str, tuple[str, ...], Path]]:
+    """Every snapshot folder of a repo as (commit, the refs naming it, folder), read from the folders themselves:
+    a repo huggingface_hub's scanner rejects (a blob gone) is listed too, which is what verifying it needs."""
+    snapshots = cache.snapshot_dir(repo, "x").parent
+    refs_dir = cache.ref_path(repo, "x").parent
+    named: dict[str, list[str]] = {}
+    if refs_dir.is_dir():
+        for dirpath, _, filenames in os.walk(refs_dir):
+            for name in filenames:
+                ref = (Path(dirpath) / name).relative_to(refs_dir).as_posix()
+                commit = cache.read_ref(repo, ref)
+                if commit:
+                    named.setdefault(commit, []).append(ref)
+    try:
+        folders = sorted(p for p in snapshots.iterdir() if p.is_dir() and not p.is_symlink())
+    except OSError:
+        return []
+    return [(p.name, tuple(sorted(named.get(p.name, ()))), p) for p in folders if is_commit_sha(p.name)]

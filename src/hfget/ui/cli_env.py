@@ -52,9 +52,9 @@ def env(
     settings_box: list = []
     with boundary(json_out, secrets=lambda: known_secrets(settings_box, proxy_password(proxy))):
         from .. import config
+        from ..doctor.shells import ShellQuoteError, render
         from ..flows.appenv import app_environment
         from ..net.tokens import redact
-        from ..doctor.shells import ShellQuoteError, render
         from .render import emit_json
 
         settings = config.resolve(flags, env_file=env_file)

@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..flows.appenv import LoadHint
 from ..download import DownloadResult
 from ..errors import HfgetError
+from ..flows.appenv import LoadHint
 from ..units import human_bytes, human_duration, human_rate
 
 
