@@ -38,14 +38,11 @@ app = typer.Typer(
     name="hfget",
     help="Fetch Hugging Face models through whatever route works here, into the standard cache.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(cache_app, name="cache")
-app.command("env")(env_command)
-cache_app.command("verify")(verify_command)
 
 
 def _version(value: bool) -> None:
@@ -294,6 +291,10 @@ def _show(report, render: Callable, json_out: bool, secrets: list[str]) -> None:
         text = buffer.getvalue()
     sys.stdout.write(redact(text, *secrets))
     sys.stdout.flush()
+
+
+app.command("env")(env_command)
+cache_app.command("verify")(verify_command)
 
 
 def main() -> None:

@@ -46,8 +46,11 @@ def env(
     json_out: JsonOut = False,
     env_file: EnvFile = None,
 ) -> None:
-    """Print the environment that makes from_pretrained(REPO) work here: HF_HUB_OFFLINE=1 when REPO is complete in
-    the cache, else the route hfget diagnose finds (HF_ENDPOINT, proxy variables). eval "$(hfget env REPO)"."""
+    """Print the variables that make from_pretrained(REPO) work here, for your shell.
+
+    HF_HUB_OFFLINE=1 when REPO is complete in the cache; else the route hfget diagnose finds (HF_ENDPOINT, proxy
+    variables). Use it as: eval "$(hfget env REPO)".
+    """
     flags = {"HF_HUB_CACHE": str(cache_dir) if cache_dir else None, "HF_ENDPOINT": endpoint, "HFGET_PROXY": proxy}
     settings_box: list = []
     with boundary(json_out, secrets=lambda: known_secrets(settings_box, proxy_password(proxy))):

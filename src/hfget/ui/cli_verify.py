@@ -55,8 +55,11 @@ def verify(
     quiet: Quiet = False,
     env_file: EnvFile = None,
 ) -> None:
-    """Re-hash cached files (sha256 for LFS files, git blob sha1 for the rest) against the recorded listing, or a
-    source's when online; exit 1 naming each bad or missing file. --repair re-fetches exactly those."""
+    """Re-hash cached files and name the bad ones; --repair re-fetches exactly those.
+
+    sha256 for LFS files, git blob sha1 for the rest, against the listing recorded in the cache (or a source's,
+    online). Exit 1 when a file is bad or missing.
+    """
     flags = {**_cache_flags(cache_dir, modelscope_cache), "HF_ENDPOINT": endpoint, "HFGET_PROXY": proxy,
              "HF_TOKEN": token, "MODELSCOPE_ENDPOINT": modelscope_endpoint}
     settings_box: list = []
