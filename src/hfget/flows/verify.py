@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..cache import scan_all, select
-from ..cache.model import HF
-from ..cache.roots import resolve_roots
+from ..cache import ms_scan, select
+from ..cache.model import HF, CachedRepo
+from ..cache.roots import HF_REPO_PREFIXES, resolve_roots
 from ..cache.verify import HashSink, SnapshotCheck, VerifyReport, verify
 from ..config import Settings
 from ..engine.events import EventSink
@@ -35,8 +35,8 @@ def run(
     before_repair: Callable[[VerifyReport], None] | None = None,
 ) -> VerifyReport:
     revision = validate_revision(request.revision) if request.revision is not None else None
-    found = scan_all(resolve_roots(settings, request.only))
-    repos = select.by_patterns(found.repos, request.patterns) if request.patterns else list(found.repos)
+    found = _cached_repos(resolve_roots(settings, request.only))
+    repos = select.by_patterns(found, request.patterns) if request.patterns else found
     ask = (lambda snapshot: ask_a_source(settings, snapshot)) if request.online else None
     report = verify(repos, revision=revision, ask=ask, workers=request.workers, on_event=on_hash)
     if revision is not None and not report.snapshots:
@@ -49,6 +49,23 @@ def run(
             before_repair(report)
         report.repair = repair(report, settings, on_event=on_transfer)
     return report
+
+
+def _cached_repos(roots) -> list[CachedRepo]:
+    """Who is cached where. For the Hugging Face cache just the repo folders' names: verification reads each
+    snapshot itself, so the full scan (sizes, times, locks; huggingface_hub's scanner) would be pure overhead."""
+    repos: list[CachedRepo] = []
+    for root in roots:
+        if not root.exists:
+            continue
+        if root.name != HF:
+            repos.extend(ms_scan.scan(root))
+            continue
+        for folder in sorted(root.path.iterdir()):
+            kind, _, name = folder.name.partition("s--")
+            if folder.name.startswith(HF_REPO_PREFIXES) and name and folder.is_dir() and not folder.is_symlink():
+                repos.append(CachedRepo(HF, kind, name.replace("--", "/"), folder, "hub", 0, 0, 0.0, 0.0))
+    return repos
 
 
 def ask_a_source(settings: Settings, snapshot: SnapshotCheck) -> None:
