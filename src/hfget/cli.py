@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from . import __version__
+from .ui.cli_bundle import bundle_app
 from .ui.cli_cache import cache_app
 from .ui.cli_common import (
     CacheDir,
@@ -43,6 +44,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(cache_app, name="cache")
+app.add_typer(bundle_app, name="bundle")
 
 
 def _version(value: bool) -> None:

@@ -127,7 +127,8 @@ class EntryNotFoundError(NotFoundError):
 
 
 class NotCachedError(NotFoundError):
-    """Asked for without the network (`local_files_only`, `HF_HUB_OFFLINE=1`), and not in the cache."""
+    """Not in the local cache, where it is needed without the network (`local_files_only`, `HF_HUB_OFFLINE=1`, a
+    bundle export)."""
 
     kind = "not_cached"
 
@@ -139,6 +140,12 @@ class IntegrityError(HfgetError):
     """Bytes arrived but their hash is not the one the hub promised. They never enter the cache."""
 
     kind = "integrity"
+
+
+class BundleError(IntegrityError):
+    """A bundle that is damaged, truncated, tampered with or hostile. Refused before anything enters the cache."""
+
+    kind = "bundle"
 
 
 class DiskError(HfgetError):

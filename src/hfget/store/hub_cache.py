@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..errors import CachePermissionError, DiskFullError
 from ..fs.fsutil import atomic_write, chmod_like_umask, disk_errors, ensure_inside, permission_error
-from ..repo import RemoteFile, RepoRef
+from ..repo import RemoteFile, RepoRef, is_commit_sha
 
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -80,6 +80,68 @@ class HubCache:
             return self.ref_path(repo, revision).read_text().strip() or None
         except OSError:
             return None
+
+    # --- reading whole snapshots (bundle export, import) ---------------------------------------------------
+
+    def cached_commit(self, repo: RepoRef, revision: str) -> str | None:
+        """The commit `revision` names here: a commit sha with a snapshot folder, or what refs/{revision} holds."""
+        commit = revision if is_commit_sha(revision) else self.read_ref(repo, revision)
+        if commit and is_commit_sha(commit) and self.snapshot_dir(repo, commit).is_dir():
+            return commit
+        return None
+
+    def tree_path(self, repo: RepoRef, commit: str) -> Path:
+        return self.repo_dir(repo) / "trees" / f"{commit}.json"
+
+    def read_tree(self, repo: RepoRef, commit: str) -> list[RemoteFile] | None:
+        """The commit's whole listing from trees/{commit}.json (hfget and huggingface_hub 2.x write it), or None."""
+        try:
+            data = json.loads(self.tree_path(repo, commit).read_text(encoding="utf-8"))
+            if data.get("format_version") != TREE_FORMAT_VERSION:
+                return None
+            files = []
+            for path, info in data["files"].items():
+                sha256 = info.get("lfs_sha256")
+                files.append(RemoteFile(path, int(info["size"]), str(info["blob_id"]), sha256=sha256, lfs=bool(sha256)))
+            return files
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def snapshot_paths(self, repo: RepoRef, commit: str) -> list[str]:
+        """Repo paths of the files a snapshot folder holds (links and plain copies), sorted."""
+        base = self.snapshot_dir(repo, commit)
+        found = []
+        for folder, dirs, files in os.walk(base):
+            dirs.sort()
+            found.extend(Path(folder, f).relative_to(base).as_posix() for f in files)
+        return sorted(found)
+
+    def snapshot_file(self, repo: RepoRef, commit: str, path: str) -> tuple[str | None, Path] | None:
+        """What snapshots/{commit}/{path} holds: (blob name, the blob) for a link into blobs/, (None, the file)
+        for a plain copy (where symlinks fail), None when absent or its blob is missing. Links are read, never
+        followed: the bytes are always taken from this repo's blobs/ folder."""
+        pointer = self.pointer_path(repo, commit, path)
+        try:
+            if pointer.is_symlink():
+                name = os.path.basename(os.readlink(pointer))
+                blob = self.repo_dir(repo) / "blobs" / name
+                return (name, blob) if name and not blob.is_symlink() and blob.is_file() else None
+            return (None, pointer) if pointer.is_file() else None
+        except OSError:
+            return None
+
+    def holds(self, repo: RepoRef, commit: str, file: RemoteFile) -> bool:
+        """Whether snapshots/{commit}/{file.path} holds this file: a link to its blob, or a copy, of its size."""
+        held = self.snapshot_file(repo, commit, file.path)
+        try:
+            return held is not None and held[0] in (None, file.etag) and held[1].stat().st_size == file.size
+        except OSError:
+            return False
+
+    def staging_dir(self, repo: RepoRef) -> Path:
+        """Where `bundle import` keeps verified blobs until a whole bundle checked out (same file system as
+        blobs/, so they enter it by rename); huggingface_hub's scanner ignores `.hfget/`."""
+        return self.repo_dir(repo) / ".hfget" / "import"
 
     # --- checks before writing ------------------------------------------------------------------------------
 

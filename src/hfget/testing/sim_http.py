@@ -59,6 +59,13 @@ class _Handler(ModelScopeRoutes, BaseHTTPRequestHandler):
     def do_GET(self):
         self._dispatch()
 
+    def do_POST(self):
+        # Only `POST /api/{type}s/{repo}/paths-info/{rev}` exists (huggingface_hub's get_paths_info; olah calls it
+        # upstream for every resolve it proxies). The body is read first so the connection stays usable.
+        length = int(self.headers.get("Content-Length") or 0)
+        self.body = self.rfile.read(length) if length > 0 else b""
+        self._dispatch()
+
     # --- dispatch -------------------------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
@@ -90,6 +97,8 @@ class _Handler(ModelScopeRoutes, BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _route(self, seg: list[str]) -> None:
+        if self.command == "POST" and "paths-info" not in seg:
+            return self._error(405, "Method Not Allowed", None)
         if seg[:2] == ["api", "whoami-v2"]:
             return self._whoami()
         if seg == ["openapi", "v1", "users", "me"] and self.sim.serve_modelscope:
@@ -205,7 +214,7 @@ class _Handler(ModelScopeRoutes, BaseHTTPRequestHandler):
         return "/".join(rest[:2]), None, rest[2:]
 
     def _api_repo(self, repo_type: str, rest: list[str]) -> None:
-        repo_id, keyword, tail = self._split_repo(rest, ("revision", "tree"))
+        repo_id, keyword, tail = self._split_repo(rest, ("revision", "tree", "paths-info"))
         repo = self.sim.repos.get((repo_type, repo_id))
         if not self._check_repo_access(repo, repo_id, repo_type, for_files=False):
             return
@@ -215,6 +224,8 @@ class _Handler(ModelScopeRoutes, BaseHTTPRequestHandler):
             return self._repo_info(repo, "/".join(tail))
         if keyword == "tree" and tail:
             return self._tree(repo, tail[0], "/".join(tail[1:]))
+        if keyword == "paths-info" and len(tail) == 1 and self.command == "POST":
+            return self._paths_info(repo, tail[0])
         self._error(404, "Not Found", None)
 
     def _commit_or_error(self, repo: SimRepo, revision: str) -> str | None:
@@ -274,6 +285,31 @@ class _Handler(ModelScopeRoutes, BaseHTTPRequestHandler):
             params = f"recursive={str(recursive).lower()}&expand=false&cursor={cursor}"
             headers["Link"] = f'<http://{host}{base}?{params}>; rel="next"'
         self._json(page, headers=headers)
+
+    def _paths_info(self, repo: SimRepo, revision: str) -> None:
+        """The tree entries of the requested paths (`paths` repeated in a form body, or JSON `{"paths": [...]}`);
+        unknown paths are left out, as on the hub."""
+        commit = self._commit_or_error(repo, revision)
+        if commit is None:
+            return
+        body = getattr(self, "body", b"")
+        if self.headers.get("Content-Type", "").startswith("application/json"):
+            try:
+                paths = json.loads(body or b"{}").get("paths") or []
+            except (ValueError, AttributeError):
+                return self._error(400, "Invalid JSON body", None)
+            paths = [paths] if isinstance(paths, str) else list(paths)
+        else:
+            paths = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).get("paths", [])
+        files = repo.commits[commit]
+        out = []
+        for path in paths:
+            path = path.strip("/")
+            if path in files:
+                out.append(files[path].tree_entry())
+            elif path and any(p.startswith(path + "/") for p in files):
+                out.append({"type": "directory", "oid": hashlib.sha1(path.encode()).hexdigest(), "size": 0, "path": path})
+        self._json(out)
 
     # --- ModelScope protocol (DESIGN §4) ---------------------------------------------------------------------
 

@@ -11,6 +11,8 @@ import threading
 import time
 from typing import TextIO
 
+from typing import NamedTuple
+
 from rich.console import Console
 from rich.markup import escape
 
@@ -28,6 +30,17 @@ from ..engine.events import (
 from ..units import human_bytes, human_duration, human_rate
 
 
+class Wording(NamedTuple):
+    """How a renderer words the work: downloads by default; bundle export and import reuse the same events."""
+
+    verb: str = "Downloading"
+    done: str = "downloaded"
+    via: str = "from"
+
+
+DOWNLOAD = Wording()
+
+
 class NoProgress:
     def __enter__(self) -> NoProgress:
         return self
@@ -42,7 +55,7 @@ class NoProgress:
 class RichProgress:
     MAX_ROWS = 8
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, wording: Wording = DOWNLOAD) -> None:
         from rich.progress import (
             BarColumn,
             DownloadColumn,
@@ -53,6 +66,7 @@ class RichProgress:
         )
 
         self.console = console
+        self.wording = wording
         self.progress = Progress(
             TextColumn("{task.description}", justify="left"),
             BarColumn(bar_width=None),
@@ -84,7 +98,7 @@ class RichProgress:
         p = self.progress
         with self.lock:
             if isinstance(event, TransferStarted):
-                source = f" from [bold]{escape(event.source)}[/]" if event.source else ""
+                source = f" {self.wording.via} [bold]{escape(event.source)}[/]" if event.source else ""
                 description = f"[bold]{event.files} files[/]{source}"
                 # Resumed bytes count as done from the start (FileStarted reports them per file).
                 total = event.total_bytes + event.resumed_bytes
@@ -129,8 +143,9 @@ class PlainProgress:
 
     INTERVAL = 5.0
 
-    def __init__(self, stream: TextIO, interval: float | None = None) -> None:
+    def __init__(self, stream: TextIO, interval: float | None = None, wording: Wording = DOWNLOAD) -> None:
         self.stream = stream
+        self.wording = wording
         self.interval = self.INTERVAL if interval is None else interval
         self.lock = threading.Lock()
         self.total = 0
@@ -152,9 +167,9 @@ class PlainProgress:
             if isinstance(event, TransferStarted):
                 self.total, self.done, self.started = event.total_bytes + event.resumed_bytes, 0, time.monotonic()
                 self.last = self.started
-                source = f" from {event.source}" if event.source else ""
+                source = f" {self.wording.via} {event.source}" if event.source else ""
                 resumed = f", {human_bytes(event.resumed_bytes)} already on disk" if event.resumed_bytes else ""
-                self._line(f"Downloading {event.files} files ({human_bytes(event.total_bytes)}{resumed}){source}")
+                self._line(f"{self.wording.verb} {event.files} files ({human_bytes(event.total_bytes)}{resumed}){source}")
             elif isinstance(event, SourceSwitch):
                 self._line(f"Switching to {event.source} ({event.reason})")
             elif isinstance(event, FileStarted):
@@ -174,7 +189,7 @@ class PlainProgress:
             elif isinstance(event, FileRetrying):
                 self._line(f"  retry {event.attempt} {event.key}: {event.reason}")
             elif isinstance(event, FileFinished):
-                how = "downloaded" if event.downloaded else "already there"
+                how = self.wording.done if event.downloaded else "already there"
                 self._line(f"  done {event.key} ({human_bytes(event.size)}, {how})")
             elif isinstance(event, FileFailed):
                 self._line(f"  FAILED {event.key}: {event.error.message}")
@@ -189,9 +204,9 @@ def _short(path: str, width: int = 36) -> str:
     return path if len(path) <= width else "…" + path[-(width - 1) :]
 
 
-def for_mode(mode: str, console: Console, stream: TextIO):
+def for_mode(mode: str, console: Console, stream: TextIO, wording: Wording = DOWNLOAD):
     if mode == "rich":
-        return RichProgress(console)
+        return RichProgress(console, wording)
     if mode == "plain":
-        return PlainProgress(stream)
+        return PlainProgress(stream, wording=wording)
     return NoProgress()
