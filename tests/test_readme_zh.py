@@ -2,7 +2,7 @@
 
 Prose is translated, so it cannot be compared; everything a reader copies or looks up can: the same sections in
 the same order (level, and any command in the heading), the same code blocks (commands identical; only `#`
-comments in shell and Python blocks, and the descriptions in the source tree, may be translated; program output
+comments in shell, Python and TOML blocks, and the descriptions in the source tree, may be translated; program output
 identical), the same tables with the same
 first column, the same inline code (commands, options, variables, paths), the same links. And every section that
 has prose in English has Chinese prose.
@@ -39,7 +39,7 @@ def _blocks(text: str) -> list[tuple[str, list[str]]]:
     out = []
     for lang, body in FENCE.findall(text):
         lines = body.splitlines()
-        if lang in ("bash", "python"):  # comments may be translated; the code may not
+        if lang in ("bash", "python", "toml"):  # comments may be translated; the code may not
             lines = [re.sub(r"\s+#(?: .*)?$", "", line).rstrip() for line in lines if not line.lstrip().startswith("#")]
         elif lines and lines[0] == "src/hfget/":  # the source tree: the names, not their descriptions
             lines = [line.split()[0] for line in lines if line.strip() and not line.startswith("   ")]
