@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..repo import RepoRef
-from ..store.cached import cached_commits, snapshot_entries
+from ..store.cached import cached_commits, recorded_tree, snapshot_entries
 from ..store.hub_cache import HubCache
 from .model import HF, CachedRepo
 
@@ -168,7 +168,7 @@ def _plan(repo: CachedRepo, name: str, refs: tuple[str, ...], path: Path) -> Sna
     entries = {p: e for p, e in snapshot_entries(path).items() if not any(s.startswith(".") for s in p.split("/"))}
     listing = None
     if repo.cache == HF:
-        listing = HubCache(repo.path.parent).read_tree(check.repo, name)
+        listing = recorded_tree(HubCache(repo.path.parent), check.repo, name)
         check.reference = "recorded tree" if listing is not None else "blob names"
     for path, entry in sorted(entries.items()):
         item = FileCheck(path, entry=str(entry), location=str(entry))

@@ -44,13 +44,17 @@ class CachedSnapshot:
 
 def find_snapshot(cache: HubCache, repo: RepoRef, revision: str) -> CachedSnapshot | None:
     """The cached snapshot `revision` names (a ref, or a commit sha with a snapshot folder), or None."""
-    commit = revision if is_commit_sha(revision) else cache.read_ref(repo, revision)
-    if commit is None or not is_commit_sha(commit):
+    commit = cache.cached_commit(repo, revision)
+    if commit is None:
         return None
     folder = cache.snapshot_dir(repo, commit)
-    if not folder.is_dir():
-        return None
-    return CachedSnapshot(repo, commit, folder, snapshot_entries(folder), cache.read_tree(repo, commit))
+    return CachedSnapshot(repo, commit, folder, snapshot_entries(folder), recorded_tree(cache, repo, commit))
+
+
+def recorded_tree(cache: HubCache, repo: RepoRef, commit: str) -> dict[str, RemoteFile] | None:
+    """The commit's tree listing by path, or None when nobody recorded one."""
+    listing = cache.read_tree(repo, commit)
+    return None if listing is None else {f.path: f for f in listing}
 
 
 def snapshot_entries(folder: Path) -> dict[str, Path]:

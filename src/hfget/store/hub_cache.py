@@ -233,23 +233,6 @@ class HubCache:
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(path, json.dumps({"format_version": TREE_FORMAT_VERSION, "files": entries}, indent=1))
 
-    def tree_path(self, repo: RepoRef, commit: str) -> Path:
-        return self.repo_dir(repo) / "trees" / f"{commit}.json"
-
-    def read_tree(self, repo: RepoRef, commit: str) -> dict[str, RemoteFile] | None:
-        """The recorded listing of a commit (hfget's or huggingface_hub 2.x's); None when absent or unreadable."""
-        try:
-            data = json.loads(self.tree_path(repo, commit).read_text(encoding="utf-8"))
-            if data.get("format_version") != TREE_FORMAT_VERSION:
-                return None
-            files = {}
-            for path, info in data["files"].items():
-                sha256 = info.get("lfs_sha256")
-                files[path] = RemoteFile(path, int(info["size"]), str(info["blob_id"]), sha256, lfs=bool(sha256))
-            return files
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            return None
-
     def origins_path(self, repo: RepoRef) -> Path:
         return self.repo_dir(repo) / ".hfget" / "origins.json"
 
