@@ -1,5 +1,5 @@
-"""Building real caches for the `cache list` / `cache clean` tests: downloads from the simulator by hfget and by the
-official clients, a download caught in the act, and the older ModelScope layout."""
+"""Building real caches for the `cache` and shared-cache tests: downloads from the simulator by hfget and by the
+official clients, a download caught in the act or interrupted half-way, and the older ModelScope layout."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from hfget.testing.simrepo import SimRepo, blob_file, text_file
 
@@ -60,12 +62,12 @@ def _files(n: int) -> list:
 
 @contextmanager
 def download_in_progress(sim, cache: Path, repo: str = MODEL, path: str = "model.safetensors"):
-    """A real `hfget download` in another process, held mid-file by a throttled server: its lock is held and its
-    `.incomplete` file grows. Yields the partial file; afterwards the process is killed (the partial stays)."""
+    """A real `hfget download` in another process, held mid-file by a throttled server: its locks are held and its
+    partial grows. Yields the partial file; afterwards the process is killed (the partial stays)."""
     argv = [sys.executable, "-m", "hfget", "download", repo, path, "--endpoint", sim.url, "--cache-dir", str(cache),
             "--quiet"]
     blobs = cache / ("models--" + repo.replace("/", "--")) / "blobs"
-    with _held_mid_file(sim, path, argv, os.environ, blobs, "*.incomplete") as partial:
+    with _held_mid_file(sim, path, argv, os.environ, blobs, "*.hfget-*.partial") as partial:
         yield partial
 
 
@@ -142,3 +144,49 @@ def undeletable(path: Path):
         yield
     finally:
         subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+
+
+def _start_hfget(sim, cache: Path, *extra: str) -> subprocess.Popen:
+    # The test environment as the `isolated` fixture left it: no user settings, and the default sources (official
+    # hub, ModelScope, public mirrors) pointed at closed loopback ports, so nothing leaves this machine.
+    env = dict(os.environ)
+    env["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    env["PYTHONFAULTHANDLER"] = "1"
+    args = [sys.executable, "-m", "hfget", "download", MODEL, "model.safetensors", "--endpoint", sim.url]
+    return subprocess.Popen(
+        [*args, "--cache-dir", str(cache), "--connections", "4", *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # Ctrl-C as a terminal delivers it: a test run started in the background (nohup, `cmd &` in a script)
+        # inherits SIGINT *ignored*, and Python then never turns it into KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+def interrupt_halfway(sim, cache: Path, sig: int) -> tuple[subprocess.Popen, int]:
+    """Start hfget (4 connections) on the model's weights on a throttled simulator and send `sig` once about half
+    the file has been served. Returns the process and the bytes served."""
+    repo = sim.repo(MODEL)
+    f = repo.commits[repo.resolve("main")]["model.safetensors"]
+    sim.rate_limit = 1_000_000  # per connection: 4 connections, about 1.5 s for the file
+    # Nothing past three quarters of the file is served until the signal has gone out: the download is certainly
+    # still running when it arrives, however late a loaded machine lets this test look at the byte count.
+    sim.add_fault("stall", "model.safetensors", where="cdn", at=f.size * 3 // 4)
+    process = _start_hfget(sim, cache)
+    deadline = time.monotonic() + 60
+    while sim.body_bytes_served("/cdn/*") < f.size // 2:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the download never got halfway"
+        time.sleep(0.02)
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:  # show where it hangs: faulthandler dumps every thread on SIGABRT
+        process.send_signal(signal.SIGABRT)
+        _, err = process.communicate(timeout=10)
+        pytest.fail(f"hfget did not stop within 30 s of signal {sig}:\n{err[-6000:]}")
+    sim.clear_faults()
+    sim.rate_limit = 0
+    return process, sim.body_bytes_served("/cdn/*")

@@ -145,6 +145,28 @@ def tree_state(root: Path) -> dict[str, str]:
     return state
 
 
+def leftovers(folder: Path) -> list[Path]:
+    """Every unfinished download under `folder`, of any client (hfget's partials and state files, huggingface_hub
+    0.x's `{etag}.incomplete`, 2.x's `{etag}.{id}.incomplete`)."""
+    from hfget.store.partials import is_leftover_name
+
+    return sorted(p for p in folder.rglob("*") if is_leftover_name(p.name)) if folder.exists() else []
+
+
+def hfget_partials(blobs: Path, etag: str = "*") -> list[Path]:
+    """hfget's own partials (`{etag}.hfget-{owner}.partial`, not their state files) in a `blobs/` folder."""
+    return sorted(blobs.glob(f"{etag}.hfget-*.partial"))
+
+
+def dead_hfget_partial(blobs: Path, etag: str) -> Path:
+    """A name for a partial left by an hfget download that is gone: this host, this (test) process's pid, and an
+    owner tail no live download of this process has (fs/locks.py owner_alive: such an owner is dead)."""
+    from hfget.fs.locks import host_id
+
+    blobs.mkdir(parents=True, exist_ok=True)
+    return blobs / f"{etag}.hfget-{host_id()}-{os.getpid()}-dead00.partial"
+
+
 def official_offline_load(
     cache: Path, repo_id: str, revision: str = "main", repo_type: str = "model", files: list[str] | None = None
 ) -> dict:

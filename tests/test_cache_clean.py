@@ -15,7 +15,7 @@ from cache_helpers import (
 )
 from typer.testing import CliRunner
 
-from conftest import expected_files, official_offline_load, tree_state
+from conftest import expected_files, leftovers, official_offline_load, tree_state
 from hfget.cli import app
 from hfget.cache import CleanRequest, plan_clean
 from hfget.config import resolve
@@ -197,14 +197,14 @@ def test_incomplete_removes_partials_and_state_files_but_not_a_running_download(
         result = _clean(cache, "--incomplete", "--yes")
         assert result.exit_code == 0, result.output
         assert running.exists()
-        assert "skipped:" in result.stdout and "in use: a download holds" in result.stdout
+        assert "skipped:" in result.stdout and "in use: hfget download, pid" in result.stdout
         assert "✓ Freed" in result.stdout and "2 partial downloads" in result.stdout
     assert not stale_state.exists() and not leftover.exists()
     assert official_offline_load(cache, MODEL)["files"] == expected_files(sim, MODEL)
     # Once that download is gone (killed), its partial can be cleaned.
     again = _clean(cache, "--incomplete", "--yes")
     assert again.exit_code == 0, again.output
-    assert not list(cache.glob("*/blobs/*.incomplete*"))
+    assert not leftovers(cache)
 
 
 def test_a_repo_being_downloaded_is_skipped_with_a_note(sim, cache, cli, filled):
@@ -217,11 +217,11 @@ def test_a_repo_being_downloaded_is_skipped_with_a_note(sim, cache, cli, filled)
         before = tree_state(folder / "snapshots"), tree_state(folder / "refs")
         result = _clean(cache, moving.repo_id, DATASET, "--yes")
         assert result.exit_code == 0, result.output
-        assert "skipped:" in result.stdout and "in use: a download holds" in result.stdout
+        assert "skipped:" in result.stdout and "in use: hfget download, pid" in result.stdout
         assert (tree_state(folder / "snapshots"), tree_state(folder / "refs")) == before
         # A plan made before the download started notices at execution time.
         late = planned_earlier.execute()
-        assert not late.done and late.skipped[0].note.startswith("in use: a download holds")
+        assert not late.done and late.skipped[0].note.startswith("in use: hfget download, pid")
         assert (tree_state(folder / "snapshots"), tree_state(folder / "refs")) == before
     assert not (cache / "datasets--hfget-demo--tiny-dataset").exists()  # the rest of the plan went ahead
 

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from conftest import expected_files, official_offline_load, tree_state
+from conftest import expected_files, leftovers, official_offline_load, tree_state
 
 MODEL = "hfget-demo/tiny-model"
 
@@ -35,7 +35,7 @@ def test_download_lands_in_the_hf_cache_and_loads_offline_with_the_official_clie
     snapshot = cache / "models--hfget-demo--tiny-model" / "snapshots" / revision.commit_hash
     link = snapshot / "model.safetensors"
     assert link.is_symlink() and os.readlink(link).startswith("../../blobs/")
-    assert not list(cache.rglob("*.incomplete"))
+    assert not leftovers(cache)
     assert (cache / "models--hfget-demo--tiny-model" / "trees" / f"{revision.commit_hash}.json").is_file()
     # hfget's record of which source served the commit (for `cache list`).
     from hfget.store.hub_cache import HubCache

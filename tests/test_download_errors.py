@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import closed_port, expected_files, official_offline_load, tree_state
+from conftest import closed_port, expected_files, leftovers, official_offline_load, tree_state
 
 MODEL = "hfget-demo/tiny-model"
 
@@ -124,7 +124,7 @@ def test_corrupt_bytes_never_enter_the_cache(sim, warm_cache, cli):
     _assert_clean_failure(result, 1, "does not match its expected sha256", "model.safetensors")
     repo_dir = warm_cache / "models--hfget-demo--tiny-model"
     assert not (repo_dir / "blobs" / main_weights.etag).exists()
-    assert not list(repo_dir.rglob("*.incomplete"))
+    assert not leftovers(repo_dir)
     assert not (repo_dir / "snapshots" / sim.repo(MODEL).refs["main"] / "model.safetensors").exists()
     assert (repo_dir / "refs" / "main").exists() == before_ref  # refs only move when the snapshot is complete
     # The earlier revision still loads offline, untouched.

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import expected_files, official_offline_load
+from conftest import expected_files, hfget_partials, leftovers, official_offline_load
 
 MODEL = "hfget-demo/tiny-model"
 HFGET = str(Path(sys.executable).with_name("hfget"))
@@ -51,7 +51,7 @@ def test_disk_full_mid_download_is_a_clear_error_and_the_partial_resumes(sim, sm
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
     )
     blobs = cache / "models--hfget-demo--tiny-model" / "blobs"
-    _wait_for(lambda: sum(p.stat().st_size for p in blobs.glob("*.incomplete*")) > 1_000_000 if blobs.exists() else False)
+    _wait_for(lambda: sum(p.stat().st_size for p in hfget_partials(blobs)) > 1_000_000 if blobs.exists() else False)
     filler = small_disk / "filler"
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
     try:  # take every byte left
@@ -67,7 +67,7 @@ def test_disk_full_mid_download_is_a_clear_error_and_the_partial_resumes(sim, sm
     error = json.loads(out)["error"]
     assert error["kind"] == "disk_full" and "is full" in error["message"]
     assert "partial ones resume" in error["hint"]
-    partials = [p for p in blobs.glob("*.incomplete") if p.stat().st_size > 0]
+    partials = [p for p in hfget_partials(blobs) if p.stat().st_size > 0]
     assert partials, "the bytes received before the disk filled are kept"
     assert not (blobs / weights.etag).exists()  # nothing unverified in blobs/
     kept = sum(p.stat().st_size for p in partials)
@@ -83,12 +83,15 @@ def test_disk_full_mid_download_is_a_clear_error_and_the_partial_resumes(sim, sm
     assert official_offline_load(cache, MODEL, files=["model.safetensors"])["files"]["model.safetensors"] == weights.content.sha256
 def test_two_downloads_and_a_cache_clean_racing_on_one_repo(sim, tmp_path):
     cache = tmp_path / "hub"
-    sim.rate_limit = 4_000_000  # each download takes a couple of seconds
-    cmd = [HFGET, "download", MODEL, "--endpoint", sim.url, "--cache-dir", str(cache), "--json", "--max-workers", "4"]
+    sim.rate_limit = 4_000_000
+    # The weights take seconds (2 connections at 1 MB/s each), so the clean below surely meets both
+    # downloads running, however slowly a loaded machine starts it.
+    sim.add_fault("throttle", "model.safetensors", rate=1_000_000)
+    cmd = [HFGET, "download", MODEL, "--endpoint", sim.url, "--cache-dir", str(cache), "--json", "--max-workers", "4",
+           "--connections", "2"]
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     second = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-    _wait_for(lambda: any((cache / "models--hfget-demo--tiny-model" / "blobs").glob("*.incomplete"))
-              if (cache / "models--hfget-demo--tiny-model" / "blobs").exists() else False)
+    _wait_for(lambda: bool(hfget_partials(cache / "models--hfget-demo--tiny-model" / "blobs")))
     clean = subprocess.run([HFGET, "cache", "clean", MODEL, "--yes", "--cache-dir", str(cache), "--only", "huggingface"],
                            capture_output=True, text=True, env=_env(), timeout=60)
     results = [p.communicate(timeout=120) for p in (first, second)]
@@ -99,7 +102,7 @@ def test_two_downloads_and_a_cache_clean_racing_on_one_repo(sim, tmp_path):
         assert proc.returncode == 0, err
     # One correct copy: every blob verified, loadable offline, no partial left over.
     assert official_offline_load(cache, MODEL)["files"] == expected_files(sim, MODEL)
-    assert not list(cache.rglob("*.incomplete"))
+    assert not leftovers(cache)
     # Between them the two downloads fetched each file about once, not twice.
     total = sum(f.size for f in sim.repo(MODEL).commits[sim.repo(MODEL).refs["main"]].values())
     assert sim.body_bytes_served("/cdn/*") + sim.body_bytes_served("/api/resolve-cache/*") < 1.5 * total

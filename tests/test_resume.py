@@ -4,15 +4,12 @@ from the same or another source, fetches only what is missing. Bytes are counted
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import official_offline_load
+from cache_helpers import interrupt_halfway
+from conftest import dead_hfget_partial, hfget_partials, official_offline_load
 
 from hfget.engine.resume_state import state_path
 from hfget.engine.segments import PieceSizes
@@ -31,7 +28,9 @@ def _weights(sim):
 
 
 def _partial(cache: Path, f) -> Path:
-    return cache / "models--hfget-demo--tiny-model" / "blobs" / f"{f.etag}.incomplete"
+    """The partial the interrupted run left (named by that run: store/partials.py)."""
+    (partial,) = hfget_partials(cache / "models--hfget-demo--tiny-model" / "blobs", f.etag)
+    return partial
 
 
 def _bytes_on_disk(partial: Path, f) -> int:
@@ -46,54 +45,10 @@ def _bytes_on_disk(partial: Path, f) -> int:
     return good
 
 
-def _start_hfget(sim, cache: Path, *extra: str) -> subprocess.Popen:
-    # The test environment as the `isolated` fixture left it: no user settings, and the default sources (official
-    # hub, ModelScope, public mirrors) pointed at closed loopback ports, so nothing leaves this machine.
-    env = dict(os.environ)
-    env["HF_HUB_DISABLE_TELEMETRY"] = "1"
-    env["PYTHONFAULTHANDLER"] = "1"
-    args = [sys.executable, "-m", "hfget", "download", MODEL, "model.safetensors", "--endpoint", sim.url]
-    return subprocess.Popen(
-        [*args, "--cache-dir", str(cache), "--connections", "4", *extra],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # Ctrl-C as a terminal delivers it: a test run started in the background (nohup, `cmd &` in a script)
-        # inherits SIGINT *ignored*, and Python then never turns it into KeyboardInterrupt.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-
-
-def _interrupt_halfway(sim, cache: Path, sig: int) -> tuple[subprocess.Popen, int]:
-    """Start hfget on a throttled simulator and send `sig` once about half the file has been served."""
-    f = _weights(sim)
-    sim.rate_limit = 1_000_000  # per connection: 4 connections, about 1.5 s for the file
-    # Nothing past three quarters of the file is served until the signal has gone out: the download is certainly
-    # still running when it arrives, however late a loaded machine lets this test look at the byte count.
-    sim.add_fault("stall", "model.safetensors", where="cdn", at=f.size * 3 // 4)
-    process = _start_hfget(sim, cache)
-    deadline = time.monotonic() + 60
-    while sim.body_bytes_served("/cdn/*") < f.size // 2:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the download never got halfway"
-        time.sleep(0.02)
-    process.send_signal(sig)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:  # show where it hangs: faulthandler dumps every thread on SIGABRT
-        process.send_signal(signal.SIGABRT)
-        _, err = process.communicate(timeout=10)
-        pytest.fail(f"hfget did not stop within 30 s of signal {sig}:\n{err[-6000:]}")
-    sim.clear_faults()
-    sim.rate_limit = 0
-    return process, sim.body_bytes_served("/cdn/*")
-
-
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
 def test_a_run_killed_halfway_resumes_with_only_the_missing_bytes(sim, cache, cli, sig):
     f = _weights(sim)
-    process, served_first = _interrupt_halfway(sim, cache, sig)
+    process, served_first = interrupt_halfway(sim, cache, sig)
     if sig == signal.SIGINT:
         assert process.returncode == 130, process.stderr.read()
         assert "Run the same command again to resume" in process.stderr.read()
@@ -124,7 +79,7 @@ def other_sim():
 
 def test_resume_continues_from_another_source_with_the_same_hash(sim, other_sim, cache, cli):
     f = _weights(sim)
-    _interrupt_halfway(sim, cache, signal.SIGKILL)
+    interrupt_halfway(sim, cache, signal.SIGKILL)
     missing = f.size - _bytes_on_disk(_partial(cache, f), f)
     sim.clear_log()
     result = cli("download", MODEL, "model.safetensors", "--endpoint", other_sim.url, "--cache-dir", cache)
@@ -138,8 +93,7 @@ def test_resume_continues_from_another_source_with_the_same_hash(sim, other_sim,
 def test_a_state_for_another_file_is_not_trusted(sim, cache, cli):
     """A state whose size or hash differs from the file now listed is thrown away with its partial."""
     f = _weights(sim)
-    partial = _partial(cache, f)
-    partial.parent.mkdir(parents=True)
+    partial = dead_hfget_partial(cache / "models--hfget-demo--tiny-model" / "blobs", f.etag)
     partial.write_bytes(f.content.read(0, f.size // 2))
     state_path(partial).write_text(
         json.dumps({"version": 1, "size": f.size + 1, "algo": "sha256", "expected": f.content.sha256,

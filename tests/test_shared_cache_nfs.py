@@ -16,7 +16,6 @@ Where the cache lives, in order of faithfulness:
 from __future__ import annotations
 
 import ctypes.util
-import importlib.util
 import json
 import os
 import shutil
@@ -128,11 +127,6 @@ def _assert_locks_exclude_nothing(mount: Path) -> None:
         probe.unlink()
 
 
-@pytest.mark.xfail(
-    importlib.util.find_spec("hfget.fs.locks") is None, strict=True,
-    reason="before #11 (unique partial names, fs/locks.py), hfget's partial blobs/{etag}.incomplete is one name for "
-           "every writer: without a working lock the second process finds it renamed away by the first and fails",
-)
 def test_concurrent_writers_on_a_shared_cache_end_with_one_correct_copy(sim, shared_cache, tmp_path):
     """Two machines (own HOME each) fetch the same model into the shared cache at once, a third another repo."""
     sim.add_fault("throttle", "*model.safetensors", rate=2_000_000)  # slow enough that the two really overlap

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import expected_files, official_offline_load
+from conftest import dead_hfget_partial, expected_files, leftovers, official_offline_load
 
 MODEL = "hfget-demo/tiny-model"
 
@@ -16,9 +16,8 @@ def _weights(sim, revision="main"):
 
 
 def _partial(cache, f):
-    path = cache / "models--hfget-demo--tiny-model" / "blobs" / f"{f.etag}.incomplete"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
+    """A partial an earlier, dead hfget run left."""
+    return dead_hfget_partial(cache / "models--hfget-demo--tiny-model" / "blobs", f.etag)
 
 
 def _asked(gets, size):
@@ -116,5 +115,5 @@ def test_persistent_5xx_is_a_clear_server_error_and_keeps_finished_files(sim, ca
     assert result.exit_code == 1
     assert "HTTP 502" in result.stderr and "The other 5 file(s) are in place" in result.stderr
     blobs = cache / "models--hfget-demo--tiny-model" / "blobs"
-    assert len([p for p in blobs.iterdir() if not p.name.endswith(".incomplete")]) == 5
+    assert len([p for p in blobs.iterdir() if p not in leftovers(blobs)]) == 5
     assert not (cache / "models--hfget-demo--tiny-model" / "refs" / "main").exists()

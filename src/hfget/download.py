@@ -19,10 +19,10 @@ from .chain.attempts import Attempt, attempt_of, best_error, combined_failure, w
 from .chain.resolve import first_snapshot
 from .chain.route import Candidate, plan, probe
 from .config import Settings
-from .engine.resume_state import pending_bytes
 from .engine.transfer import EventSink, FileJob, SourceSwitch, Transfer
-from .errors import HfgetError, UsageError, is_fall_through
+from .errors import HfgetError, NameCollisionError, UsageError, is_fall_through
 from .fs.fsutil import forget_resolved_paths
+from .fs.names import FolderNames, name_collisions, present_exactly
 from .net.http import HttpClient, RetryPolicy
 from .net.proxy import ProxyConfig
 from .repo import RemoteFile, RepoRef, Snapshot, is_commit_sha, select_files
@@ -113,6 +113,7 @@ def download(
         winner, snapshot = _resolve(route.candidates, request, attempts)
         target.begin(snapshot)
         selected = _select(request, snapshot)
+        _refuse_name_collisions(target, request.repo, selected, snapshot.files)
         present = {f.path for f in selected if target.is_present(f)}
         result = DownloadResult(
             repo_id=request.repo.repo_id,
@@ -131,31 +132,30 @@ def download(
             return result
 
         missing = [f for f in selected if f.path not in present]
-        # Partials from an earlier run (any source) already hold some of the bytes; each blob counts once.
-        target.check_free_space(sum(_pending(target, f) for f in {f.content_key: f for f in missing}.values()))
-        delivered: dict[str, tuple[RemoteFile, str]] = {}  # path -> (file as placed, source name)
-        moved: dict[str, int] = {}  # path -> bytes received over the network in this run
-        failures: dict[str, HfgetError] = {}
-        if missing:
-            takers = _takers(route.candidates, winner, snapshot)
-            if snapshot.gated:  # before the first write: a gate nobody opens must leave the cache as it was
-                takers = _past_the_gate(takers, snapshot, missing[0], attempts)
-            target.prepare()
-            failures = _transfer(
-                takers, winner, snapshot, target, missing, delivered, moved, attempts, emit, workers, settings.retries,
-                settings.connections,
-            )
-        landed = [delivered[f.path][0] if f.path in delivered else f for f in selected if f.path in present or f.path in delivered]
-        result.location = str(target.finish(landed, complete=not failures, source=(winner.source.name, winner.source.endpoint)))
-        for f in selected:
-            if f.path in present:
-                result.files.append(FileOutcome(f.path, f.size, "cached"))
-            elif f.path in failures:
-                result.files.append(FileOutcome(f.path, f.size, "failed", error=failures[f.path].message))
-            else:
-                got, source = moved.get(f.path, 0), delivered[f.path][1]
-                # 0 bytes: another process finished it while we waited for its lock
-                result.files.append(FileOutcome(f.path, f.size, "downloaded" if got else "cached", got, source=source))
+        # Partials from an earlier run (any source, any program) already hold some of the bytes; each blob counts once.
+        target.check_free_space(sum(target.space_needed(f) for f in {f.content_key: f for f in missing}.values()))
+        takers = _ready_takers(route.candidates, winner, snapshot, missing, attempts) if missing else None
+        # From the first write to the last, the repo is held: a `cache clean` of it waits for us (and we for it).
+        with target.hold():
+            # Again, under the lock: a clean may have run since the first look, or another program finished files.
+            present = {f.path for f in selected if target.is_present(f)}
+            missing = [f for f in selected if f.path not in present]
+            delivered: dict[str, tuple[RemoteFile, str]] = {}  # path -> (file as placed, source name)
+            moved: dict[str, int] = {}  # path -> bytes received over the network in this run
+            failures: dict[str, HfgetError] = {}
+            if missing:
+                takers = takers or _ready_takers(route.candidates, winner, snapshot, missing, attempts)
+                target.prepare()
+                failures = _transfer(
+                    takers, winner, snapshot, target, missing, delivered, moved, attempts, emit, workers,
+                    settings.retries, settings.connections,
+                )
+            landed = [delivered[f.path][0] if f.path in delivered else f for f in selected
+                      if f.path in present or f.path in delivered]
+            source = (winner.source.name, winner.source.endpoint)
+            result.location = str(target.finish(landed, complete=not failures, source=source))
+            target.sweep(landed)  # hfget's own leftovers of blobs now in place, whoever placed them
+        result.files = _outcomes(selected, present, failures, moved, delivered)
         result.elapsed = time.monotonic() - started
         if failures:
             raise with_attempts(combined_failure(failures, len(selected)), attempts)
@@ -172,7 +172,56 @@ def _resolve(candidates: list[Candidate], request: DownloadRequest, attempts: li
     return first_snapshot(candidates, request.repo, request.revision, attempts)
 
 
+def _refuse_name_collisions(target: Target, repo: RepoRef, selected: list[RemoteFile], files) -> None:
+    """Two paths this file system takes for one (README.md and readme.md where case is ignored; é composed and
+    decomposed where names are normalised) would serve one file's bytes under the other's name: refuse, before
+    anything is written, when both would be in the snapshot (both selected, or one selected and the other already
+    there from an earlier run). Leaving one out is the way around it."""
+    pairs = name_collisions([f.path for f in selected], [f.path for f in files])
+    if not pairs:
+        return
+    folder = target.names_folder()
+    chosen = {f.path for f in selected}
+    pairs = [c for c in pairs if c.second in chosen or present_exactly(folder, c.second)]
+    names = FolderNames(folder)
+    clash = next((c for c in pairs if names.merges(c)), None)
+    if clash is None:
+        return  # this file system keeps them apart, or only one of them is wanted
+    raise NameCollisionError(
+        f"{repo} has two files this cache cannot tell apart: {clash.first!r} and {clash.second!r} ({clash.why}), "
+        f"and the file system at {names.folder} {names.describe(clash)}. Downloading both would serve one file's "
+        "bytes under the other's name, so nothing was written.",
+        f"Leave one out (--exclude {clash.second!r}), or download into a folder on a file system that keeps both "
+        "(--cache-dir or --local-dir on a case-sensitive file system).",
+    )
+
+
+def _outcomes(selected, present, failures, moved, delivered) -> list[FileOutcome]:
+    outcomes = []
+    for f in selected:
+        if f.path in present:
+            outcomes.append(FileOutcome(f.path, f.size, "cached"))
+        elif f.path in failures:
+            outcomes.append(FileOutcome(f.path, f.size, "failed", error=failures[f.path].message))
+        else:
+            got, source = moved.get(f.path, 0), delivered[f.path][1]
+            # 0 bytes: another process finished it while we waited for its lock
+            outcomes.append(FileOutcome(f.path, f.size, "downloaded" if got else "cached", got, source=source))
+    return outcomes
+
+
 # --- moving bytes -----------------------------------------------------------------------------------------------
+
+
+def _ready_takers(
+    candidates: list[Candidate], winner: Candidate, snapshot: Snapshot, missing: list[RemoteFile],
+    attempts: list[Attempt],
+) -> list[Candidate]:
+    takers = _takers(candidates, winner, snapshot)
+    if snapshot.gated:  # before the first write: a gate nobody opens must leave the cache as it was
+        takers = _past_the_gate(takers, snapshot, missing[0], attempts)
+    return takers
+
 
 
 def _takers(candidates: list[Candidate], winner: Candidate, snapshot: Snapshot) -> list[Candidate]:
@@ -252,11 +301,6 @@ def _transfer(
     return failures
 
 
-def _pending(target: Target, file: RemoteFile) -> int:
-    """Bytes of `file` still to fetch, given the partial an earlier run (from any source) left."""
-    return pending_bytes(target.partial_path(file), file.size, *file.digest)
-
-
 def _job(
     candidate: Candidate, snapshot: Snapshot, target: Target, file: RemoteFile, delivered: dict
 ) -> FileJob:
@@ -277,6 +321,8 @@ def _job(
         deliver=deliver,
         already_done=lambda: target.is_present(file),
         lock=target.lock_path(file),
+        adopt=target.adopter(file),
+        resumable=lambda: target.resumable(file),
         grant=grant,
         explain=lambda response: source.error_for(response, snapshot.repo, snapshot.revision),
     )

@@ -160,6 +160,18 @@ class CachePermissionError(DiskError):
     kind = "permission"
 
 
+class CacheBusyError(HfgetError):
+    """Another process (a `cache clean`) holds the repo the download would write."""
+
+    kind = "cache_busy"
+
+
+class NameCollisionError(HfgetError):
+    """Two paths of the snapshot name one file on this file system (case, or Unicode normalisation)."""
+
+    kind = "name_collision"
+
+
 class Interrupted(HfgetError):
     exit_code = EXIT_INTERRUPTED
     kind = "interrupted"
@@ -169,6 +181,8 @@ def is_fall_through(error: BaseException) -> bool:
     """Whether another source may succeed where this one failed (DESIGN §6).
 
     Network trouble, server failures, a mirror's 404, a gate or a refused token may all go better elsewhere. Bad
-    input, a full disk, permissions and interrupts stop the chain: no other source changes them.
+    input, a full disk, permissions, a busy or unfit cache and interrupts stop the chain: no other source changes
+    them.
     """
-    return isinstance(error, HfgetError) and not isinstance(error, (UsageError, DiskError, Interrupted))
+    stops = (UsageError, DiskError, CacheBusyError, NameCollisionError, Interrupted)
+    return isinstance(error, HfgetError) and not isinstance(error, stops)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..config import Settings
 from ..errors import UsageError
+from ..fs.locks import new_owner
 from ..units import parse_duration
 from . import safety, select
 from .model import HF, CachedRepo, CacheRoot, Partial, Revision
@@ -106,6 +107,7 @@ class CleanPlan:
         """Delete what the plan lists. A repo a download took since the plan was made is skipped with a note."""
         result = CleanResult(skipped=list(self.skipped))
         roots = {r.name: r.path for r in self.roots}
+        owner = new_owner()  # this clean, in the markers of the repo locks it takes
         revisions_in_hf = any(s.action == REVISIONS and s.repo.cache == HF for s in self.steps)
         fresh_hf = _fresh_hf_info(roots) if revisions_in_hf else None
         for step in self.steps:
@@ -114,11 +116,12 @@ class CleanPlan:
                 if step.action == PARTIALS:
                     result.skipped.extend(_remove_partials(step, root, result))
                     continue
-                with safety.hold(_locks_now(step.repo, root)):
+                repo_locks = root / ".locks" / step.repo.path.name if step.repo.cache == HF else None
+                with safety.held_for_deletion(repo_locks, _locks_now(step.repo, root), owner):
                     _EXECUTORS[(step.repo.cache == HF, step.action)](step, root, fresh_hf)
                 result.done.append(step)
             except safety.InUse as busy:
-                result.skipped.append(replace(step, note=f"in use: a download holds {busy.lock}"))
+                result.skipped.append(replace(step, note=busy.note))
             except (OSError, safety.UnsafePath) as exc:
                 result.failed.append(replace(step, note=_why(exc)))
         return result
@@ -230,13 +233,12 @@ def _split_in_use(step: Step) -> list[Step]:
         parts = []
         if free:
             parts.append(replace(step, partials=free, size=sum(p.size for p in free)))
-        if busy:
-            parts.append(replace(step, partials=busy, size=sum(p.size for p in busy),
-                                 note=f"in use: a download holds {busy[0].lock}"))
+        for partial in busy:  # one skipped step each, with its own reason
+            parts.append(replace(step, partials=(partial,), size=partial.size, note=partial.note or "in use"))
         return parts
     if repo.in_use:
-        lock = repo.locks_held[0] if repo.locks_held else next(p.lock for p in repo.partials if p.in_use)
-        return [replace(step, note=f"in use: a download holds {lock}")]
+        notes = repo.busy_notes or tuple(p.note for p in repo.partials if p.in_use and p.note)
+        return [replace(step, note=notes[0] if notes else "in use")]
     return [step]
 
 
@@ -330,18 +332,21 @@ def _remove_ms_revisions(step: Step, root: Path, _info) -> None:
 
 
 def _remove_partials(step: Step, root: Path, result: CleanResult) -> list[Step]:
-    """Each partial under its own lock: one busy download does not hold back the others."""
+    """Each partial checked again right before it goes: one busy download does not hold back the others. No repo
+    lock is needed: a partial whose writer is gone is nobody's, and a download that was about to resume it starts
+    from nothing instead (store/partials.py takes partials over by rename, which fails cleanly)."""
     skipped, removed = [], []
     for partial in step.partials:
         try:
-            with safety.hold([partial.lock] if partial.lock else []):
-                # State files first: a resumer must never find a state file describing bytes that are gone.
-                for path in sorted(partial.paths, key=lambda p: p.name.endswith(".incomplete")):
-                    safety.remove(path, root)
+            busy = safety.partial_busy(partial.lock)
+            if busy is not None:
+                raise safety.InUse(busy)
+            # State files first: a resumer must never find a state file describing bytes that are gone.
+            for path in sorted(partial.paths, key=lambda p: not p.name.endswith(".state.json")):
+                safety.remove(path, root)
             removed.append(partial)
         except safety.InUse as busy:
-            skipped.append(replace(step, partials=(partial,), size=partial.size,
-                                   note=f"in use: a download holds {busy.lock}"))
+            skipped.append(replace(step, partials=(partial,), size=partial.size, note=busy.note))
         except (OSError, safety.UnsafePath) as exc:
             result.failed.append(replace(step, partials=(partial,), size=partial.size, note=_why(exc)))
     if removed:

@@ -3,8 +3,10 @@
 huggingface_hub does the scanning (sizes, revisions, refs, timestamps), so `cache list` agrees with `hf cache ls`
 to the byte. On top of it:
 - which source served each commit (hfget's `.hfget/origins.json`, written by downloads);
-- partial downloads with their state files (`blobs/{etag}.incomplete*`: the scanner only knows `*.incomplete`);
-- which repos a running download holds (the `.locks/{repo_folder}/{etag}.lock` files);
+- partial downloads of every client (store/partials.py: hfget's with their state files, huggingface_hub 0.x's and
+  2.x's), each with whether a download may be writing it now;
+- which repos a running download holds: hfget's repo lock and markers (fs/repo_lock.py), and the blob locks
+  `.locks/{repo_folder}/{etag}.lock` that huggingface_hub and hfget take, checked one at a time;
 - repos the scanner rejects (a missing blob, a dangling ref): listed as damaged rather than hidden, so they can be
   cleaned.
 """
@@ -16,13 +18,14 @@ import stat
 from collections import defaultdict
 from pathlib import Path
 
+from ..fs import locks
+from ..fs.repo_lock import repo_in_use
 from ..repo import RepoRef
+from ..store import partials as leftovers
 from ..store.hub_cache import HubCache
 from . import safety
 from .model import HF, CachedRepo, CacheRoot, Partial, Revision
 from .roots import HF_REPO_PREFIXES
-
-PARTIAL_MARK = ".incomplete"
 
 
 def scan(root: CacheRoot) -> tuple[list[CachedRepo], int, object]:
@@ -31,7 +34,6 @@ def scan(root: CacheRoot) -> tuple[list[CachedRepo], int, object]:
 
     info = scan_cache_dir(root.path)
     hub = HubCache(root.path)
-    partials = _partials(hub)
     repos: list[CachedRepo] = []
     for r in info.repos:
         folder = r.repo_path.name
@@ -54,7 +56,7 @@ def scan(root: CacheRoot) -> tuple[list[CachedRepo], int, object]:
                 key=lambda v: -v.last_modified,
             )
         )
-        locks = _lock_files(hub, folder)
+        held, notes = busy(hub, folder)
         repos.append(
             CachedRepo(
                 cache=HF,
@@ -67,8 +69,9 @@ def scan(root: CacheRoot) -> tuple[list[CachedRepo], int, object]:
                 last_accessed=r.last_accessed,
                 last_modified=r.last_modified,
                 revisions=revisions,
-                partials=tuple(partials.pop(folder, ())),
-                locks_held=tuple(p for p in locks if safety.held(p)),
+                partials=partials_of(hub, folder),
+                locks_held=held,
+                busy_notes=notes,
             )
         )
     scanned = {r.repo_path.name for r in info.repos}
@@ -76,26 +79,48 @@ def scan(root: CacheRoot) -> tuple[list[CachedRepo], int, object]:
     for folder in sorted(os.listdir(root.path)):
         if folder in scanned or not folder.startswith(HF_REPO_PREFIXES):
             continue
-        damaged = _damaged(hub, folder, partials.pop(folder, ()), _problem(info.warnings, folder))
+        damaged = _damaged(hub, folder, partials_of(hub, folder), _problem(info.warnings, folder))
         if damaged is not None:
             repos.append(damaged)
             extra_size += damaged.size
     return repos, info.size_on_disk + extra_size, info
 
 
-def _partials(hub: HubCache) -> dict[str, list[Partial]]:
-    """Partials by repo folder. One Partial per etag: the `.incomplete` file and any state files beside it, or a state
-    file alone whose partial is gone (stale). Each is in use while its download lock is held."""
-    groups: dict[tuple[str, str], list[Path]] = defaultdict(list)
-    for path in hub.root.glob(f"*/blobs/*{PARTIAL_MARK}*"):
-        etag = path.name.split(PARTIAL_MARK, 1)[0]
-        groups[(path.parent.parent.name, etag)].append(path)
-    found: dict[str, list[Partial]] = defaultdict(list)
-    for (folder, etag), paths in sorted(groups.items()):
-        lock = hub.root / ".locks" / folder / f"{etag}.lock"
-        size = sum(_lsize(p) for p in paths)
-        found[folder].append(Partial(tuple(sorted(paths)), size, in_use=safety.held(lock), lock=lock))
-    return found
+def partials_of(hub: HubCache, folder: str) -> tuple[Partial, ...]:
+    """The repo's unfinished downloads, each with whether a download may be writing it now: hfget's by its owner's
+    marker (no flock needed), everyone else's by the blob lock they take while writing."""
+    lock_dir = hub.root / ".locks" / folder
+    found = []
+    for leftover in leftovers.scan(hub.root / folder / "blobs"):
+        size = sum(_lsize(p) for p in leftover.paths)
+        if leftover.owner:  # hfget's own: its writer is alive or not
+            marker = leftovers.owner_marker(lock_dir, leftover.owner)
+            state = safety.partial_busy(marker)
+        elif leftover.kind == leftovers.STATE:  # an older hfget's state file whose partial is gone
+            marker, state = None, None
+        else:  # the blob lock, which huggingface_hub (and older hfget) hold while writing
+            marker = lock_dir / f"{leftover.key}.lock"
+            state = safety.partial_busy(marker)
+        note = safety.busy_note(state) if state else None
+        found.append(Partial(leftover.paths, size, state is not None, marker, leftover.client, note))
+    return tuple(found)
+
+
+def busy(hub: HubCache, folder: str) -> tuple[tuple[Path, ...], tuple[str, ...]]:
+    """(locks held, why the repo counts as in use): hfget's repo lock and markers, then every blob lock, one open
+    descriptor at a time (a repo may have more lock files than a process may open)."""
+    held: list[Path] = []
+    notes: list[str] = []
+    repo = repo_in_use(hub.root / ".locks" / folder)
+    if repo is not None:
+        held.append(repo.path)
+        notes.append(safety.busy_note(repo))
+    for path in _lock_files(hub, folder):
+        state = locks.check(path)
+        if state.busy:  # held; or denied, unreadable: nobody can tell, so it counts as in use, and says why
+            held.append(path)
+            notes.append(safety.busy_note(state))
+    return tuple(held), tuple(notes)
 
 
 def locks_now(root: Path, repo: CachedRepo) -> list[Path]:
@@ -119,7 +144,7 @@ def _damaged(hub: HubCache, folder: str, partials, problem: str) -> CachedRepo |
     accessed = modified = 0.0
     for blob in _entries(path / "blobs"):
         st = os.lstat(blob)
-        if stat.S_ISREG(st.st_mode) and PARTIAL_MARK not in blob.name:
+        if stat.S_ISREG(st.st_mode) and not leftovers.is_leftover_name(blob.name):
             size, files = size + st.st_size, files + 1
             accessed, modified = max(accessed, st.st_atime), max(modified, st.st_mtime)
     if not files:
@@ -127,7 +152,7 @@ def _damaged(hub: HubCache, folder: str, partials, problem: str) -> CachedRepo |
         accessed, modified = st.st_atime, st.st_mtime
     if not partials and not files and not problem:
         return None
-    locks = _lock_files(hub, folder)
+    held, notes = busy(hub, folder)
     return CachedRepo(
         cache=HF,
         kind=kind_plural[:-1],
@@ -139,7 +164,8 @@ def _damaged(hub: HubCache, folder: str, partials, problem: str) -> CachedRepo |
         last_accessed=accessed,
         last_modified=modified,
         partials=tuple(partials),
-        locks_held=tuple(p for p in locks if safety.held(p)),
+        locks_held=held,
+        busy_notes=notes,
         problem=problem or None,
     )
 

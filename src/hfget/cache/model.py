@@ -56,15 +56,19 @@ class Revision:
 
 @dataclass(frozen=True)
 class Partial:
-    """An unfinished download: the partial file plus any state files beside it (`{etag}.incomplete*`)."""
+    """An unfinished download: the partial file plus the state file beside it, if any (store/partials.py names
+    them), or a state file alone."""
 
     paths: tuple[Path, ...]
     size: int
-    in_use: bool  # a download holds its lock right now
-    lock: Path | None = None  # the lock file that says so
+    in_use: bool  # a download may be writing it right now (or whether it is cannot be told)
+    lock: Path | None = None  # what says so: the blob's lock file, or the marker of the hfget download writing it
+    client: str = "hfget"  # which program left it
+    note: str | None = None  # why it counts as in use: who holds it, or why that cannot be checked
 
     def to_dict(self) -> dict:
-        return {"paths": [str(p) for p in self.paths], "size": self.size, "in_use": self.in_use}
+        return {"paths": [str(p) for p in self.paths], "size": self.size, "in_use": self.in_use,
+                "client": self.client, "note": self.note}
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,9 @@ class CachedRepo:
     revisions: tuple[Revision, ...] = ()
     partials: tuple[Partial, ...] = ()
     locks_held: tuple[Path, ...] = ()  # locks of this repo some process held when scanned: the repo is in use
+    # Why it counts as in use, one line per lock (a download named by its marker, or a lock file that could not be
+    # checked, e.g. permission denied: then nobody can tell, and `cache clean` keeps its hands off).
+    busy_notes: tuple[str, ...] = ()
     problem: str | None = None  # why huggingface_hub's scanner rejected it (missing blob, dangling ref, ...)
 
     @property
@@ -121,6 +128,7 @@ class CachedRepo:
             "incomplete": {"count": len(self.partials), "size": self.partial_size,
                            "files": [p.to_dict() for p in self.partials]},
             "in_use": self.in_use,
+            "in_use_because": list(self.busy_notes),
             "problem": self.problem,
         }
 

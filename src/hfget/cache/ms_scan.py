@@ -23,6 +23,7 @@ import os
 import stat
 from pathlib import Path
 
+from ..fs import locks as file_locks
 from . import safety
 from .model import MS, CachedRepo, CacheRoot, Partial, Revision
 from .roots import MS_LEGACY_MARKERS, MS_TOP_DIRS
@@ -86,7 +87,9 @@ def _current(root: CacheRoot, repo_dir: Path, kind: str) -> CachedRepo:
         for partial, size in walk.partials:
             file_path = partial.relative_to(snap).as_posix()[: -len(PARTIAL_SUFFIX)]
             lock = lock_path(root.path, kind, repo_id, file_path)
-            partials.append(Partial((partial,), size, in_use=safety.held(lock), lock=lock))
+            state = file_locks.check(lock)
+            note = safety.busy_note(state) if state.busy else None
+            partials.append(Partial((partial,), size, state.busy, lock, "modelscope", note))
     revisions.sort(key=lambda r: -r.last_modified)
     return _repo(root, kind, repo_id, repo_dir, "snapshots", revisions, partials, accessed)
 
@@ -97,12 +100,15 @@ def _legacy(root: CacheRoot, repo_dir: Path, kind: str, owner: str) -> CachedRep
     revision = _legacy_revision(repo_dir)
     revisions = [Revision(revision or "(unknown)", (revision,) if revision else (), walk.size, walk.files,
                           walk.modified or _mtime(repo_dir), repo_dir)]
-    partials = [Partial((p,), size, in_use=False) for p, size in walk.partials]  # old SDKs took no file locks here
+    # old SDKs took no file locks here
+    partials = [Partial((p,), size, in_use=False, client="modelscope") for p, size in walk.partials]
     return _repo(root, kind, repo_id, repo_dir, "legacy", revisions, partials, walk.accessed)
 
 
 def _repo(root, kind, repo_id, repo_dir, layout, revisions, partials, accessed) -> CachedRepo:
-    locks = [lock_path(root.path, kind, repo_id)] + [p.lock for p in partials if p.lock]
+    lock_files = [lock_path(root.path, kind, repo_id)] + [p.lock for p in partials if p.lock]
+    checks = [file_locks.check(lock) for lock in lock_files]  # one descriptor at a time
+    busy = [c for c in checks if c.busy]
     modified = max((r.last_modified for r in revisions), default=_mtime(repo_dir))
     return CachedRepo(
         cache=MS,
@@ -116,7 +122,8 @@ def _repo(root, kind, repo_id, repo_dir, layout, revisions, partials, accessed) 
         last_modified=modified,
         revisions=tuple(revisions),
         partials=tuple(partials),
-        locks_held=tuple(p for p in locks if safety.held(p)),
+        locks_held=tuple(c.path for c in busy),
+        busy_notes=tuple(safety.busy_note(c) for c in busy),
     )
 
 

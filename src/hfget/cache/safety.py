@@ -4,8 +4,10 @@ running download holds is deleted under it.
 - `remove(path, root)` deletes a file, a symlink (the link, never its target) or a folder tree, after checking that
   the path is lexically under `root` *and* that its folder resolves under `root` (no symlinked folder on the way out).
   Folder trees go through `shutil.rmtree`, which never follows symlinks inside the tree.
-- `held(lock)` tells whether another process holds a download lock now; `hold(locks)` takes them all (non-blocking)
-  for the time of a deletion, so no download of this repo can start half-way through it.
+- `held_for_deletion(...)` holds a repo for the time of a deletion, or raises InUse saying who is in the way: for the
+  Hugging Face cache hfget's repo lock, exclusive (no hfget download starts meanwhile, and none was running), then
+  every blob lock that huggingface_hub and hfget take, checked one at a time (a repo may have more lock files than
+  a process may open, and each probe opens one); for ModelScope, modelscope's own repo and file locks.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import HfgetError
+from ..fs import locks
+from ..fs.repo_lock import RepoBusy, RepoLock, describe_marker
 
 
 class UnsafePath(HfgetError):
@@ -27,9 +31,24 @@ class UnsafePath(HfgetError):
 
 
 class InUse(Exception):
-    def __init__(self, lock: Path) -> None:
-        super().__init__(str(lock))
-        self.lock = lock
+    """Something else may be using what a clean was about to delete; `note` says what, for the plan and the result."""
+
+    def __init__(self, check: locks.LockCheck) -> None:
+        super().__init__(str(check.path))
+        self.lock = check.path
+        self.check = check
+
+    @property
+    def note(self) -> str:
+        return busy_note(self.check)
+
+
+def busy_note(check: locks.LockCheck) -> str:
+    if check.state == locks.HELD:
+        who = check.detail if check.detail.startswith("hfget") else f"a download holds {check.path}"
+        return f"in use: {who}"
+    return (f"not checked: {check.detail}; whether a download is using it cannot be told, so it stays (run as the "
+            "lock file's owner, or fix its permissions)")
 
 
 def is_inside(path: Path, root: Path) -> bool:
@@ -68,35 +87,35 @@ def remove_empty_dir(path: Path, root: Path) -> None:
             pass
 
 
-def held(lock: Path) -> bool:
-    """Whether some process holds this lock file right now. Never creates a lock file (a dry run changes nothing)."""
-    try:
-        with hold([lock]):
-            return False
-    except InUse:
-        return True
-
-
 @contextmanager
-def hold(locks: Iterable[Path]) -> Iterator[None]:
-    """Take every existing lock file (huggingface_hub's and hfget's are filelock locks on the same paths) without
-    waiting; raise InUse naming the first one another process holds. Missing lock files are skipped, not created."""
-    from filelock import FileLock, Timeout
-
-    taken = []
+def held_for_deletion(repo_locks: Path | None, blob_locks: Iterable[Path], owner: str) -> Iterator[None]:
+    """Hold hfget's repo lock in `repo_locks` (a `.locks/{repo folder}`; None for ModelScope) for the time of a
+    deletion, after checking that no lock in `blob_locks` is held; raise InUse otherwise."""
+    lock = RepoLock(repo_locks, owner) if repo_locks is not None else None
+    if lock is not None:
+        try:
+            lock.try_exclusive()
+        except RepoBusy as busy:
+            raise InUse(busy.check) from None
     try:
-        for path in locks:
-            if not path.is_file():
-                continue
-            lock = FileLock(str(path), timeout=0)
-            try:
-                lock.acquire(timeout=0)
-            except Timeout:
-                raise InUse(path) from None
-            except OSError:
-                raise InUse(path) from None  # unreadable lock (another user's download): assume it is in use
-            taken.append(lock)
+        for path in blob_locks:
+            state = locks.check(path)
+            if state.busy:
+                raise InUse(state)
         yield
     finally:
-        for lock in reversed(taken):
+        if lock is not None:
             lock.release()
+
+
+def partial_busy(lock: Path | None) -> locks.LockCheck | None:
+    """Whether the download that wrote a partial may be writing it now (see hf_scan.partials_of), checked again
+    right before deleting it: `lock` is the marker of the hfget download that owns it, or the blob lock."""
+    if lock is None:
+        return None
+    if lock.name.endswith(locks.MARKER_SUFFIX):
+        owner = lock.name[: -len(locks.MARKER_SUFFIX)].split(".", 1)[-1]
+        alive = locks.owner_alive(owner, lock)
+        return locks.LockCheck(lock, locks.HELD, describe_marker(lock)) if alive else None
+    state = locks.check(lock)
+    return state if state.busy else None

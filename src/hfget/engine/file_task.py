@@ -18,10 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import HfgetError, IntegrityError, ServerError
+from ..fs.locks import BlobLock
 from ..net.urls import host_label
 from .digest import Digest, FrontierHasher
 from .events import FileFailed, FileFinished, FileProgress, FileRetrying, FileStarted
-from .partial_file import BlobLock, PartialFile
+from .partial_file import PartialFile
 from .resume_state import load_done
 from .segments import IntervalSet, PieceSizes, Segment, SegmentPlan
 
@@ -90,6 +91,8 @@ class FileTask:
             self.engine.emit(FileFinished(self.key, self.size, 0))
             return "done"
         job.partial.parent.mkdir(parents=True, exist_ok=True)
+        if job.adopt is not None:  # under the lock: what earlier runs left becomes this run's partial
+            job.adopt()
         done, stateful = load_done(job.partial, self.size, job.algo, job.expected)
         with self.lock:
             self.partial = PartialFile(job.partial, self.size, job.algo, job.expected, stateful=stateful)

@@ -1,5 +1,6 @@
 """The partial of one file while it downloads: one descriptor written at any offset by many connections, and the
-state file that says which of its bytes are good.
+state file that says which of its bytes are good. (Its name is the caller's business: see FileJob.partial. The
+blob lock taken around it lives in fs/locks.py.)
 
 The caller (a `FileTask`) serialises the bookkeeping methods with its own lock and does the disk work (`pwrite`,
 `save`, `close`) without it. Saving follows one policy: at most one connection saves at a time, and only when
@@ -16,50 +17,6 @@ from .resume_state import SAVE_EVERY, SAVE_INTERVAL, StateWriter
 from .segments import IntervalSet
 
 Snapshot = tuple  # (StateWriter, sequence number, ranges): what to save, taken under the lock
-
-
-class BlobLock:
-    """The lock file huggingface_hub also takes for a blob (`.locks/.../{etag}.lock`), so neither tool writes a
-    blob another process is writing. Held from the first byte to the move into place, and released by whichever
-    connection finishes last, hence not thread-bound.
-
-    A plain `flock` on the file, exactly what `filelock` (huggingface_hub's lock) takes on POSIX, without its
-    per-lock bookkeeping: for a repo of hundreds of small files that bookkeeping cost more than the downloads.
-    """
-
-    _made: set[str] = set()  # lock folders known to exist
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd = -1
-
-    def try_acquire(self) -> bool:
-        import fcntl
-
-        folder = str(self.path.parent)
-        if folder not in BlobLock._made:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            BlobLock._made.add(folder)
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except FileNotFoundError:  # the folder went away since (a cache clean): make it again
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        except OSError:
-            os.close(fd)
-            raise
-        self._fd = fd
-        return True
-
-    def release(self) -> None:
-        fd, self._fd = self._fd, -1
-        if fd >= 0:
-            os.close(fd)  # closing the only descriptor drops the flock
 
 
 class PartialFile:

@@ -1,8 +1,8 @@
 """What an interrupted download left on disk, and the small state file that says which of its bytes are good.
 
-A partial is `{etag}.incomplete` (the name huggingface_hub's cache scanner knows). Written by one stream it is a
-prefix of the file and needs nothing else. Written by several connections it has holes, so a state file next to
-it, `{etag}.incomplete.state.json`, lists the byte ranges that are on disk, with the file's size and expected hash:
+A partial (named by the caller: in the cache `{key}.hfget-{owner}.partial`, see store/partials.py) written by one
+stream is a prefix of the file and needs nothing else. Written by several connections it has holes, so a state file
+next to it, `{partial}.state.json`, lists the byte ranges that are on disk, with the file's size and expected hash:
 
     {"version": 1, "size": 1073741824, "algo": "sha256", "expected": "<hex>", "done": [[0, 4194304], ...]}
 

@@ -1,7 +1,9 @@
 """The byte engine: moves files from URLs into verified local files. Knows nothing of hubs, caches or Rich.
 
 Each `FileJob` says where the bytes are (`url`), how many there must be (`size`), what they must hash to
-(`algo`, `expected`), where the resumable partial lives, and what to do with the verified file (`deliver`).
+(`algo`, `expected`), where the resumable partial lives (and, through `adopt`, how to gather into it what earlier
+runs left elsewhere: the caller knows those names, the engine does not), and what to do with the verified file
+(`deliver`).
 
 `Transfer` keeps connections busy on up to `max_workers` files at once. A small file takes one connection; a large
 one is cut into pieces fetched by as many connections as are free, in increasing offset order, and a connection
@@ -61,10 +63,14 @@ class FileJob:
     size: int
     algo: str
     expected: str
-    partial: Path
+    partial: Path  # where this run writes; nobody else writes there
     deliver: Callable[[Path], None]  # moves the verified partial into place
     already_done: Callable[[], bool] = lambda: False  # checked under the lock: another process may have finished
     lock: Path | None = None
+    # Called under the lock before `partial` is opened: moves (or copies) into it what an earlier run left.
+    adopt: Callable[[], None] | None = None
+    # Bytes already on disk for this file, wherever they are (default: those in `partial`).
+    resumable: Callable[[], int] | None = None
     grant: TokenGrant | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     # Turns an HTTP error response into the source's own error (the engine knows no hub semantics).
@@ -72,6 +78,8 @@ class FileJob:
 
     def pending(self) -> int:
         """Bytes still to fetch, given what an earlier run left on disk."""
+        if self.resumable is not None:
+            return self.size - self.resumable()
         return pending_bytes(self.partial, self.size, self.algo, self.expected)
 
 

@@ -24,6 +24,7 @@ from ..download import DownloadRequest, download
 from ..engine.events import EventSink
 from ..errors import HfgetError, RevisionNotFoundError
 from ..store.hub_cache import HubCache
+from ..store.targets import CacheTarget
 from .verify import modelscope_revision
 
 
@@ -98,8 +99,10 @@ def _repair_hub_cache(snapshot: SnapshotCheck, bad: list[FileCheck], settings: S
             f"{snapshot.revision[:10]}: its files cannot be fetched again as they were.",
             f"hfget download {snapshot.repo_id} fetches the current revision (verified); hfget cache clean can drop "
             "the old one.")
-    for item in bad:
-        _drop_bad_bytes(item)
+    # Under the repo lock, as a download's writes are: a `cache clean` of this repo never runs meanwhile.
+    with CacheTarget(cache, snapshot.repo).hold():
+        for item in bad:
+            _drop_bad_bytes(item)
     result = download(request, settings, on_event=on_event)
     outcome.source = f"{result.source} ({result.endpoint})"
     outcome.bytes_downloaded = result.bytes_downloaded

@@ -78,7 +78,13 @@ def _umask_by_setting_it() -> int:
 
 def chmod_like_umask(path: Path) -> None:
     # mkstemp creates 0600 files; cache files should be readable like any file the user creates (0644 by default).
-    os.chmod(path, 0o666 & ~current_umask())
+    try:
+        os.chmod(path, 0o666 & ~current_umask())
+    except OSError as exc:
+        # FAT and exFAT (USB drives, shared Windows folders) have no Unix modes: there is nothing to set, as
+        # huggingface_hub also shrugs off. Any other failure is a real one.
+        if exc.errno not in (errno.ENOSYS, errno.EPERM, errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)):
+            raise
 
 
 def file_size(path: Path) -> int:

@@ -1,13 +1,15 @@
 """The Hugging Face cache layout (DESIGN §5): the only module that knows where blobs, snapshots and refs live.
 
     {root}/models--org--name/blobs/{etag}                 verified bytes, placed by atomic rename
-    {root}/models--org--name/blobs/{etag}.incomplete      hfget's resumable partial (huggingface_hub lists it too)
+    {root}/models--org--name/blobs/{key}.hfget-{owner}.partial[.state.json]
+                                                          hfget's resumable partial (partials.py: why this name)
     {root}/models--org--name/snapshots/{commit}/{path}    relative symlink ../../blobs/{etag} (a copy where
                                                            symlinks fail)
     {root}/models--org--name/refs/{revision}              the commit sha, written atomically, last
     {root}/models--org--name/trees/{commit}.json          the tree listing, as huggingface_hub 2.x writes it, so an
                                                            offline snapshot_download can tell the snapshot is complete
     {root}/.locks/models--org--name/{etag}.lock           the same lock file huggingface_hub takes for a blob
+    {root}/.locks/models--org--name/repo.hfget-lock, *.hfget   hfget's repo lock and its markers (fs/repo_lock.py)
     {root}/models--org--name/.hfget/origins.json          hfget's own record: which source served each commit
                                                            (huggingface_hub's scanner ignores it)
 
@@ -49,11 +51,11 @@ class HubCache:
     def blob_path(self, repo: RepoRef, etag: str) -> Path:
         return self.repo_dir(repo) / "blobs" / etag
 
-    def partial_path(self, repo: RepoRef, etag: str) -> Path:
-        return self.repo_dir(repo) / "blobs" / f"{etag}.incomplete"
+    def lock_dir(self, repo: RepoRef) -> Path:
+        return self.root / ".locks" / repo.folder_name
 
     def lock_path(self, repo: RepoRef, etag: str) -> Path:
-        return self.root / ".locks" / repo.folder_name / f"{etag}.lock"
+        return self.lock_dir(repo) / f"{etag}.lock"
 
     def snapshot_dir(self, repo: RepoRef, commit: str) -> Path:
         return self.repo_dir(repo) / "snapshots" / commit
@@ -179,7 +181,7 @@ class HubCache:
         with disk_errors(self.root):
             (self.repo_dir(repo) / "blobs").mkdir(parents=True, exist_ok=True)
             (self.repo_dir(repo) / "snapshots").mkdir(parents=True, exist_ok=True)
-            self.lock_path(repo, "x").parent.mkdir(parents=True, exist_ok=True)
+            self.lock_dir(repo).mkdir(parents=True, exist_ok=True)
             tag = self.root / "CACHEDIR.TAG"
             if not tag.exists():
                 atomic_write(tag, CACHEDIR_TAG)

@@ -1,8 +1,9 @@
 """Where downloaded files land: the Hugging Face cache, or a plain folder (`--local-dir`).
 
-Both give the download orchestrator the same operations: is a file already there, where does its partial live,
-put a verified file in place, and finish the snapshot (links, tree listing, refs) once files are in. `begin()` binds
-the target to the resolved snapshot without writing anything; `prepare()` is the first write.
+Both give the download orchestrator the same operations: is a file already there, where does its partial live and
+what an earlier run left to resume from, put a verified file in place, and finish the snapshot (links, tree
+listing, refs) once files are in. `begin()` binds the target to the resolved snapshot without writing anything;
+`hold()` keeps the cache's `cache clean` away from the first write (`prepare()`) to the last.
 """
 
 from __future__ import annotations
@@ -10,14 +11,22 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Protocol
 
 from ..engine.digest import Digest
+from ..engine.resume_state import pending_bytes
+from ..errors import CacheBusyError
 from ..fs.fsutil import atomic_write, disk_errors, ensure_inside, git_blob_sha1
+from ..fs.locks import new_owner
+from ..fs.repo_lock import RepoBusy, RepoLock
 from ..repo import RemoteFile, RepoRef, Snapshot
+from . import partials
 from .hub_cache import HubCache
+
+CLEAN_WAIT = 600.0  # how long a download waits for a `cache clean` of its repo to finish
 
 
 class Target(Protocol):
@@ -30,6 +39,12 @@ class Target(Protocol):
     def is_present(self, file: RemoteFile) -> bool: ...
     def partial_path(self, file: RemoteFile) -> Path: ...
     def lock_path(self, file: RemoteFile) -> Path: ...
+    def adopter(self, file: RemoteFile) -> Callable[[], None] | None: ...
+    def resumable(self, file: RemoteFile) -> int: ...
+    def space_needed(self, file: RemoteFile) -> int: ...
+    def hold(self) -> AbstractContextManager: ...
+    def sweep(self, files: Iterable[RemoteFile]) -> None: ...
+    def names_folder(self) -> Path: ...
     def deliver(self, file: RemoteFile, verified: Path) -> RemoteFile: ...
     def finish(self, files: Iterable[RemoteFile], complete: bool, source: tuple[str, str]) -> Path: ...
     def location(self) -> Path: ...
@@ -41,6 +56,8 @@ class CacheTarget:
     def __init__(self, cache: HubCache, repo: RepoRef) -> None:
         self.cache, self.repo, self.root = cache, repo, cache.root
         self.snapshot: Snapshot | None = None
+        self.owner = new_owner()  # this download: names its partials and its marker in the repo lock
+        self._found: dict[str, list[partials.Leftover]] | None = None  # leftovers of earlier runs, by content key
         self._linked: set[str] = set()  # paths linked as their blob landed (set.add is atomic: no lock needed)
 
     def check_writable(self) -> None:
@@ -69,10 +86,64 @@ class CacheTarget:
             return False
 
     def partial_path(self, file: RemoteFile) -> Path:
-        return self.cache.partial_path(self.repo, file.content_key)
+        return partials.hfget_partial(self._blobs, file.content_key, self.owner)
 
     def lock_path(self, file: RemoteFile) -> Path:
         return self.cache.lock_path(self.repo, file.content_key)
+
+    @property
+    def _blobs(self) -> Path:
+        return self.cache.repo_dir(self.repo) / "blobs"
+
+    @property
+    def _locks(self) -> Path:
+        return self.cache.lock_dir(self.repo)
+
+    def _leftovers(self, file: RemoteFile) -> list[partials.Leftover]:
+        """What earlier runs (of any program) left of `file`, as found by one listing of blobs/ per download. A
+        leftover that appears later is not resumed (a lost chance, never a wrong byte)."""
+        if self._found is None:
+            self._found = partials.by_key(self._blobs)
+        return self._found.get(file.content_key, [])
+
+    def adopter(self, file: RemoteFile) -> Callable[[], None]:
+        """What the engine calls under the blob's lock: bring what earlier runs (any program's) left to our partial."""
+        mine, identity = self.partial_path(file), (file.size, *file.digest)
+        return lambda: partials.adopt(self._leftovers(file), self._locks, mine, identity)
+
+    def resumable(self, file: RemoteFile) -> int:
+        return partials.resumable(self._leftovers(file), self._locks, self.partial_path(file),
+                                  (file.size, *file.digest))[0]
+
+    def space_needed(self, file: RemoteFile) -> int:
+        """Bytes this run adds to the disk for `file`: what is missing, plus a copy of another program's prefix."""
+        done, copied = partials.resumable(self._leftovers(file), self._locks, self.partial_path(file),
+                                          (file.size, *file.digest))
+        return file.size if copied else file.size - done
+
+    def hold(self) -> AbstractContextManager:
+        """The repo lock, shared: a `cache clean` of this repo waits for us, and we for it (up to CLEAN_WAIT)."""
+        lock = RepoLock(self._locks, self.owner)
+        try:
+            with disk_errors(self.root):
+                lock.acquire_shared(CLEAN_WAIT)
+        except RepoBusy as busy:
+            raise CacheBusyError(
+                f"{self.repo} is being cleaned from the cache right now ({busy.check.detail or busy.check.path}); "
+                f"waited {CLEAN_WAIT:.0f} s for it to finish.",
+                "Run the download again once `hfget cache clean` is done (or stop it).",
+            ) from None
+        return lock
+
+    def sweep(self, files: Iterable[RemoteFile]) -> None:
+        """Once blobs are in place (whoever placed them), our own leftovers of them go (README: shared caches)."""
+        keys = {f.content_key for f in files if f.etag is not None and self.cache.has_blob(self.repo, f)}
+        with disk_errors(self.root):
+            partials.sweep(self._blobs, self._locks, keys)
+
+    def names_folder(self) -> Path:
+        assert self.snapshot is not None
+        return self.cache.snapshot_dir(self.repo, self.snapshot.commit)
 
     def deliver(self, file: RemoteFile, verified: Path) -> RemoteFile:
         if file.etag is None:  # name the blob as the hub would: by its git blob id
@@ -170,10 +241,29 @@ class LocalDirTarget:
         return Digest.of_file(dest, *file.digest, file.size)
 
     def partial_path(self, file: RemoteFile) -> Path:
+        # huggingface_hub names its local-dir partials `{hash}.{etag}.incomplete`: it never opens this one.
         return self.meta / f"{file.content_key}.incomplete"
 
     def lock_path(self, file: RemoteFile) -> Path:
         return self.meta / f"{file.content_key}.lock"
+
+    def adopter(self, file: RemoteFile) -> None:
+        return None  # one partial per file, resumed in place
+
+    def resumable(self, file: RemoteFile) -> int:
+        return file.size - pending_bytes(self.partial_path(file), file.size, *file.digest)
+
+    def space_needed(self, file: RemoteFile) -> int:
+        return pending_bytes(self.partial_path(file), file.size, *file.digest)
+
+    def hold(self) -> AbstractContextManager:
+        return nullcontext()  # a folder of the user's: no `cache clean` works in it
+
+    def sweep(self, files: Iterable[RemoteFile]) -> None:
+        return None
+
+    def names_folder(self) -> Path:
+        return self.root
 
     def deliver(self, file: RemoteFile, verified: Path) -> RemoteFile:
         dest = self._dest(file)
