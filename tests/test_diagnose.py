@@ -242,7 +242,7 @@ def test_settings_provenance_shadowing_conflicts_and_masked_tokens(sim, cli, iso
     report, human = diagnose(cli)
     token = check(report, "settings", "HF_TOKEN")["detail"]
     assert token == f"hf_****1234  (env); shadows hf_****5678 from .env ({dotenv})"
-    assert check(report, "settings", ".env file")["detail"] == str(dotenv)
+    assert check(report, "settings", ".env file")["detail"] == f"{dotenv} (in the working folder)"
     assert check(report, "conflicts", "HF_HUB_OFFLINE")["status"] == "warn"
     assert "HTTPS_PROXY is not" in check(report, "conflicts", "HTTP_PROXY only")["detail"]
     hf = check(report, "tokens", "HF token")
@@ -258,10 +258,15 @@ def test_malformed_settings_are_reported_and_diagnose_carries_on(sim, cli, isola
     report, human = diagnose(cli)
     assert human.exit_code == 0  # the known mirror still works
     endpoint = check(report, "settings", "HF_ENDPOINT")
-    assert endpoint["status"] == "fail" and endpoint["hint"] == "Write it with its scheme: HF_ENDPOINT=https://hf-mirror.com"
-    proxy = check(report, "settings", "proxy")
-    assert proxy["status"] == "fail" and "has no scheme" in proxy["detail"]
+    assert endpoint["status"] == "fail" and endpoint["hint"] == "Write it with its scheme: HF_ENDPOINT=https://hf-mirror.invalid"
+    # A proxy without scheme is what requests, pip and curl take it for: http://, said as a warning with the fix.
+    proxy = check(report, "proxy", "no scheme")
+    assert proxy["status"] == "warn" and "taken as http://127.0.0.1:7890" in proxy["detail"]
+    assert proxy["hint"] == "Write it with its scheme: HTTPS_PROXY=http://127.0.0.1:7890"
     assert report["verdict"]["route"] == f"mirror {sim.url}"
+    # The verdict starts from the broken setting, with its fix, before the route to use.
+    assert report["verdict"]["fix_first"] == [endpoint["detail"] + ". Fix: " + endpoint["hint"]]
+    assert human.stdout.index("Fix these settings first:") < human.stdout.index(f"Use mirror {sim.url}")
 
 
 def test_cache_folders_are_checked(cli, isolated, monkeypatch):

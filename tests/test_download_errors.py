@@ -34,8 +34,9 @@ def _assert_clean_failure(result, exit_code: int, *needles: str) -> None:
         ("a/b/c", "not a valid repo id"),
         ("bad--name/x", "not a valid repo id"),
         (".hidden/name", "not a valid repo id"),
-        ("https://huggingface.co/Qwen/Qwen3-4B", "hfget download Qwen/Qwen3-4B"),
-        ("datasets/foo/bar", "--repo-type dataset"),
+        ("https://huggingface.co/", "does not name a repo"),
+        ("ftp://huggingface.co/Qwen/Qwen3-4B", "not an http(s) URL"),
+        ("Qwen/Qwen3-4B/extra", "not a valid repo id"),
     ],
 )
 def test_malformed_repo_id(sim, warm_cache, cli, repo_id, needle):

@@ -76,11 +76,14 @@ def warm_cache(sim, cache, cli):
 @pytest.mark.parametrize(
     ("proxy", "needles"),
     [
-        ("127.0.0.1:1080", ["has no scheme", "socks5h://"]),
-        ("socks5h//127.0.0.1:1080", ["has no scheme"]),
+        ("socks5h//127.0.0.1:1080", ["malformed scheme", "socks5h://HOST:PORT"]),
+        ("http:/127.0.0.1:1080", ["malformed scheme", "http://HOST:PORT"]),
         ("ftp://127.0.0.1:21", ["scheme 'ftp'", "socks5h"]),
-        ("http://127.0.0.1:99999", ["not a valid URL"]),
-        ("socks5://", ["not a valid URL"]),
+        ("http://127.0.0.1:99999", ["port '99999'", "1 to 65535"]),
+        ("http://alice:s3cret-pw@127.0.0.1:78900", ["port '78900'", "alice:****@127.0.0.1:78900"]),
+        ("alice:s3cret-pw@127.0.0.1:78900", ["port '78900'", "alice:****@127.0.0.1:78900"]),
+        ("socks5://", ["no valid host"]),
+        ("http://127.0.0.1 :7890", ["spaces"]),
     ],
 )
 def test_malformed_proxy_settings_are_usage_errors(sim, warm_cache, cli, proxy, needles):
@@ -88,13 +91,29 @@ def test_malformed_proxy_settings_are_usage_errors(sim, warm_cache, cli, proxy, 
     sim.clear_log()
     result = cli("download", MODEL, "--endpoint", sim.url, "--cache-dir", warm_cache, "--proxy", proxy)
     assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and "Fix:" in result.stderr
+    assert "Traceback" not in result.output and "Internal error" not in result.output and "Fix:" in result.stderr
     for needle in needles:
         assert needle in result.stderr
+    assert "(--proxy)" in result.stderr and "s3cret-pw" not in result.output
     assert sim.requests_for() == [] and tree_state(warm_cache) == before
-    # The same from the environment names where it came from.
-    env = cli("download", MODEL, "--endpoint", sim.url, "--cache-dir", warm_cache, env={"HTTPS_PROXY": proxy, "HTTP_PROXY": proxy})
-    assert env.exit_code == 2 and "from env" in env.stderr
+    # The same from the environment (lower case, as Clash's "copy command" sets it) names where it came from.
+    env = cli("download", MODEL, "--endpoint", sim.url, "--cache-dir", warm_cache, env={"https_proxy": proxy, "http_proxy": proxy})
+    assert env.exit_code == 2 and "(HTTP_PROXY from env (http_proxy))" in env.stderr, env.output
+    assert "s3cret-pw" not in env.output and "Internal error" not in env.output
+
+
+def test_a_proxy_without_scheme_is_taken_as_http_with_a_note(sim, cache, cli, tmp_path, only_via_proxy):
+    """`HTTPS_PROXY=127.0.0.1:7890`, as requests, pip and curl take it: http://, said once in a note."""
+    log = tmp_path / "pproxy.log"
+    with pproxy(sim.port, log, auth="alice:s3cret-pass") as port:
+        result = cli("download", MODEL, "--endpoint", only_via_proxy, "--cache-dir", cache, "--json",
+                     env={"HTTPS_PROXY": f"alice:s3cret-pass@127.0.0.1:{port}", "HTTP_PROXY": f"alice:s3cret-pass@127.0.0.1:{port}"})
+    assert result.exit_code == 0, result.output
+    notes = json.loads(result.stdout)["notes"]
+    assert [n for n in notes if "has no scheme: taken as http://alice:****@127.0.0.1" in n] and len(notes) == 1, notes
+    assert "s3cret-pass" not in result.output
+    assert any(line.startswith("http ") and "hub.invalid" in line for line in log.read_text().splitlines())
+    assert official_offline_load(cache, MODEL)["files"] == expected_files(sim, MODEL)
 
 
 def test_unreachable_proxy_is_named_as_such(sim, warm_cache, cli, only_via_proxy):
@@ -123,3 +142,55 @@ def test_wrong_proxy_credentials_are_named_as_such_and_masked(sim, warm_cache, c
     assert "wrong-pass" not in bad.output and f"alice:****@127.0.0.1:{port}" in bad.stderr
     assert good.exit_code == 0, good.output
     assert "s3cret-pass" not in good.output
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"HTTPS_PROXY": "http://upper.invalid:1", "https_proxy": "http://lower.invalid:2"},
+        {"HTTPS_PROXY": "http://upper.invalid:1"},
+        {"https_proxy": "http://lower.invalid:2"},
+        {"HTTPS_PROXY": "http://upper.invalid:1", "https_proxy": ""},  # an empty lower-case one switches it off
+        {"HTTPS_PROXY": "", "https_proxy": "http://lower.invalid:2"},
+        {"ALL_PROXY": "socks5h://all.invalid:3", "https_proxy": "http://lower.invalid:2"},
+        {"all_proxy": "socks5h://lower-all.invalid:4", "ALL_PROXY": "socks5h://all.invalid:3"},
+        {"HTTP_PROXY": "http://only-http.invalid:5"},
+    ],
+)
+def test_proxy_variables_are_read_as_requests_and_urllib_read_them(tmp_path, env):
+    """hfget picks, for an https URL, the proxy requests would pick in a process with this environment."""
+    import subprocess
+    import sys
+
+    from hfget import config
+    from hfget.net.proxy import resolve
+
+    code = ("import json, requests.utils; "
+            "print(json.dumps(requests.utils.get_environ_proxies('https://hub.invalid/api/x', no_proxy=None)))")
+    proc = subprocess.run([sys.executable, "-c", code], env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True,
+                          text=True, timeout=60)
+    theirs = json.loads(proc.stdout)
+    expected = theirs.get("https") or theirs.get("all")  # requests' select_proxy order for an https URL
+    ours = resolve(config.resolve(environ=env, cwd=tmp_path)).for_url("https://hub.invalid/api/x")
+    assert (ours.url if ours else None) == expected, (theirs, ours)
+
+
+def test_the_lower_case_proxy_wins_and_diagnose_shows_the_conflict(sim, cache, cli, tmp_path, only_via_proxy):
+    dead = f"http://127.0.0.1:{closed_port()}"
+    with pproxy(sim.port, tmp_path / "pproxy.log") as port:
+        working = f"http://127.0.0.1:{port}"
+        # Clash's "copy command" sets the lower-case ones; an old shell profile still sets the upper-case ones.
+        env = {"https_proxy": working, "http_proxy": working, "HTTPS_PROXY": dead, "HTTP_PROXY": dead}
+        ok = cli("download", MODEL, "--endpoint", only_via_proxy, "--cache-dir", cache, "--json", env=env)
+        assert ok.exit_code == 0, ok.output
+        assert f"through the proxy {working} (HTTP_PROXY from env (http_proxy))" in json.loads(ok.stdout)["attempts"][0]["why"]
+        report = json.loads(cli("diagnose", MODEL, "--timeout", "1", "--json", env=env).stdout)
+    conflicts = {c["name"]: c for c in report["checks"] if c["group"] == "conflicts"}
+    assert conflicts["https_proxy vs HTTPS_PROXY"]["detail"] == (
+        f"https_proxy={working} and HTTPS_PROXY={dead} differ in your environment: hfget, requests, urllib and "
+        "huggingface_hub use the lower-case https_proxy")
+    assert "http_proxy vs HTTP_PROXY" in conflicts
+    # The other way round, the dead lower-case one is the one in effect, and the error names it so.
+    bad = cli("download", MODEL, "--endpoint", only_via_proxy, "--cache-dir", tmp_path / "c2",
+              env={"https_proxy": dead, "http_proxy": dead, "HTTPS_PROXY": working, "HTTP_PROXY": working})
+    assert bad.exit_code == 1 and f"The proxy {dead} (HTTP_PROXY from env (http_proxy)) cannot be reached" in bad.stderr

@@ -126,7 +126,8 @@ def test_gated_repo_needs_a_token_and_opens_with_one(sim, cache, cli, monkeypatc
     assert not any(r.authorization for r in sim.requests_for())
     ok = cli("download", "hfget-demo/gated-model", "--endpoint", sim.url, "--cache-dir", cache, "--allow-token-to-mirror")
     assert ok.exit_code == 0, ok.output
-    assert "Sending your HF token hf_****5678" in ok.stdout  # the warning, masked
+    assert f"Your HF token hf_****5678 (from env (HF_TOKEN)) was sent to 127.0.0.1:{sim.port}, which is not " \
+           "huggingface.co: allowed by HFGET_ALLOW_TOKEN_TO_MIRROR (flag)." in ok.stdout  # the warning, masked
     assert GATED_TOKEN not in ok.output
     assert official_offline_load(cache, "hfget-demo/gated-model")["files"] == expected_files(sim, "hfget-demo/gated-model")
 

@@ -203,11 +203,12 @@ class _Call:
 
     def _mask(self, error) -> None:
         """No token or proxy password in what the application logs."""
-        from .net.tokens import redact
-        from .ui.cli_common import known_secrets, proxy_password
+        from .redact import redact
+        from .ui.cli_common import known_secrets
 
         secrets = known_secrets([self.settings] if self.settings else [],
-                                self.token if isinstance(self.token, str) else None, proxy_password(self.proxy))
+                                self.token if isinstance(self.token, str) else None,
+                                urls=(self.proxy, self.flags.get("HF_ENDPOINT")))
         error.message = redact(error.message, *secrets)
         error.hint = redact(error.hint, *secrets) if error.hint else error.hint
 

@@ -22,6 +22,7 @@ from .ui.cli_common import (
     Endpoint,
     EnvFile,
     JsonOut,
+    JsonUsageGroup,
     Proxy,
     Quiet,
     RepoType,
@@ -29,7 +30,6 @@ from .ui.cli_common import (
     boundary,
     known_secrets,
     progress_mode,
-    proxy_password,
     stderr_console,
 )
 from .ui.cli_env import env as env_command
@@ -41,6 +41,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
+    cls=JsonUsageGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(cache_app, name="cache")
@@ -68,13 +69,19 @@ def _root(
 @app.command()
 def download(
     repo: Annotated[
-        Optional[str], typer.Argument(help="Repo id, owner/name (default: DEFAULT_MODEL from the settings).", show_default=False)
+        Optional[str],
+        typer.Argument(help="Repo id, owner/name, or the URL of its page (huggingface.co, a mirror, modelscope.cn; "
+                       "hf://) (default: DEFAULT_MODEL from the settings).", show_default=False),
     ] = None,
     files: Annotated[
         Optional[list[str]], typer.Argument(help="Only these files (paths in the repo).", show_default=False)
     ] = None,
-    revision: Annotated[str, typer.Option("--revision", "-r", help="Branch, tag or commit.")] = "main",
-    repo_type: Annotated[RepoType, typer.Option("--repo-type", help="Kind of repo.")] = RepoType.model,
+    revision: Annotated[
+        Optional[str], typer.Option("--revision", "-r", help="Branch, tag or commit (default: main).", show_default=False)
+    ] = None,
+    repo_type: Annotated[
+        Optional[RepoType], typer.Option("--repo-type", help="Kind of repo (default: model).", show_default=False)
+    ] = None,
     include: Annotated[
         Optional[list[str]], typer.Option("--include", help="Glob of files to take (repeatable).", show_default=False)
     ] = None,
@@ -141,32 +148,27 @@ def download(
         "HFGET_MODELSCOPE_ID": modelscope_id,
     }
     settings_box: list = []
-    with boundary(json_out, secrets=lambda: known_secrets(settings_box, token, proxy_password(proxy))):
+    secrets = lambda: known_secrets(settings_box, token, urls=(proxy, endpoint, repo))  # noqa: E731
+    with boundary(json_out, secrets=secrets, quiet=quiet):
         from . import config
-        from .download import DownloadRequest
         from .download import download as run_download
+        from .download import request_from, spec_settings
         from .errors import UsageError
-        from .repo import parse_repo_id, validate_revision
+        from .repo import parse_repo_spec
         from .ui.progress import for_mode
         from .ui.render import download_summary, dry_run_table, emit_json
 
-        settings = config.resolve(flags, env_file=env_file)
-        settings_box.append(settings)
-        repo_text = repo or settings.get("DEFAULT_MODEL")
+        repo_text = repo or config.resolve(flags, env_file=env_file).get("DEFAULT_MODEL")
         if not repo_text:
             raise UsageError(
                 "No repo given, and DEFAULT_MODEL is not set.",
                 "Pass a repo id (hfget download Qwen/Qwen3-4B) or set DEFAULT_MODEL=owner/name in .env.",
             )
-        request = DownloadRequest(
-            repo=parse_repo_id(repo_text, repo_type.value),
-            revision=validate_revision(revision),
-            files=tuple(files or ()),
-            include=tuple(include or ()),
-            exclude=tuple(exclude or ()),
-            local_dir=local_dir,
-            dry_run=dry_run,
-        )
+        spec = parse_repo_spec(repo_text, repo_type.value if repo_type else None)
+        settings = config.resolve(spec_settings(spec, flags), env_file=env_file)
+        settings_box.append(settings)
+        request = request_from(spec, revision, files=tuple(files or ()), include=tuple(include or ()),
+                               exclude=tuple(exclude or ()), local_dir=local_dir, dry_run=dry_run)
         settings.max_workers, settings.connections  # validate before any network traffic
         from .engine.transfer import limit_malloc_arenas
 
@@ -217,16 +219,19 @@ def diagnose(
         "HFGET_DIAGNOSE_TIMEOUT": str(timeout) if timeout is not None else None,
     }
     settings_box: list = []
-    with boundary(json_out, secrets=lambda: known_secrets(settings_box, token, proxy_password(proxy))):
+    secrets = lambda: known_secrets(settings_box, token, urls=(proxy, endpoint, modelscope_endpoint, repo))  # noqa: E731
+    with boundary(json_out, secrets=secrets):
         from . import config
         from .diagnose import run
+        from .repo import parse_repo_spec
 
-        settings = config.resolve(flags, env_file=env_file)
+        # A broken .env is one of the findings, not a reason to stop: strict=False keeps its problems as data.
+        settings = config.resolve(flags, env_file=env_file, strict=False)
         settings_box.append(settings)
-        report = run(settings, repo)
+        report = run(settings, str(parse_repo_spec(repo).repo) if repo else None)
         from .ui.render_diagnose import diagnose as render
 
-        _show(report, render, json_out, known_secrets(settings_box, token, proxy_password(proxy)))
+        _show(report, render, json_out, secrets())
     raise typer.Exit(report.exit_code)
 
 
@@ -235,7 +240,9 @@ def token_check(
     repo: Annotated[
         Optional[str], typer.Argument(help="Also check whether the token opens this repo (owner/name).", show_default=False)
     ] = None,
-    repo_type: Annotated[RepoType, typer.Option("--repo-type", help="Kind of repo.")] = RepoType.model,
+    repo_type: Annotated[
+        Optional[RepoType], typer.Option("--repo-type", help="Kind of repo (default: model).", show_default=False)
+    ] = None,
     token: Token = None,
     endpoint: Endpoint = None,
     proxy: Proxy = None,
@@ -257,18 +264,21 @@ def token_check(
         "HFGET_ALLOW_INSECURE_TOKEN": "1" if allow_insecure_token else None,
     }
     settings_box: list = []
-    with boundary(json_out, secrets=lambda: known_secrets(settings_box, token, proxy_password(proxy))):
+    secrets = lambda: known_secrets(settings_box, token, urls=(proxy, endpoint, repo))  # noqa: E731
+    with boundary(json_out, secrets=secrets):
         from . import config
         from .doctor.tokencheck import inspect
-        from .repo import parse_repo_id
+        from .repo import parse_repo_spec
 
+        spec = parse_repo_spec(repo, repo_type.value if repo_type else None) if repo else None
         settings = config.resolve(flags, env_file=env_file)
         settings_box.append(settings)
-        repo_ref = parse_repo_id(repo, repo_type.value) if repo else None
-        report = inspect(settings, repo_ref)
+        report = inspect(settings, spec.repo if spec else None)
+        if spec is not None and spec.note:
+            report.notes.insert(0, spec.note)
         from .ui.render_diagnose import token_check as render
 
-        _show(report, render, json_out, known_secrets(settings_box, token, proxy_password(proxy)))
+        _show(report, render, json_out, secrets())
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -281,7 +291,7 @@ def _show(report, render: Callable, json_out: bool, secrets: list[str]) -> None:
     import io
     import json
 
-    from .net.tokens import redact
+    from .redact import redact
 
     if json_out:
         text = json.dumps(report.to_dict(), indent=2, default=str) + "\n"

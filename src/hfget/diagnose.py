@@ -32,8 +32,10 @@ from .doctor.verdict import Verdict, verdict
 from .errors import EXIT_FAILURE, EXIT_OK, HfgetError
 from .net.http import HttpClient, RetryPolicy
 from .net.proxy import resolve as resolve_proxies
-from .net.urls import host_label
-from .repo import RepoRef, parse_repo_id
+from .net.tokens import destination_note
+from .net.urls import endpoint_problem, host_label, suggested_url
+from .redact import mask_url
+from .repo import RepoRef, parse_repo_spec
 
 # A small repo published under the same id on the hub, its mirrors and ModelScope: every route can be asked for
 # the same thing. `hfget diagnose OWNER/NAME` (or DEFAULT_MODEL) asks for the repo you actually want instead.
@@ -70,7 +72,7 @@ def run(settings: Settings, repo: str | None = None) -> DiagnoseReport:
     started = time.monotonic()
     timeout = settings.seconds("HFGET_DIAGNOSE_TIMEOUT")
     deadline = started + 3 * timeout + 1
-    repo_ref = parse_repo_id(repo or settings.get("DEFAULT_MODEL") or PROBE_REPO)
+    repo_ref = parse_repo_spec(repo or settings.get("DEFAULT_MODEL") or PROBE_REPO).repo
     settings, problems = usable(settings)
     found: list[Check] = problems
     routes: list[RouteReport] = []
@@ -105,10 +107,14 @@ def run(settings: Settings, repo: str | None = None) -> DiagnoseReport:
     token_found: list[Check] = []
     if route is not None:
         for candidate in route.candidates:
-            report = RouteReport(candidate.source.name, candidate.source.endpoint,
+            report = RouteReport(candidate.source.name, mask_url(candidate.source.endpoint),
                                  candidate.proxy.masked if candidate.proxy else None, candidate.reason)
             routes.append(report)
             spawn(_probe_route, candidate, repo_ref, settings, timeout, lambda c, r=report: add(r, c), report=report)
+        # The API checks send the token where a download would: say so for every host that is not huggingface.co.
+        sent = [destination_note(c.source.endpoint, settings) for c in route.candidates
+                if getattr(c.source, "grant", None)]
+        found += [Check("tokens", "token sent to", WARN, note) for note in dict.fromkeys(sent) if note]
         late = "did not finish within the time limit"
         spawn(_proxies, route.candidates, timeout, proxy_found, report=Check("proxy", "proxy checks", WARN, late))
         spawn(_tokens, settings, timeout, token_found, report=Check("tokens", "token checks", WARN, late))
@@ -255,16 +261,17 @@ def usable(settings: Settings) -> tuple[Settings, list[Check]]:
         settings = settings.replaced(HFGET_PROXY=None, HTTPS_PROXY=None, HTTP_PROXY=None, ALL_PROXY=None)
     for key in ("HF_ENDPOINT", "MODELSCOPE_ENDPOINT", "HFGET_OFFICIAL_ENDPOINT"):
         value = settings[key]
-        if value.is_set and not _is_url(value.value):
-            example = "https://hf-mirror.com" if key == "HF_ENDPOINT" else "https://" + value.value.strip().split("://")[-1]
+        problem = endpoint_problem(value.value) if value.is_set else None
+        if problem:
             fallback = None if key == "HF_ENDPOINT" else local_default(key)
-            drop(key, f"{key}={value.value!r} ({value.describe()}) is not an http(s) URL; diagnose carries on without it",
-                 f"Write it with its scheme: {key}={example}", fallback)
+            drop(key, f"{key}={mask_url(value.value.strip())} ({value.describe()}) {problem}; diagnose carries on "
+                 "without it", f"Write it {'with its scheme' if problem == 'has no scheme' else 'as a full URL'}: "
+                 f"{key}={suggested_url(value.value)}", fallback)
     mirrors = [m.strip() for m in (settings.get("HFGET_KNOWN_MIRRORS") or "").split(",") if m.strip()]
-    if any(not _is_url(m) for m in mirrors):
-        bad = [m for m in mirrors if not _is_url(m)]
+    if any(endpoint_problem(m) for m in mirrors):
+        bad = [mask_url(m) for m in mirrors if endpoint_problem(m)]
         drop("HFGET_KNOWN_MIRRORS", f"HFGET_KNOWN_MIRRORS has entries that are not URLs: {', '.join(bad)}",
-             "List full URLs, comma-separated.", ",".join(m for m in mirrors if _is_url(m)))
+             "List full URLs, comma-separated.", ",".join(m for m in mirrors if not endpoint_problem(m)))
     for key in ("USE_MODELSCOPE", "HFGET_ALLOW_TOKEN_TO_MIRROR", "HFGET_ALLOW_INSECURE_TOKEN", "HF_HUB_OFFLINE"):
         try:
             settings.flag(key)
@@ -283,7 +290,4 @@ def local_default(key: str) -> str | None:
     return KEYS[key]
 
 
-def _is_url(value: str) -> bool:
-    parts = urlsplit(value.strip())
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
 

@@ -23,9 +23,13 @@ from .engine.transfer import EventSink, FileJob, SourceSwitch, Transfer
 from .errors import HfgetError, NameCollisionError, UsageError, is_fall_through
 from .fs.fsutil import forget_resolved_paths
 from .fs.names import FolderNames, name_collisions, present_exactly
+from .modelscope import hf_id_for
 from .net.http import HttpClient, RetryPolicy
 from .net.proxy import ProxyConfig
-from .repo import RemoteFile, RepoRef, Snapshot, is_commit_sha, select_files
+from .net.proxy import resolve as resolve_proxies
+from .net.tokens import destination_note
+from .redact import mask_url
+from .repo import RemoteFile, RepoRef, RepoSpec, Snapshot, is_commit_sha, select_files, validate_revision
 from .store.hub_cache import HubCache
 from .store.targets import CacheTarget, LocalDirTarget, Target
 
@@ -39,6 +43,7 @@ class DownloadRequest:
     exclude: tuple[str, ...] = ()
     local_dir: Path | None = None
     dry_run: bool = False
+    notes: tuple[str, ...] = ()  # how the request was understood (a pasted URL), for the result's notes
 
 
 @dataclass
@@ -84,6 +89,49 @@ class DownloadResult:
         return data
 
 
+def request_from(
+    spec: RepoSpec,
+    revision: str | None = None,
+    *,
+    files: tuple[str, ...] = (),
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+    local_dir: Path | None = None,
+    dry_run: bool = False,
+) -> DownloadRequest:
+    """The request a repo argument in any form (`repo.parse_repo_spec`) and the options make: a revision, file or
+    folder named by a pasted URL joins the options; one that contradicts them is a usage error."""
+    given = validate_revision(revision) if revision else None
+    if given and spec.revision and given != spec.revision:
+        raise UsageError(f"The repo URL names the revision {spec.revision!r}, and --revision says {given!r}.",
+                         "Keep one of them: leave out --revision, or paste the URL without /tree/REV.")
+    repo = RepoRef(hf_id_for(spec.modelscope_id), "model") if spec.modelscope_id else spec.repo
+    return DownloadRequest(
+        repo=repo,
+        revision=given or spec.revision or "main",
+        files=tuple(dict.fromkeys((*files, spec.file) if spec.file else files)),
+        include=(*include, f"{spec.folder}/*") if spec.folder else include,
+        exclude=exclude,
+        local_dir=local_dir,
+        dry_run=dry_run,
+        notes=(spec.note,) if spec.note else (),
+    )
+
+
+def spec_settings(spec: RepoSpec, flags: dict[str, str | None]) -> dict[str, str | None]:
+    """The settings a pasted URL implies, under the flags given: a mirror's URL makes it the endpoint for this run
+    (unless --endpoint is given); a ModelScope URL puts ModelScope first (unless --source is given), under its id."""
+    flags = dict(flags)
+    if spec.endpoint and not flags.get("HF_ENDPOINT"):
+        flags["HF_ENDPOINT"] = spec.endpoint
+    if spec.modelscope_id:
+        if not flags.get("HFGET_SOURCES"):
+            flags["USE_MODELSCOPE"] = "1"
+        if not flags.get("HFGET_MODELSCOPE_ID"):
+            flags["HFGET_MODELSCOPE_ID"] = spec.modelscope_id
+    return flags
+
+
 def client_factory(settings: Settings) -> Callable[[ProxyConfig], HttpClient]:
     connect, read = settings.seconds("HFGET_CONNECT_TIMEOUT"), settings.seconds("HFGET_READ_TIMEOUT")
     verify: bool | str = settings.get("REQUESTS_CA_BUNDLE") or True
@@ -107,9 +155,9 @@ def download(
     target = _target(request, settings)
     target.check_writable()
     route = plan(settings, client_factory(settings))
+    attempts: list[Attempt] = []
     try:
         probe(route.candidates, min(5.0, settings.seconds("HFGET_CONNECT_TIMEOUT")))
-        attempts: list[Attempt] = []
         winner, snapshot = _resolve(route.candidates, request, attempts)
         target.begin(snapshot)
         selected = _select(request, snapshot)
@@ -121,14 +169,14 @@ def download(
             revision=request.revision,
             commit=snapshot.commit,
             source=winner.source.name,
-            endpoint=winner.source.endpoint,
+            endpoint=mask_url(winner.source.endpoint),
             location=str(target.location()),
             dry_run=request.dry_run,
             attempts=attempts,
-            notes=_notes(settings, route.candidates),
         )
         if request.dry_run:
             result.files = [FileOutcome(f.path, f.size, "cached" if f.path in present else "planned") for f in selected]
+            result.notes = _notes(request, settings, route.candidates, attempts)
             return result
 
         missing = [f for f in selected if f.path not in present]
@@ -152,14 +200,18 @@ def download(
                 )
             landed = [delivered[f.path][0] if f.path in delivered else f for f in selected
                       if f.path in present or f.path in delivered]
-            source = (winner.source.name, winner.source.endpoint)
+            source = (winner.source.name, mask_url(winner.source.endpoint))  # recorded in the cache: no password
             result.location = str(target.finish(landed, complete=not failures, source=source))
             target.sweep(landed)  # hfget's own leftovers of blobs now in place, whoever placed them
         result.files = _outcomes(selected, present, failures, moved, delivered)
         result.elapsed = time.monotonic() - started
+        result.notes = _notes(request, settings, route.candidates, attempts)
         if failures:
             raise with_attempts(combined_failure(failures, len(selected)), attempts)
         return result
+    except HfgetError as error:
+        error.notes = _notes(request, settings, route.candidates, attempts)
+        raise
     finally:
         route.close()
 
@@ -356,8 +408,18 @@ def _select(request: DownloadRequest, snapshot: Snapshot) -> list[RemoteFile]:
     return selected
 
 
-def _notes(settings: Settings, candidates: list[Candidate]) -> list[str]:
-    notes = list(dict.fromkeys(c.source.token_note for c in candidates if c.source.token_note))
+def _notes(
+    request: DownloadRequest, settings: Settings, candidates: list[Candidate], attempts: list[Attempt]
+) -> list[str]:
+    """What the run has to tell, once each: how the request and settings were read, where the token was withheld,
+    and every host other than huggingface.co that the token was sent to."""
+    notes = [*request.notes, *settings.notes, *resolve_proxies(settings).notes]
+    notes += [c.source.token_note for c in candidates if c.source.token_note]
+    tried = {(a.source, a.endpoint) for a in attempts if a.outcome != "skipped"}
+    granted = [c for c in candidates if getattr(c.source, "grant", None) is not None]
+    notes += [destination_note(c.source.endpoint, settings) for c in granted
+              if (c.source.name, attempt_of(c, "", "").endpoint) in tried]
+    notes = [n for n in dict.fromkeys(notes) if n]
     if settings.offline:
         notes.append(
             f"HF_HUB_OFFLINE=1 is set ({settings['HF_HUB_OFFLINE'].describe()}): hfget downloaded anyway because you "

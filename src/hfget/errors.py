@@ -28,11 +28,14 @@ class HfgetError(Exception):
         if exit_code is not None:
             self.exit_code = exit_code
         self.attempts: list[dict[str, str]] = []  # the sources tried before giving up (see attempts.Attempt)
+        self.notes: list[str] = []  # what the run had to say before it failed (a token sent to another host, ...)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind, "message": self.message, "hint": self.hint, "exit_code": self.exit_code}
         if self.attempts:
             data["attempts"] = self.attempts
+        if self.notes:
+            data["notes"] = self.notes
         return data
 
     def __str__(self) -> str:

@@ -19,6 +19,7 @@ from urllib.parse import quote
 from .errors import AuthError, HfgetError, ProtocolError, RepoNotFoundError, RevisionNotFoundError, ServerError
 from .net.http import HttpClient, TokenGrant
 from .net.urls import host_label
+from .redact import mask_url
 from .repo import RemoteFile, RepoRef, Snapshot, check_hex, is_commit_sha, lfs_pointer_oid, safe_relpath
 from .sources import MAX_FILE_SIZE
 
@@ -39,6 +40,13 @@ def modelscope_id(repo: RepoRef, override: str | None = None) -> str:
     return f"{ORG_MAP.get(owner, owner)}/{name}"
 
 
+def hf_id_for(ms_id: str) -> str:
+    """The Hugging Face id of a model ModelScope publishes as `ms_id` (LLM-Research/X -> meta-llama/X)."""
+    owner, _, name = ms_id.partition("/")
+    back = {ms: hf for hf, ms in ORG_MAP.items()}
+    return f"{back.get(owner, owner)}/{name}" if name else ms_id
+
+
 def modelscope_revision(revision: str) -> str:
     return "master" if revision == "main" else revision
 
@@ -54,7 +62,7 @@ class ModelScopeSource:
 
     @property
     def label(self) -> str:
-        return f"{self.name} {self.endpoint}"
+        return f"{self.name} {mask_url(self.endpoint)}"  # the label is shown: never a URL's password
 
     def ms_id(self, repo: RepoRef) -> str:
         return modelscope_id(repo, self.id_override)

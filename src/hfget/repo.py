@@ -9,9 +9,11 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from urllib.parse import unquote, urlsplit
 
 from .errors import EntryNotFoundError, ProtocolError, UsageError
+from .redact import mask_url
 
 REPO_TYPES = ("model", "dataset", "space")
 
@@ -110,24 +112,14 @@ class Snapshot:
 
 
 def parse_repo_id(text: str | None, repo_type: str = "model") -> RepoRef:
+    """A bare repo id (`owner/name`), validated like huggingface_hub does. URLs and other forms people paste go
+    through `repo_spec.parse_repo_spec`, which ends here."""
     if repo_type not in REPO_TYPES:
         raise UsageError(
             f"Unknown repo type {repo_type!r}.", f"Use --repo-type with one of: {', '.join(REPO_TYPES)}."
         )
     raw = (text or "").strip()
     example = "Qwen/Qwen3-4B" if repo_type == "model" else "HuggingFaceFW/fineweb"
-    for prefix in ("https://huggingface.co/", "http://huggingface.co/", "hf.co/", "huggingface.co/"):
-        if raw.startswith(prefix):
-            raise UsageError(
-                f"{raw!r} is a URL, not a repo id.",
-                f"Pass just the owner/name part, e.g. hfget download {raw[len(prefix):].split('/tree/')[0]}",
-            )
-    for plural in ("datasets/", "spaces/", "models/"):
-        if raw.startswith(plural):
-            raise UsageError(
-                f"{raw!r} puts the repo type inside the repo id.",
-                f"Pass --repo-type {plural[:-2]} and the id alone: {raw[len(plural):]}",
-            )
     if (
         not raw
         or raw.count("/") > 1
@@ -137,10 +129,120 @@ def parse_repo_id(text: str | None, repo_type: str = "model") -> RepoRef:
         or raw.endswith(".git")
     ):
         raise UsageError(
-            f"{raw!r} is not a valid repo id.",
+            f"{mask_url(raw)!r} is not a valid repo id.",
             f"Use the form owner/name (letters, digits, '-', '_', '.'; no '--' or '..'), e.g. {example}.",
         )
     return RepoRef(raw, repo_type)
+
+
+@dataclass(frozen=True)
+class RepoSpec:
+    """What a repo argument names, in any form people paste: `owner/name`, a huggingface.co, hf-mirror.com or
+    modelscope.cn page URL, `hf://`, with a revision, a file or a folder in it."""
+
+    repo: RepoRef
+    revision: str | None = None  # from the URL (/tree/REV, /blob/REV/..., hf://...@REV)
+    file: str | None = None  # /blob/REV/FILE, /resolve/REV/FILE, hf://.../FILE
+    folder: str | None = None  # /tree/REV/FOLDER
+    endpoint: str | None = None  # the hub mirror the URL is on (not huggingface.co, not ModelScope)
+    modelscope_id: str | None = None  # a modelscope.cn URL: the model's id there
+    note: str | None = None  # one line saying what was understood, when it was not a bare owner/name
+
+
+OFFICIAL_HOSTS = ("huggingface.co", "www.huggingface.co", "hf.co")
+_PATH_KEYWORDS = ("tree", "blob", "resolve", "raw", "commit", "commits", "discussions", "edit", "settings",
+                  "viewer", "community")
+_TYPE_SEGMENTS = {"models": "model", "datasets": "dataset", "spaces": "space"}
+
+
+def parse_repo_spec(text: str | None, repo_type: str | None = None) -> RepoSpec:
+    """Understand a repo argument as typed or pasted. `repo_type` is --repo-type (None: not given)."""
+    raw = (text or "").strip().strip("\"'<>").strip()
+    url_type, segments, endpoint, modelscope = _segments(raw)
+    kind = url_type or repo_type or "model"
+    if url_type and repo_type and url_type != repo_type:
+        raise UsageError(f"{mask_url(raw)!r} names a {url_type}, but --repo-type says {repo_type}.",
+                         f"Leave out --repo-type, or pass --repo-type {url_type}.")
+    if not segments or segments == [""]:
+        raise UsageError(f"{mask_url(raw)!r} does not name a repo.", "Pass owner/name, e.g. Qwen/Qwen3-4B, or the "
+                         "URL of the repo's page.")
+    id_length = 1 if len(segments) == 1 or segments[1] in _PATH_KEYWORDS else 2
+    repo_id, rest = "/".join(segments[:id_length]), segments[id_length:]
+    revision = file = folder = ignored = None
+    if raw.startswith("hf://"):
+        repo_id, at, revision = repo_id.partition("@")
+        revision, file = (revision if at else None), "/".join(rest) or None
+    elif rest and rest[0] in ("tree", "blob", "resolve", "raw", "commit") and len(rest) > 1:
+        # A revision with slashes (refs/pr/1) is escaped in the hub's URLs; typed by hand it may not be.
+        taken = 3 if rest[1] == "refs" and len(rest) > 3 else 1
+        revision, tail = "/".join(rest[1 : 1 + taken]), "/".join(rest[1 + taken :]) or None
+        if rest[0] == "tree":
+            folder = tail
+        elif rest[0] != "commit":
+            file = tail
+    elif modelscope and rest[:2] == ["file", "view"] and len(rest) > 2:
+        revision, file = rest[2], "/".join(rest[3:]) or None
+    elif rest and (endpoint or modelscope or "://" in raw or rest[0] in _PATH_KEYWORDS):
+        ignored = "/".join(rest)  # another page of the repo (discussions, files, settings): the repo is what counts
+    elif rest:  # typed, not pasted: the id itself is malformed (a/b/c, foo//bar)
+        parse_repo_id("/".join(segments), kind)
+    if modelscope and revision == "master":
+        revision = "main"  # ModelScope's default branch is hfget's main
+    repo = parse_repo_id(repo_id, kind)
+    if modelscope and kind != "model":
+        raise UsageError(f"{mask_url(raw)!r} is a ModelScope {kind}; hfget fetches only models from ModelScope.",
+                         "Download it with the modelscope client, or pass the Hugging Face id of the dataset.")
+    spec = RepoSpec(repo, revision and validate_revision(revision), file, folder, endpoint,
+                    repo.repo_id if modelscope else None)
+    if raw == repo.repo_id:
+        return spec
+    return replace(spec, note=_understood(raw, spec, ignored))
+
+
+def _segments(raw: str) -> tuple[str | None, list[str], str | None, bool]:
+    """(repo type from the text, the path segments from the repo id on, mirror endpoint, is ModelScope)."""
+    if raw.startswith("hf://"):
+        path, endpoint, modelscope = raw[5:], None, False
+    elif "://" in raw or raw.split("/", 1)[0].lower() in (*OFFICIAL_HOSTS, "hf-mirror.com", "modelscope.cn",
+                                                          "www.modelscope.cn"):
+        try:
+            parts = urlsplit(raw if "://" in raw else "https://" + raw)
+            host, port = (parts.hostname or "").lower(), parts.port
+        except ValueError:
+            raise UsageError(f"{mask_url(raw)!r} is not a URL hfget can read (its host or port is malformed).",
+                             "Pass owner/name, e.g. Qwen/Qwen3-4B.") from None
+        if parts.scheme not in ("http", "https") or not host:
+            raise UsageError(f"{mask_url(raw)!r} is not an http(s) URL of a repo.", "Pass owner/name, e.g. "
+                             "Qwen/Qwen3-4B, or the URL of the repo's page on huggingface.co.")
+        modelscope = host == "modelscope.cn" or host.endswith(".modelscope.cn")
+        endpoint = None if modelscope or host in OFFICIAL_HOSTS else f"{parts.scheme}://{parts.netloc}"
+        path = parts.path
+    else:  # typed: only a trailing slash is forgiven, so that foo//bar stays the malformed id it is
+        segments = raw.rstrip("/").split("/")
+        url_type = _TYPE_SEGMENTS.get(segments[0]) if len(segments) > 1 else None
+        return url_type, segments[1:] if url_type else segments, None, False
+    segments = [unquote(s) for s in path.split("/") if s]
+    url_type = None
+    if segments and segments[0] in _TYPE_SEGMENTS:
+        url_type = _TYPE_SEGMENTS[segments.pop(0)]
+    return url_type, segments, endpoint, modelscope
+
+
+def _understood(raw: str, spec: RepoSpec, ignored: str | None) -> str:
+    what = str(spec.repo) if spec.repo.repo_type == "model" else f"the {spec.repo.repo_type} {spec.repo.repo_id}"
+    parts = [f"Understood {mask_url(raw)} as {what}"]
+    if spec.revision:
+        parts.append(f"revision {spec.revision}")
+    if spec.file:
+        parts.append(f"file {spec.file}")
+    if spec.folder:
+        parts.append(f"the files in {spec.folder}/")
+    if spec.modelscope_id:
+        parts.append("from ModelScope first")
+    elif spec.endpoint:
+        parts.append(f"from the mirror {mask_url(spec.endpoint)} (used as --endpoint unless you give one)")
+    rest = f" (the rest of the URL, /{ignored}, does not change what is downloaded)" if ignored else ""
+    return ", ".join(parts) + rest + "."
 
 
 def validate_revision(revision: str) -> str:

@@ -27,6 +27,7 @@ from .errors import (
 )
 from .net.http import HttpClient, TokenGrant
 from .net.urls import host_label, origin_of
+from .redact import mask_url
 from .repo import RemoteFile, RepoRef, Snapshot, check_commit_sha, check_hex, safe_relpath
 
 MAX_FILE_SIZE = 10**14  # 100 TB: more than any real file; beyond it a listing is hostile or broken
@@ -74,7 +75,7 @@ class HubSource:
 
     @property
     def label(self) -> str:
-        return f"{self.name} {self.endpoint}"
+        return f"{self.name} {mask_url(self.endpoint)}"  # the label is shown: never a URL's password
 
     # --- metadata -------------------------------------------------------------------------------------------
 

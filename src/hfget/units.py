@@ -81,3 +81,8 @@ def human_age(seconds: float) -> str:
         if seconds < limit:
             return f"{int(seconds // size)} {unit}"
     raise AssertionError("unreachable")
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 file`, `2 files`, `0 files`."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

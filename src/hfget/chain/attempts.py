@@ -21,6 +21,7 @@ from ..errors import (
     ServerError,
     UsageError,
 )
+from ..redact import mask_url
 from .route import Candidate
 
 
@@ -34,7 +35,7 @@ class Attempt:
 
 def attempt_of(candidate: Candidate, outcome: str, why: str) -> Attempt:
     via = f" via {candidate.proxy.masked}" if candidate.proxy else ""
-    return Attempt(candidate.source.name, candidate.source.endpoint + via, outcome, why)
+    return Attempt(candidate.source.name, mask_url(candidate.source.endpoint) + via, outcome, why)
 
 
 def with_attempts(error: HfgetError, attempts: list[Attempt]) -> HfgetError:

@@ -26,7 +26,8 @@ from ..net.http import HttpClient
 from ..net.proxy import NO_PROXY_CONFIG, Proxy, ProxyConfig
 from ..net.proxy import resolve as resolve_proxies
 from ..net.tokens import decide, modelscope_grant, official_origins
-from ..net.urls import origin_of
+from ..net.urls import endpoint_problem, origin_of, suggested_url
+from ..redact import mask_url
 from ..sources import HubSource, Source
 
 SOURCE_NAMES = ("auto", "hub", "mirror", "modelscope")
@@ -154,16 +155,16 @@ def _make_source(kind: str, endpoint: str, client: HttpClient, settings: Setting
 
 
 def _check_url(endpoint: str, kind: str, settings: Settings) -> None:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    problem = endpoint_problem(endpoint)
+    if problem:
         key = {"mirror": "HF_ENDPOINT", "hub": "HFGET_OFFICIAL_ENDPOINT", "modelscope": "MODELSCOPE_ENDPOINT"}[kind]
-        origin = settings[key].describe() if key in settings.values else "settings"
-        raise UsageError(
-            f"The {kind} endpoint {endpoint!r} (from {origin}) is not an http(s) URL.",
-            "Use a full URL such as https://hf-mirror.com (for --endpoint or HF_ENDPOINT).",
-        )
+        value = settings[key]
+        flag = {"HF_ENDPOINT": "--endpoint", "MODELSCOPE_ENDPOINT": "--modelscope-endpoint"}.get(key)
+        origin = flag if flag and value.origin == "flag" else f"{key} from {value.describe()}"
+        if kind == "mirror" and value.value and value.value.strip().rstrip("/") != endpoint:
+            origin = "HFGET_KNOWN_MIRRORS"
+        raise UsageError(f"The {kind} endpoint {mask_url(endpoint)!r} ({origin}) {problem}.",
+                         f"Write it as a full URL: {suggested_url(endpoint)}.")
 
 
 def probe(candidates: list[Candidate], timeout: float) -> None:
@@ -197,7 +198,7 @@ def probe(candidates: list[Candidate], timeout: float) -> None:
             from ..errors import NetworkTimeout
 
             candidate.unreachable = NetworkTimeout(
-                f"{candidate.source.endpoint} did not answer within {timeout:g} s.",
+                f"{mask_url(candidate.source.endpoint)} did not answer within {timeout:g} s.",
                 "The host is unreachable or filtered from here; use a mirror or a proxy.",
             )
         elif candidate.unreachable is None:

@@ -11,10 +11,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import DEFAULT, Settings, Value
+from ..config import DEFAULT, DOTENV, ENV, Settings, Value
 from ..errors import HfgetError
-from ..net.proxy import mask_url
-from ..net.tokens import mask
+from ..redact import mask, mask_url
 
 OK, WARN, FAIL, INFO, SKIP = "ok", "warn", "fail", "info", "skip"
 
@@ -40,6 +39,7 @@ SHOWN = (
 )
 SECRET_KEYS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "MODELSCOPE_API_TOKEN")
 PROXY_KEYS = ("HFGET_PROXY", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")
+URL_KEYS = ("HF_ENDPOINT", "MODELSCOPE_ENDPOINT", "HFGET_OFFICIAL_ENDPOINT", "HFGET_KNOWN_MIRRORS")
 
 
 def shown_value(key: str, value: str | None) -> str:
@@ -47,8 +47,8 @@ def shown_value(key: str, value: str | None) -> str:
         return "(unset)"
     if key in SECRET_KEYS:
         return mask(value.strip())
-    if key in PROXY_KEYS:
-        return mask_url(value.strip())
+    if key in PROXY_KEYS or key in URL_KEYS:
+        return ",".join(mask_url(part) for part in value.strip().split(","))
     return value
 
 
@@ -58,10 +58,17 @@ def describe(value: Value) -> str:
 
 def settings_checks(settings: Settings) -> list[Check]:
     """Every setting in SHOWN that is set (or matters at its default), with its provenance and what it shadows."""
-    env_file = settings.env_file
-    checks = [
-        Check("settings", ".env file", INFO, str(env_file) if env_file else "none found (searched from here upward)")
-    ]
+    found = settings.env
+    if found is None:
+        detail = ("none found (searched from here upward, up to the project folder with .git / pyproject.toml, "
+                  "never above your home folder)")
+    else:
+        detail = f"{found.path} ({found.why})"
+    checks = [Check("settings", ".env file", INFO if found is None or found.own else WARN, detail)]
+    checks += [Check("settings", f".env line {p.line}" if p.line else ".env file", FAIL,
+                     f"{p.describe()}; hfget ignores {'this line' if p.line else 'the whole file'}", p.fix)
+               for p in settings.problems]
+    checks += [Check("settings", ".env file", WARN, note) for note in settings.notes]
     for key in SHOWN:
         value = settings[key]
         if value.origin == DEFAULT and key != "HF_ENDPOINT":
@@ -87,6 +94,12 @@ def proxy_settings_checks(settings: Settings) -> list[Check]:
         proxies = resolve(settings)
     except HfgetError as error:
         return [Check("proxy", "proxy setting", FAIL, error.message, error.hint)]
+    for proxy in proxies.all():
+        if proxy.note:
+            fix = f"--proxy {proxy.masked}" if proxy.key == "HFGET_PROXY" and proxy.origin == "flag" else \
+                f"{proxy.key}={proxy.masked}"
+            checks.append(Check("proxy", "no scheme", WARN, proxy.note, f"Write it with its scheme: {fix}",
+                                proxy.masked))
     if not proxies.configured:
         checks.append(Check("proxy", "proxy", INFO, "none configured: every route is direct"))
     else:
@@ -190,6 +203,7 @@ def conflict_checks(settings: Settings) -> list[Check]:
             "http:// URLs, and the hub, the mirrors and ModelScope are https, so they go direct",
             f"Also set HTTPS_PROXY={shown_value('HTTP_PROXY', settings.get('HTTP_PROXY'))} (in .env or the environment).",
         ))
+    checks += _case_conflicts(settings)
     bundle = settings["REQUESTS_CA_BUNDLE"]
     if bundle.is_set and not Path(os.path.expanduser(bundle.value)).is_file():
         checks.append(Check(
@@ -210,3 +224,25 @@ def conflict_checks(settings: Settings) -> list[Check]:
             ))
     return checks
 
+
+
+def _case_conflicts(settings: Settings) -> list[Check]:
+    """`http_proxy` and `HTTP_PROXY` set to different values in one place: the lower-case one wins, in hfget as in
+    requests, urllib and huggingface_hub (Clash's "copy command" sets the lower-case ones)."""
+    checks: list[Check] = []
+    for key in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
+        for origin in (ENV, DOTENV):
+            layers = [v for v in settings.layers.get(key, ()) if v.origin == origin]
+            if len(layers) < 2:
+                continue
+            winner, loser = layers[0], layers[1]
+            where = "your environment" if origin == ENV else winner.describe()
+            # `config` lists the lower-case name first when both are set
+            shown = [f"{name}={shown_value(key, v.value)}" for name, v in ((key.lower(), winner), (key, loser))]
+            checks.append(Check(
+                "conflicts", f"{key.lower()} vs {key}", WARN,
+                f"{shown[0]} and {shown[1]} differ in {where}: hfget, requests, urllib and huggingface_hub use the "
+                f"lower-case {key.lower()}",
+                f"Set only one of them, or both to the same value (e.g. unset {key}).",
+            ))
+    return checks

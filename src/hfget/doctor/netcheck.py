@@ -222,12 +222,26 @@ def proxy_checks(proxy: Proxy, target: str, timeout: float) -> list[Check]:
             checks.append(Check("proxy", f"{name}: protocol", FAIL, f"accepts connections but does not answer as a "
                                 f"{proxy.scheme} proxy within {timeout:g} s",
                                 "Check the port and the scheme (http:// vs socks5h://) of the proxy URL."))
-        except (OSError, ssl.SSLError) as error:
+        except ssl.SSLError as error:
+            if isinstance(error, ssl.SSLCertVerificationError):
+                checks.append(Check("proxy", f"{name}: protocol", FAIL, f"the proxy's TLS certificate could not be "
+                                    f"verified ({error.verify_message or error.reason})",
+                                    f"Most local proxies speak plain HTTP: use http://{_plain(proxy)}"))
+            else:
+                checks.append(Check("proxy", f"{name}: protocol", FAIL, "the TLS handshake with the proxy failed: this "
+                                    "proxy speaks plain HTTP", f"Use http://{_plain(proxy)} (https:// in front of a "
+                                    "proxy means TLS to the proxy itself)."))
+        except OSError as error:
             checks.append(Check("proxy", f"{name}: protocol", FAIL, f"the connection broke during the {proxy.scheme} "
                                 f"handshake ({error})", "Check the port and the scheme of the proxy URL."))
     for check in checks:
         check.subject = proxy.masked
     return checks
+
+
+def _plain(proxy: Proxy) -> str:
+    """The proxy's address after `http://`, its password masked."""
+    return proxy.masked.split("://", 1)[1]
 
 
 def _socks5(sock: socket.socket, parts, name: str) -> list[Check]:

@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..chain.route import Candidate, plan, probe
-from ..config import DEFAULT, ENV, FLAG, Settings, Value
+from ..config import DEFAULT, ENV, FLAG, Settings, Value, clean_token
 from ..errors import GatedRepoError, HfgetError, InvalidTokenError, NetworkError, NotFoundError
 from ..net.http import HttpClient, RetryPolicy, TokenGrant
-from ..net.tokens import decide, mask
+from ..net.tokens import decide, destination_note, mask
 from ..net.urls import host_label, is_loopback_host, origin_of
 from ..repo import RepoRef
 
@@ -87,11 +87,13 @@ def inspect(settings: Settings, repo: RepoRef | None = None, *, timeout: float |
         probe(route.candidates, timeout)
         reachable = [c for c in route.candidates if c.unreachable is None]
         report = TokenReport(hf=[info for info, _ in found], modelscope=[info for info, _ in ms_found])
-        _validate_hf(settings, found, _hub_candidates(reachable))
+        sent_to: list[str] = []
+        _validate_hf(settings, found, _hub_candidates(reachable), sent_to)
         _validate_modelscope(settings, ms_found, [c for c in reachable if c.source.name == "modelscope"])
         if repo is not None:
             report.repo = repo_access(settings, repo, _hub_candidates(reachable))
         _summarise(report)
+        report.notes += [note for note in dict.fromkeys(sent_to) if note]
         return report
     finally:
         route.close()
@@ -136,7 +138,8 @@ def hf_tokens(settings: Settings) -> list[tuple[TokenInfo, str]]:
                 found.append((TokenInfo(where, "(empty)", "empty", note), ""))
                 continue
             state = "in effect" if effective is None and i == 0 else "shadowed"
-            found.append((TokenInfo(where, mask(value.value.strip()), state), value.value.strip()))
+            raw = clean_token(value.value)
+            found.append((TokenInfo(where, mask(raw), state, pasted_as(value.value)), raw))
             effective = effective or (where if state == "in effect" else None)
     path = settings.token_path
     text = _read(path)
@@ -150,7 +153,7 @@ def hf_tokens(settings: Settings) -> list[tuple[TokenInfo, str]]:
                                 "used only after `hf auth switch`" + active), token))
     for info, raw in found:
         if info.state == "shadowed":
-            info.note = f"shadowed by {effective}"
+            info.note = f"shadowed by {effective}" + (f"; {info.note}" if info.note else "")
         if raw:
             problem = token_format_problem(raw)
             if problem:
@@ -162,7 +165,7 @@ def modelscope_tokens(settings: Settings) -> list[tuple[TokenInfo, str]]:
     found = []
     for i, value in enumerate(settings.layers.get("MODELSCOPE_API_TOKEN", ())):
         where = _where("MODELSCOPE_API_TOKEN", value)
-        raw = (value.value or "").strip()
+        raw = clean_token(value.value or "")
         if not raw:
             found.append((TokenInfo(where, "(empty)", "empty", "set but empty"), ""))
             continue
@@ -177,6 +180,14 @@ def modelscope_tokens(settings: Settings) -> list[tuple[TokenInfo, str]]:
     return found
 
 
+def pasted_as(value: str) -> str:
+    """What was around a token as set (quotes, `Bearer `): hfget strips it, other tools may not."""
+    if clean_token(value) == value.strip():
+        return ""
+    return ("set with quotes or a 'Bearer ' prefix around it: hfget strips them, but transformers and "
+            "huggingface_hub do not; set the token alone")
+
+
 def token_format_problem(token: str) -> str | None:
     if token[:1] in "\"'" or token[-1:] in "\"'":
         return "has quotes around it (copied with them?)"
@@ -189,7 +200,7 @@ def token_format_problem(token: str) -> str | None:
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8").strip()
+        return clean_token(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError):
         return ""
 
@@ -206,7 +217,9 @@ def _stored_tokens(path: Path) -> dict[str, str]:
 # --- validating -------------------------------------------------------------------------------------------------
 
 
-def _validate_hf(settings: Settings, found, candidates: list[Candidate]) -> None:
+def _validate_hf(settings: Settings, found, candidates: list[Candidate], sent_to: list[str]) -> None:
+    """Each distinct token checked once; `sent_to` collects a note for every host other than huggingface.co that a
+    token was sent to."""
     results: dict[str, tuple] = {}
     for info, raw in found:
         if not raw:
@@ -215,12 +228,12 @@ def _validate_hf(settings: Settings, found, candidates: list[Candidate]) -> None
             if len(results) >= MAX_VALIDATED:
                 info.detail = "not checked (too many tokens)"
                 continue
-            results[raw] = _whoami(settings, raw, info, candidates)
+            results[raw] = _whoami(settings, raw, info, candidates, sent_to)
         valid, detail, user, orgs, role, where = results[raw]
         info.valid, info.detail, info.user, info.orgs, info.role, info.checked_at = valid, detail, user, orgs, role, where
 
 
-def _whoami(settings: Settings, raw: str, info: TokenInfo, candidates: list[Candidate]):
+def _whoami(settings: Settings, raw: str, info: TokenInfo, candidates: list[Candidate], sent_to: list[str]):
     """(valid, detail, user, orgs, role, endpoint) from the first reachable endpoint the token may go to."""
     withheld: list[str] = []
     last: HfgetError | None = None
@@ -230,6 +243,7 @@ def _whoami(settings: Settings, raw: str, info: TokenInfo, candidates: list[Cand
         if decision.grant is None:
             withheld.append(host_label(endpoint))
             continue
+        sent_to.append(destination_note(endpoint, settings, Value(raw, DEFAULT), info.source) or "")
         try:
             response = candidate.source.client.request("GET", f"{endpoint}/api/whoami-v2", grant=decision.grant, retry=False)
         except NetworkError as error:

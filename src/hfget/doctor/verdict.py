@@ -1,6 +1,8 @@
 """The verdict of `hfget diagnose`: which route to use, and the exact settings that make every download take it.
 
-The route recommended is the first that works in the download's own order (`route.plan`), preferring one that
+The verdict starts from the settings the checks found broken (an endpoint or proxy that is not a URL, a `.env` line
+that is not KEY=VALUE, a cache folder that is a file): each with its fix, before any advice about routes, since no
+route advice helps while they stand. The route recommended is the first that works in the download's own order (`route.plan`), preferring one that
 has the probe repo. The fix is written as `.env` lines (hfget reads `.env`; so does any tool started through
 python-dotenv) and as the equivalent hfget flags, plus the settings to remove because they point at something
 dead. Settings already in effect from the environment or `.env` are not repeated; ones given as flags are, so
@@ -33,9 +35,21 @@ class Verdict:
     env_file: str | None = None  # the .env in use, where the lines go; None: there is none yet
     failures: list[str] = field(default_factory=list)  # each route that fails: its failing layer and why
     advice: list[str] = field(default_factory=list)
+    fix_first: list[str] = field(default_factory=list)  # settings the checks found broken, each with its fix
+
+
+BROKEN_GROUPS = ("settings", "conflicts", "cache")  # where a failed check is a setting to fix, not a route
 
 
 def verdict(settings: Settings, routes: list[RouteReport], checks: list[Check], repo: str) -> Verdict:
+    fix_first = [f"{c.detail}. Fix: {c.hint}" if c.hint else c.detail for c in checks
+                 if c.status == FAIL and c.group in BROKEN_GROUPS]
+    found = _verdict(settings, routes, checks, repo)
+    found.fix_first = fix_first
+    return found
+
+
+def _verdict(settings: Settings, routes: list[RouteReport], checks: list[Check], repo: str) -> Verdict:
     # The details are in each route's layers (and the routes table); this is the one-line summary per route.
     failures = [f"{r.label}: fails at {LAYER_NAMES.get(r.failed.name, r.failed.name)}" for r in routes
                 if not r.works and r.failed]
@@ -43,12 +57,13 @@ def verdict(settings: Settings, routes: list[RouteReport], checks: list[Check], 
     broken = {c.subject: c for c in reversed(checks) if c.group == "proxy" and c.status == FAIL and c.subject}
     dead = set(broken)
     if not routes:
-        return Verdict(False, "Nothing could be tested: fix the settings marked ✗ above, then run hfget diagnose again.",
+        return Verdict(False, "Nothing could be tested: fix the settings above, then run hfget diagnose again.",
                        env_file=env_file)
     working = [r for r in routes if r.works]
     if not working:
         return Verdict(False, "No route works from here: every endpoint failed, at the layer named for each.",
-                       env_file=env_file, failures=failures, advice=_advice_when_nothing_works(routes, broken))
+                       env_file=env_file, failures=failures, remove=_dead_settings(settings, routes, dead),
+                       advice=_advice_when_nothing_works(settings, routes, broken, checks))
     best = next((r for r in working if r.serves_repo), working[0])
     lines, remove, flags = _settings_for(best, settings, dead)
     first = routes[0]
@@ -134,7 +149,24 @@ def _proxy_advice(proxy: str, check: Check) -> str:
     return f"The proxy {proxy} is not usable: {check.detail}. {check.hint or ''}".strip()
 
 
-def _advice_when_nothing_works(routes: list[RouteReport], broken: dict[str, Check]) -> list[str]:
+def _dead_settings(settings: Settings, routes: list[RouteReport], dead: set[str]) -> list[str]:
+    """Settings in the environment or `.env` that point at something that fails: the mirror, a dead proxy."""
+    remove: list[str] = []
+    endpoint = settings.endpoint
+    mirror = [r for r in routes if r.kind == "mirror" and r.proxy is None and r.endpoint == mask_url(endpoint.value)]
+    if endpoint.origin in (ENV, DOTENV) and mirror and not mirror[0].works:
+        why = mirror[0].failed.detail if mirror[0].failed else "it fails"
+        remove.append(f"HF_ENDPOINT={mask_url(endpoint.value)} ({_where(endpoint.origin, endpoint.describe())}): {why}")
+    for key in ("HFGET_PROXY", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"):
+        value = settings[key]
+        if value.is_set and value.origin != FLAG and mask_url(value.value.strip()) in dead:
+            remove.append(f"{key}={mask_url(value.value.strip())} ({_where(value.origin, value.describe())}): the "
+                          "proxy is not working")
+    return remove
+
+
+def _advice_when_nothing_works(settings: Settings, routes: list[RouteReport], broken: dict[str, Check],
+                               checks: list[Check]) -> list[str]:
     layers = {r.failed.name for r in routes if r.failed}
     advice = [_proxy_advice(proxy, check) for proxy, check in broken.items()]
     if layers == {"dns"}:
@@ -145,7 +177,12 @@ def _advice_when_nothing_works(routes: list[RouteReport], broken: dict[str, Chec
                       "bundle (.pem) and run hfget diagnose again.")
     local_dns = _socks5h_advice(routes)
     advice += local_dns
-    if not any(r.proxy for r in routes):
+    proxy_settings = [k for k in ("HFGET_PROXY", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY") if settings.layers.get(k)]
+    malformed = any(c.group == "settings" and c.name == "proxy" and c.status == FAIL for c in checks)
+    if not any(r.proxy for r in routes) and proxy_settings and malformed:
+        advice.append(f"Your proxy setting ({', '.join(proxy_settings)}) could not be used: fix it as said first, "
+                      "then run hfget diagnose again to test the routes through it.")
+    elif not any(r.proxy for r in routes):
         advice.append("No proxy is configured. If you have one, test it: hfget diagnose --proxy socks5h://HOST:PORT "
                       "(or http://HOST:PORT).")
     elif not broken and not local_dns:

@@ -10,28 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import Settings, Value
+from ..config import Settings, Value, clean_token
+from ..redact import mask, redact  # noqa: F401  (re-exported: the token policy's callers mask with these)
 from .http import TokenGrant
-from .urls import Origin, is_loopback_host, origin_of
+from .urls import Origin, host_label, is_loopback_host, origin_of
 
 OFFICIAL_ORIGINS: frozenset[Origin] = frozenset({("https", "huggingface.co", 443), ("https", "hf.co", 443)})
-
-
-def mask(token: str | None) -> str:
-    """`hf_****abcd`: enough to tell tokens apart, never enough to use one."""
-    if not token:
-        return "(none)"
-    tail = token[-4:] if len(token) >= 12 else ""
-    prefix = "hf_" if token.startswith("hf_") else ""
-    return f"{prefix}****{tail}"
-
-
-def redact(text: str, *secrets: str | None) -> str:
-    """Replace every occurrence of each secret in `text` by its mask."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, mask(secret))
-    return text
 
 
 @dataclass(frozen=True)
@@ -71,11 +55,24 @@ def decide(endpoint: str, settings: Settings, token: Value | None = None) -> Tok
             f"Your HF token {shown} was not sent to {host}: plain http would expose it on the network. "
             "Use an https mirror, or add --allow-insecure-token if you accept the risk.",
         )
-    return TokenDecision(
-        TokenGrant(token.value, origin),
-        f"Sending your HF token {shown} to the mirror {host}, as allowed by "
-        f"HFGET_ALLOW_TOKEN_TO_MIRROR ({settings['HFGET_ALLOW_TOKEN_TO_MIRROR'].describe()}).",
-    )
+    return TokenDecision(TokenGrant(token.value, origin), None)
+
+
+def destination_note(
+    endpoint: str, settings: Settings, token: Value | None = None, source: str | None = None
+) -> str | None:
+    """What to tell the user when the HF token (or `token`, named `source`) is sent to `endpoint` and that is not
+    huggingface.co: the host, and the setting that allowed it. None for huggingface.co (and for no token)."""
+    token = settings.token if token is None else token
+    if not token.is_set or origin_of(endpoint) in OFFICIAL_ORIGINS:
+        return None
+    shown = f"{mask(token.value)} ({source or 'from ' + token.describe()})"
+    host = host_label(endpoint)
+    if origin_of(endpoint) in official_origins(settings):
+        why = f"HFGET_OFFICIAL_ENDPOINT ({settings['HFGET_OFFICIAL_ENDPOINT'].describe()}) names it as the official hub"
+    else:
+        why = f"allowed by HFGET_ALLOW_TOKEN_TO_MIRROR ({settings['HFGET_ALLOW_TOKEN_TO_MIRROR'].describe()})"
+    return f"Your HF token {shown} was sent to {host}, which is not huggingface.co: {why}."
 
 
 def modelscope_grant(endpoint: str, settings: Settings) -> TokenGrant | None:
@@ -86,4 +83,4 @@ def modelscope_grant(endpoint: str, settings: Settings) -> TokenGrant | None:
     origin = origin_of(endpoint)
     if origin[0] != "https" and not is_loopback_host(origin[1]) and not settings.flag("HFGET_ALLOW_INSECURE_TOKEN"):
         return None
-    return TokenGrant(token.strip(), origin)
+    return TokenGrant(clean_token(token), origin)

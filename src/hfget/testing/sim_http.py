@@ -386,7 +386,7 @@ class _Handler(ModelScopeRoutes, BaseHTTPRequestHandler):
             return self._send(404, {"Content-Type": "text/plain"}, b"NoSuchKey")
         if self._status_fault(f.path, "cdn"):
             return
-        self._serve_body(f, f.path, "cdn", {"ETag": f'"{sha}"', "Content-Disposition": f'attachment; filename="{f.path.split("/")[-1]}";'})
+        self._serve_body(f, f.path, "cdn", {"ETag": f'"{sha}"', "Content-Disposition": _disposition(f.path.split("/")[-1])})
 
     def _status_fault(self, path: str, where: str) -> bool:
         fault = self.sim._take_fault(path, where, ("status",))
@@ -483,3 +483,10 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     if start >= size or start >= end:
         return None
     return start, end
+
+
+def _disposition(name: str) -> str:
+    """Content-Disposition for any file name: headers are latin-1, so a name beyond ASCII goes in RFC 5987's
+    `filename*` (as S3-style CDNs send it), with an ASCII stand-in in `filename`."""
+    fallback = name.encode("ascii", "replace").decode().replace('"', "_")
+    return f"attachment; filename*=UTF-8''{quote(name, safe='')}; filename=\"{fallback}\";"

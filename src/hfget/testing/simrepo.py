@@ -240,3 +240,31 @@ def demo_repos(large_mb: int = 24) -> list[SimRepo]:
     gated = SimRepo("hfget-demo/gated-model", gated=True)
     gated.commit([text_file("config.json", '{"gated": true}\n'), blob_file("model.safetensors", 200_000, seed=31)])
     return [model, dataset, gated]
+
+
+ODD_NAMES_REPO = "hfget-demo/odd-names"
+
+
+def odd_names_repo() -> SimRepo:
+    """A repo whose paths are legal on the hub and awkward everywhere else: Rich markup (`[train]`, `[/]`), spaces,
+    literal `%xx`, URL delimiters (`#`, `?`, `&`, `+`), Chinese and emoji. For the tests of escaping and quoting;
+    the demo repos stay as they are."""
+    repo = SimRepo(ODD_NAMES_REPO)
+    repo.commit(
+        [
+            text_file("README.md", "# odd-names\n"),
+            blob_file("data/[train]x.parquet", 3 * 1024 * 1024 + 17, seed=41),
+            blob_file("data/[test]/part [0].parquet", 600_000, seed=42),
+            text_file("[/]odd.txt", "a file whose name closes a Rich tag\n"),
+            text_file("[bold red]not markup[/bold red].md", "plain text\n"),
+            text_file("with space/file name.txt", "spaces in folder and file\n"),
+            text_file("percent%20literal%2F.txt", "a literal %20 and %2F in the name\n"),
+            text_file("hash # and ? q=1 & a+b.txt", "URL delimiters in a name\n"),
+            text_file("中文目录/模型 配置.json", '{"语言": "中文"}\n'),
+            blob_file("权重/模型 权重.safetensors", 1_200_000, seed=43),
+            text_file("emoji 🤗.txt", "hugging face\n"),
+        ],
+        message="odd names",
+    )
+    repo.refs["v1.0"] = repo.refs["main"]
+    return repo

@@ -21,7 +21,6 @@ from .cli_common import (
     boundary,
     known_secrets,
     progress_mode,
-    proxy_password,
     stderr_console,
 )
 
@@ -68,7 +67,7 @@ def bundle_export(
         "HFGET_PROXY": proxy,
     }
     settings_box: list = []
-    with boundary(json_out, secrets=lambda: known_secrets(settings_box, token, proxy_password(proxy))):
+    with boundary(json_out, secrets=lambda: known_secrets(settings_box, token, urls=(proxy, endpoint)), quiet=quiet):
         from .. import config
         from ..bundle import ExportRequest, export_bundle
         from .progress import for_mode

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_common import CacheDir, Endpoint, EnvFile, JsonOut, Proxy, RepoType, boundary, known_secrets, proxy_password
+from .cli_common import CacheDir, Endpoint, EnvFile, JsonOut, Proxy, RepoType, boundary, known_secrets
 
 
 class Shell(str, Enum):
@@ -53,17 +53,17 @@ def env(
     """
     flags = {"HF_HUB_CACHE": str(cache_dir) if cache_dir else None, "HF_ENDPOINT": endpoint, "HFGET_PROXY": proxy}
     settings_box: list = []
-    with boundary(json_out, secrets=lambda: known_secrets(settings_box, proxy_password(proxy))):
+    secrets = lambda: known_secrets(settings_box, urls=(proxy, endpoint))  # noqa: E731
+    with boundary(json_out, secrets=secrets):
         from .. import config
         from ..doctor.shells import ShellQuoteError, render
         from ..flows.appenv import app_environment
-        from ..net.tokens import redact
+        from ..redact import redact
         from .render import emit_json
 
         settings = config.resolve(flags, env_file=env_file)
         settings_box.append(settings)
         report = app_environment(settings, repo, revision, repo_type.value)
-        secrets = known_secrets(settings_box, proxy_password(proxy))
         if json_out:
             emit_json(report.to_dict())
         else:
@@ -74,5 +74,5 @@ def env(
 
                 raise UsageError(f"A value cannot be written for this shell: {error}.",
                                  "Use another --shell (dotenv, bash, PowerShell take any value).") from None
-            sys.stdout.write(redact(text, *secrets))
+            sys.stdout.write(redact(text, *secrets()))
     raise typer.Exit(0 if report.ok else 1)

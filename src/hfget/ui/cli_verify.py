@@ -19,7 +19,6 @@ from .cli_common import (
     boundary,
     known_secrets,
     progress_mode,
-    proxy_password,
     stderr_console,
 )
 
@@ -63,7 +62,8 @@ def verify(
     flags = {**_cache_flags(cache_dir, modelscope_cache), "HF_ENDPOINT": endpoint, "HFGET_PROXY": proxy,
              "HF_TOKEN": token, "MODELSCOPE_ENDPOINT": modelscope_endpoint}
     settings_box: list = []
-    with boundary(json_out, secrets=lambda: known_secrets(settings_box, token, proxy_password(proxy))):
+    secrets = lambda: known_secrets(settings_box, token, urls=(proxy, endpoint, modelscope_endpoint))  # noqa: E731
+    with boundary(json_out, secrets=secrets):
         from .. import config
         from ..flows.verify import VerifyRequest, run
         from .render import emit_json

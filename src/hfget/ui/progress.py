@@ -3,6 +3,9 @@
 `RichProgress`: an overall bar (bytes, speed, ETA, source) and a row for each file in flight, for terminals.
 `PlainProgress`: one line per finished file and a periodic total, for logs and pipes.
 `NoProgress`: nothing (`--quiet`, `--json`). All are context managers and accept events from any thread.
+
+File names, sources and reasons come from servers: every one is escaped before Rich reads the markup (a repo may
+hold `data/[train]x.parquet` or `[/]odd.txt`, which Rich would otherwise mangle or refuse with a MarkupError).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from ..engine.events import (
     TransferFinished,
     TransferStarted,
 )
-from ..units import human_bytes, human_duration, human_rate
+from ..units import human_bytes, human_duration, human_rate, plural
 
 
 class Wording(NamedTuple):
@@ -99,7 +102,7 @@ class RichProgress:
         with self.lock:
             if isinstance(event, TransferStarted):
                 source = f" {self.wording.via} [bold]{escape(event.source)}[/]" if event.source else ""
-                description = f"[bold]{event.files} files[/]{source}"
+                description = f"[bold]{plural(event.files, 'file')}[/]{source}"
                 # Resumed bytes count as done from the start (FileStarted reports them per file).
                 total = event.total_bytes + event.resumed_bytes
                 if self.overall is None:
@@ -107,23 +110,26 @@ class RichProgress:
                 else:  # another source takes over: what landed stays counted, the rest starts again
                     p.update(self.overall, description=description, total=self.landed + total, completed=self.landed)
             elif isinstance(event, SourceSwitch):
-                p.console.print(f"[yellow]↪ switching to {escape(event.source)}[/] [dim]({escape(event.reason)})[/]")
+                p.console.print(f"[yellow]↪ switching to {escape(event.source)}[/] [dim]({escape(event.reason)})[/]",
+                                highlight=False)
             elif self.overall is None:
                 return
             elif isinstance(event, FileStarted):
                 p.advance(self.overall, event.resumed_from)
                 if event.resumed_from < event.size and len(self.rows) < self.MAX_ROWS:
                     self.rows[event.key] = p.add_task(
-                        f"  [cyan]{_short(event.key)}[/]", total=event.size, completed=event.resumed_from
+                        f"  [cyan]{escape(_short(event.key))}[/]", total=event.size, completed=event.resumed_from
                     )
                 if event.resumed_from and event.resumed_from < event.size:
-                    p.console.print(f"[dim]↻ resuming {event.key} at {human_bytes(event.resumed_from)}[/]")
+                    p.console.print(f"[dim]↻ resuming {escape(event.key)} at {human_bytes(event.resumed_from)}[/]",
+                                    highlight=False)
             elif isinstance(event, FileProgress):
                 p.advance(self.overall, event.delta)
                 if event.key in self.rows:
                     p.advance(self.rows[event.key], event.delta)
             elif isinstance(event, FileRetrying):
-                p.console.print(f"[yellow]↻ {event.key}: {event.reason} (retry {event.attempt})[/]")
+                p.console.print(f"[yellow]↻ {escape(event.key)}: {escape(event.reason)} (retry {event.attempt})[/]",
+                                highlight=False)
             elif isinstance(event, FileFinished):
                 self.landed += event.size
                 task = self.rows.pop(event.key, None)
@@ -133,7 +139,7 @@ class RichProgress:
                 task = self.rows.pop(event.key, None)
                 if task is not None:
                     p.remove_task(task)
-                p.console.print(f"[red]✗ {event.key}: {event.error.message}[/]")
+                p.console.print(f"[red]✗ {escape(event.key)}: {escape(event.error.message)}[/]", highlight=False)
             elif isinstance(event, TransferFinished):
                 p.update(self.overall, completed=p.tasks[self.overall].total)
 
@@ -169,7 +175,8 @@ class PlainProgress:
                 self.last = self.started
                 source = f" {self.wording.via} {event.source}" if event.source else ""
                 resumed = f", {human_bytes(event.resumed_bytes)} already on disk" if event.resumed_bytes else ""
-                self._line(f"{self.wording.verb} {event.files} files ({human_bytes(event.total_bytes)}{resumed}){source}")
+                self._line(f"{self.wording.verb} {plural(event.files, 'file')} ({human_bytes(event.total_bytes)}{resumed})"
+                           f"{source}")
             elif isinstance(event, SourceSwitch):
                 self._line(f"Switching to {event.source} ({event.reason})")
             elif isinstance(event, FileStarted):

@@ -14,7 +14,7 @@ from rich.table import Table
 from ..download import DownloadResult
 from ..errors import HfgetError
 from ..flows.appenv import LoadHint
-from ..units import human_bytes, human_duration, human_rate
+from ..units import human_bytes, human_duration, human_rate, plural
 
 
 def emit_json(data: Any, stream=None) -> None:
@@ -23,9 +23,12 @@ def emit_json(data: Any, stream=None) -> None:
     stream.flush()
 
 
-def error(console: Console, err: HfgetError) -> None:
-    if len(err.attempts) > 1:
-        attempts_table(console, err.attempts)
+def error(console: Console, err: HfgetError, quiet: bool = False) -> None:
+    """The error paragraph and its fix; before it (unless `quiet`: errors only) the sources tried and the notes."""
+    if not quiet:
+        if len(err.attempts) > 1:
+            attempts_table(console, err.attempts)
+        notes(console, err.notes)
     console.print(f"[bold red]Error:[/] {escape(err.message)}", highlight=False)
     if err.hint:
         console.print(f"[bold]Fix:[/] {escape(err.hint)}", highlight=False)
@@ -38,7 +41,7 @@ def attempts_table(console: Console, attempts: list[dict]) -> None:
     colors = {"ok": "green", "partial": "yellow", "skipped": "dim"}
     for a in attempts:
         color = colors.get(a["outcome"], "red")
-        table.add_row(a["source"], escape(a["endpoint"]), f"[{color}]{a['outcome']}[/]", escape(a["why"]))
+        table.add_row(escape(a["source"]), escape(a["endpoint"]), f"[{color}]{escape(a['outcome'])}[/]", escape(a["why"]))
     console.print(table)
 
 
@@ -58,20 +61,25 @@ def download_summary(console: Console, result: DownloadResult) -> None:
         f"(commit {result.commit[:10]}) from {escape(where)}{also}",
         highlight=False,
     )
-    parts = [f"{len(result.files)} files, {human_bytes(result.total_size)}"]
+    parts = [f"{plural(len(result.files), 'file')}, {human_bytes(result.total_size)}"]
     if downloaded:
         parts.append(f"{downloaded} downloaded ({human_bytes(moved)} in {human_duration(result.elapsed)}{speed})")
     if cached:
         parts.append(f"{cached} already cached")
     console.print("  " + "; ".join(parts), highlight=False)
     console.print(f"  → {escape(result.location)}", highlight=False, soft_wrap=True)
-    for note in result.notes:
-        console.print(f"  [yellow]note:[/] {escape(note)}", highlight=False)
+    notes(console, result.notes, indent="  ")
+
+
+def notes(console: Console, lines: list[str] | tuple[str, ...], indent: str = "") -> None:
+    for note in lines:
+        console.print(f"{indent}[yellow]note:[/] {escape(note)}", highlight=False)
 
 
 def dry_run_table(console: Console, result: DownloadResult) -> None:
     table = Table(
-        title=f"{result.repo_id} @ {result.revision} (commit {result.commit[:10]}) — dry run, nothing written",
+        title=f"{escape(result.repo_id)} @ {escape(result.revision)} (commit {result.commit[:10]}) — dry run, nothing "
+              "written",
         title_justify="left",
         show_edge=False,
     )
@@ -88,12 +96,13 @@ def dry_run_table(console: Console, result: DownloadResult) -> None:
         table.add_row(escape(f.path), human_bytes(f.size), action)
     console.print(table)
     console.print(
-        f"{len(result.files)} files, {human_bytes(result.total_size)} in all; "
-        f"{human_bytes(to_move)} would be downloaded from {result.source} ({escape(result.endpoint)}) "
+        f"{plural(len(result.files), 'file')}, {human_bytes(result.total_size)} in all; "
+        f"{human_bytes(to_move)} would be downloaded from {escape(result.source)} ({escape(result.endpoint)}) "
         f"into {escape(result.location)}",
         highlight=False,
         soft_wrap=True,
     )
+    notes(console, result.notes)
 
 
 def load_line(console: Console, hint: LoadHint) -> None:

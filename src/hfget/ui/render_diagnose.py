@@ -75,6 +75,10 @@ def _checks(console: Console, checks: list[Check]) -> None:
 def _verdict(console: Console, report: DiagnoseReport) -> None:
     v = report.verdict
     console.print()
+    if v.fix_first:
+        console.print("[bold red]✗[/] [bold]Fix these settings first:[/]", highlight=False)
+        for line in v.fix_first:
+            console.print(f"  [red]✗[/] {escape(line)}", highlight=False)
     mark = "[bold green]✓[/]" if v.ok else "[bold red]✗[/]"
     console.print(f"{mark} [bold]{escape(v.headline)}[/]", highlight=False)
     # Never wrapped: these lines are for copying.

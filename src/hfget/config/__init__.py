@@ -1,8 +1,11 @@
 """Settings resolved at call time, each value with where it came from.
 
 Precedence: command-line flag > process environment > `.env` file > default. The `.env` file is the nearest one
-from the working directory upward, or the one given with `--env-file`. Nothing here runs at import time: the CLI
-calls `resolve()` for every command, so tests and `diagnose` see exactly what a run would use.
+from the working directory upward within the project (see `envfile`), or the one given with `--env-file`. Proxy
+variables are read as requests and urllib read them: the lower-case name wins over the upper-case one. Settings that
+widen where the HF token may go come only from flags, the environment or the project's own `.env`. Nothing here
+runs at import time: the CLI calls `resolve()` for every command, so tests and `diagnose` see exactly what a run
+would use.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .errors import UsageError
+from ..errors import UsageError
+from . import envfile
+from .envfile import EnvFile, EnvProblem
 
 FLAG, ENV, DOTENV, DEFAULT, DERIVED, TOKEN_FILE = "flag", "env", ".env", "default", "derived", "token file"
 
@@ -59,8 +64,14 @@ KEYS: dict[str, str | None] = {
     "REQUESTS_CA_BUNDLE": None,
 }
 
-# Proxy variables are conventionally honoured in lower case too (curl, requests).
+# Proxy variables are honoured in lower case too, and the lower-case one wins when both are set: that is what
+# urllib.request.getproxies() does, and through it requests and huggingface_hub (a lower-case one set to "" even
+# switches the proxy off). Clash's "copy command" sets the lower-case ones.
 _LOWER_CASE_ALIASES = {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"}
+
+# Settings that let the HF token go somewhere other than huggingface.co over https. A `.env` that is not the
+# project's own (one in a parent folder, left there by something else) may not set them.
+WIDENING = ("HFGET_OFFICIAL_ENDPOINT", "HFGET_ALLOW_TOKEN_TO_MIRROR", "HFGET_ALLOW_INSECURE_TOKEN")
 
 _TRUE = {"1", "ON", "YES", "TRUE", "Y"}
 _FALSE = {"0", "OFF", "NO", "FALSE", "N", ""}
@@ -90,6 +101,9 @@ class Settings:
     # Every layer that set a key, highest precedence first (the first is `values[key]`): what diagnose and
     # token-check show as "shadowed". Keys set nowhere are absent.
     layers: Mapping[str, tuple[Value, ...]] = field(default_factory=dict)
+    env: EnvFile | None = None  # the .env in use and whether it is the project's own
+    problems: tuple[EnvProblem, ...] = ()  # what is wrong in the .env (lines that are not KEY=VALUE, encoding)
+    notes: tuple[str, ...] = ()  # what the user should know about how the settings were read
 
     def __getitem__(self, key: str) -> Value:
         return self.values[key]
@@ -157,11 +171,11 @@ class Settings:
         for key in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
             value = self.values[key]
             if value.is_set:
-                return Value(value.value.strip(), value.origin, value.where if value.origin != ENV else key)
+                return Value(clean_token(value.value), value.origin, value.where if value.origin != ENV else key)
         path = self.token_path
         try:
-            text = path.read_text(encoding="utf-8").strip()
-        except OSError:
+            text = clean_token(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
             text = ""
         if text:
             return Value(text, TOKEN_FILE, str(path))
@@ -223,13 +237,22 @@ def _expand(raw: str, home: Path) -> Path:
     return Path(os.path.expandvars(raw))
 
 
-def find_env_file(cwd: Path) -> Path | None:
-    """The nearest `.env` from `cwd` upward, like python-dotenv's `find_dotenv(usecwd=True)`."""
-    for folder in (cwd, *cwd.parents):
-        candidate = folder / ".env"
-        if candidate.is_file():
-            return candidate
-    return None
+def clean_token(raw: str) -> str:
+    """A token as pasted: without surrounding whitespace or quotes, and without an `Authorization: Bearer ` prefix
+    copied from a curl command."""
+    token = raw.strip().strip("\"'").strip()
+    lowered = token.lower()
+    for prefix in ("authorization:", "bearer "):
+        if lowered.startswith(prefix):
+            token = token[len(prefix):].strip()
+            lowered = token.lower()
+    return token.strip("\"'").strip()
+
+
+def find_env_file(cwd: Path, home: Path | None = None) -> Path | None:
+    """The `.env` a run in `cwd` reads (see `envfile.find` for where the search stops)."""
+    found = envfile.find(cwd, home or Path.home())
+    return found.path if found else None
 
 
 def resolve(
@@ -239,60 +262,84 @@ def resolve(
     cwd: Path | None = None,
     env_file: Path | str | None = None,
     home: Path | None = None,
+    strict: bool = True,
 ) -> Settings:
-    """Resolve every key in KEYS. `flags` maps KEY -> value given on the command line (None = not given)."""
+    """Resolve every key in KEYS. `flags` maps KEY -> value given on the command line (None = not given).
+
+    With `strict` (every command but diagnose), a `.env` that cannot be decoded or has lines that are not
+    KEY=VALUE is a usage error; otherwise its problems are returned in `Settings.problems`.
+    """
     flags = flags or {}
     environ = os.environ if environ is None else environ
+    home = home or Path.home()
     unknown = set(flags) - set(KEYS)
     if unknown:
         raise ValueError(f"unknown setting(s): {sorted(unknown)}")
 
-    dotenv_path: Path | None
-    if env_file is not None:
-        dotenv_path = Path(env_file).expanduser()
-        if not dotenv_path.is_file():
-            raise UsageError(
-                f"The .env file {dotenv_path} does not exist or is not a file.",
-                "Check the path given to --env-file, or leave the option out to use the nearest .env.",
-            )
-    else:
-        dotenv_path = find_env_file(Path.cwd() if cwd is None else cwd)
-    dotenv = _read_dotenv(dotenv_path) if dotenv_path else {}
+    found = _env_file(env_file, Path.cwd() if cwd is None else cwd, home)
+    read = envfile.read(found.path) if found else envfile.EnvRead()
+    if strict and read.problems:
+        raise _problems_error(read.problems)
+    dotenv, notes = _without_widening(read.values, found)
 
     values: dict[str, Value] = {}
     layers: dict[str, tuple[Value, ...]] = {}
     for key, default in KEYS.items():
-        found: list[Value] = []
+        found_values: list[Value] = []
         if flags.get(key) is not None:
-            found.append(Value(str(flags[key]), FLAG))
-        env_value = _lookup(environ, key)
-        if env_value is not None:
-            found.append(Value(env_value[1], ENV, env_value[0] if env_value[0] != key else None))
-        dotenv_value = _lookup(dotenv, key)
-        if dotenv_value is not None:
-            found.append(Value(dotenv_value[1], DOTENV, str(dotenv_path)))
-        values[key] = found[0] if found else Value(default, DEFAULT)
-        if found:
-            layers[key] = tuple(found)
-    return Settings(values=values, env_file=dotenv_path, home=home or Path.home(), layers=layers)
+            found_values.append(Value(str(flags[key]), FLAG))
+        for name, value in _lookup(environ, key):
+            found_values.append(Value(value, ENV, name if name != key else None))
+        for name, value in _lookup(dotenv, key):
+            found_values.append(Value(value, DOTENV, str(found.path)))
+        values[key] = found_values[0] if found_values else Value(default, DEFAULT)
+        if found_values:
+            layers[key] = tuple(found_values)
+    return Settings(values=values, env_file=found.path if found else None, home=home, layers=layers, env=found,
+                    problems=tuple(read.problems), notes=tuple(notes))
 
 
-def _lookup(source: Mapping[str, str | None], key: str) -> tuple[str, str] | None:
-    names = [key, key.lower()] if key in _LOWER_CASE_ALIASES else [key]
+def _env_file(given: Path | str | None, cwd: Path, home: Path) -> EnvFile | None:
+    if given is None:
+        return envfile.find(cwd, home)
+    path = Path(given).expanduser()
+    if not path.is_file():
+        raise UsageError(
+            f"The .env file {path} does not exist or is not a file.",
+            "Check the path given to --env-file, or leave the option out to use the nearest .env.",
+        )
+    return EnvFile(path, True, "given with --env-file")
+
+
+def _problems_error(problems: list[EnvProblem]) -> UsageError:
+    first = problems[0]
+    more = problems[1:5]
+    also = "".join(f" Also {p.describe()}." for p in more) + (" …" if len(problems) > 5 else "")
+    return UsageError(f"The .env file {first.describe()}.{also}", first.fix + ("" if not more else " Then fix the "
+                      "other lines the same way (python-dotenv, and the tools that use it, cannot read them either)."))
+
+
+def _without_widening(dotenv: dict[str, str | None], found: EnvFile | None) -> tuple[dict[str, str | None], list[str]]:
+    """A `.env` that is not the project's own may not widen where the token goes: drop those keys, and say so."""
+    if found is None or found.own:
+        return dotenv, []
+    ignored = [key for key in WIDENING if key in dotenv or key.lower() in dotenv]
+    if not ignored:
+        return dotenv, []
+    kept = {k: v for k, v in dotenv.items() if k.upper() not in WIDENING}
+    return kept, [
+        f"Ignored {', '.join(ignored)} from {found.path}: that .env is {found.why}. A setting that changes where your "
+        "HF token may go is taken only from a flag, the environment, or the project's own .env (in the working "
+        "folder, or in the project folder with .git / pyproject.toml)."
+    ]
+
+
+def _lookup(source: Mapping[str, str | None], key: str) -> list[tuple[str, str]]:
+    """Every (name, value) that sets `key` in `source`, the one that wins first (lower case first for proxies)."""
+    names = [key.lower(), key] if key in _LOWER_CASE_ALIASES else [key]
+    found: dict[str, str] = {}  # value -> name: one entry per distinct value (Windows' environ ignores case)
     for name in names:
         value = source.get(name)
-        if value is not None:
-            return name, value
-    return None
-
-
-def _read_dotenv(path: Path) -> dict[str, str | None]:
-    from dotenv import dotenv_values  # imported here: only commands that resolve settings pay for it
-
-    try:
-        return dict(dotenv_values(path, interpolate=True))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(
-            f"The .env file {path} could not be read: {exc}.",
-            "Fix the file (UTF-8, KEY=value lines) or point --env-file elsewhere.",
-        ) from exc
+        if value is not None and value not in found:
+            found[value] = name
+    return [(name, value) for value, name in found.items()]
