@@ -144,7 +144,8 @@ class EntryNotFoundError(NotFoundError):
 
 
 class NotCachedError(NotFoundError):
-    """A revision (or some of its files) is not in the local cache, where a command needs it (bundle export)."""
+    """Not in the local cache, where it is needed without the network (`local_files_only`, `HF_HUB_OFFLINE=1`, a
+    bundle export)."""
 
     kind = "not_cached"
 

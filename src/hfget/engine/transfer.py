@@ -135,7 +135,6 @@ class Transfer:
         self._last_byte: dict[int, float] = {}  # when each connection last received bytes (earlier leases)
 
     def run(self, jobs: Sequence[FileJob], *, source: str | None = None) -> TransferReport:
-        _limit_malloc_arenas()
         report = TransferReport()
         started = time.monotonic()
         pending = {job.key: job.pending() for job in jobs}
@@ -314,10 +313,13 @@ class Transfer:
             task.connection_ended(lease.segment)
 
 
-def _limit_malloc_arenas() -> None:
+def limit_malloc_arenas() -> None:
     """Ask glibc for few malloc arenas. By default every busy thread may get its own, each keeping the read
     buffers it freed: with dozens of connection threads that grew the process by 100+ MB for nothing (and made it
-    slower). Best effort: other C libraries are left alone."""
+    slower). Best effort: other C libraries are left alone.
+
+    It tunes the whole process, which is the owner's decision: the `hfget` command calls it; the Python API does
+    not (the application calling it owns its allocator, and glibc cannot put the setting back)."""
     import ctypes
     import ctypes.util
     import sys
