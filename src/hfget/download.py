@@ -30,6 +30,7 @@ from .net.proxy import resolve as resolve_proxies
 from .net.tokens import destination_note
 from .redact import mask_url
 from .repo import RemoteFile, RepoRef, RepoSpec, Snapshot, is_commit_sha, select_files, validate_revision
+from .sources import unreachable_redirect
 from .store.hub_cache import HubCache
 from .store.targets import CacheTarget, LocalDirTarget, Target
 
@@ -377,6 +378,7 @@ def _job(
         resumable=lambda: target.resumable(file),
         grant=grant,
         explain=lambda response: source.error_for(response, snapshot.repo, snapshot.revision),
+        explain_unreachable=lambda error: unreachable_redirect(source, file.path, error),
     )
 
 
