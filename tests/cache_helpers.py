@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from conftest import hfget_process
 
 from hfget.testing.simrepo import SimRepo, blob_file, text_file
 
@@ -149,22 +150,8 @@ def undeletable(path: Path):
 
 
 def _start_hfget(sim, cache: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
-    # The test environment as the `isolated` fixture left it: no user settings, and the default sources (official
-    # hub, ModelScope, public mirrors) pointed at closed loopback ports, so nothing leaves this machine.
-    env = dict(os.environ if env is None else env)
-    env["HF_HUB_DISABLE_TELEMETRY"] = "1"
-    env["PYTHONFAULTHANDLER"] = "1"
-    args = [sys.executable, "-m", "hfget", "download", MODEL, "model.safetensors", "--endpoint", sim.url]
-    return subprocess.Popen(
-        [*args, "--cache-dir", str(cache), "--connections", "4", *extra],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # Ctrl-C as a terminal delivers it: a test run started in the background (nohup, `cmd &` in a script)
-        # inherits SIGINT *ignored*, and Python then never turns it into KeyboardInterrupt.
-        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if os.name == "posix" else None,
-    )
+    return hfget_process("download", MODEL, "model.safetensors", "--endpoint", sim.url, "--cache-dir", cache,
+                         "--connections", "4", *extra, env=env)
 
 
 def interrupt_halfway(sim, cache: Path, sig: int, env: dict | None = None) -> tuple[subprocess.Popen, int]:

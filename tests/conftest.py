@@ -69,6 +69,20 @@ def isolated(tmp_path, monkeypatch):
     return tmp_path
 
 
+def hfget_process(*args: str, env: dict[str, str] | None = None, **popen) -> subprocess.Popen:
+    """`hfget ARGS...` as a real process, in the environment the `isolated` fixture left (no user settings; the
+    default sources are closed loopback ports, so nothing leaves this machine), with text stdout and stderr pipes.
+
+    Ctrl-C reaches it as from a terminal: a test run started in the background (nohup, `cmd &` in a script) inherits
+    SIGINT *ignored*, and Python then never turns it into KeyboardInterrupt."""
+    full_env = {**os.environ, "HF_HUB_DISABLE_TELEMETRY": "1", "PYTHONFAULTHANDLER": "1", **(env or {})}
+    return subprocess.Popen(
+        [sys.executable, "-m", "hfget", *map(str, args)], env=full_env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, **popen,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if POSIX else None,
+    )
+
+
 @pytest.fixture(scope="session")
 def _session_sim():
     sim = HubSimulator(
@@ -91,6 +105,9 @@ def sim(_session_sim):
     _session_sim.tree_page_size = 1000
     _session_sim.rate_limit = 0
     _session_sim.cdn_base = None
+    _session_sim.link_ttl = None
+    _session_sim.link_per_range = False
+    _session_sim.block_cache = None
     yield _session_sim
     _session_sim.clear_faults()
 
@@ -167,6 +184,18 @@ def leftovers(folder: Path) -> list[Path]:
 def hfget_partials(blobs: Path, etag: str = "*") -> list[Path]:
     """hfget's own partials (`{etag}.hfget-{owner}.partial`, not their state files) in a `blobs/` folder."""
     return sorted(blobs.glob(f"{etag}.hfget-*.partial"))
+
+
+def hfget_partial_bytes(blobs: Path, etag: str = "*") -> int:
+    """The bytes in hfget's partials in `blobs/` right now. A partial that is finished between the listing and its
+    stat (renamed into place) counts as nothing."""
+    total = 0
+    for partial in hfget_partials(blobs, etag):
+        try:
+            total += partial.stat().st_size
+        except FileNotFoundError:
+            pass
+    return total
 
 
 def dead_hfget_partial(blobs: Path, etag: str) -> Path:

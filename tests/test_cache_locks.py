@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cache_helpers import MODEL, hfget_download
-from conftest import expected_files, hfget_partials, leftovers, official_offline_load, tree_state
+from conftest import expected_files, hfget_partial_bytes, hfget_partials, leftovers, official_offline_load, tree_state
 from hfget.cache import CleanRequest, plan_clean
 from hfget.config import resolve
 from hfget.fs import locks
@@ -115,7 +115,7 @@ def test_without_a_working_flock_a_clean_still_steps_around_a_running_download(s
     download = _start("download", MODEL, "--endpoint", sim.url, "--cache-dir", cache, "--connections", "2",
                       wrapper=_without_flock(mode))
     blobs = cache / MODEL_DIR / "blobs"
-    _wait_for(lambda: any(p.stat().st_size for p in hfget_partials(blobs)))
+    _wait_for(lambda: hfget_partial_bytes(blobs) > 0)
     clean = subprocess.run([*_without_flock(mode), "cache", "clean", MODEL, "--yes", "--cache-dir", str(cache),
                             "--only", "huggingface"], capture_output=True, text=True, timeout=60)
     assert "in use: hfget download, pid" in clean.stdout, clean.stdout + clean.stderr  # the marker said so
@@ -181,7 +181,7 @@ def test_a_killed_download_does_not_hold_the_repo_forever(sim, cache):
     sim.add_fault("throttle", "model.safetensors", rate=200_000)
     download = _start("download", MODEL, "--endpoint", sim.url, "--cache-dir", cache)
     blobs = cache / MODEL_DIR / "blobs"
-    _wait_for(lambda: any(p.stat().st_size for p in hfget_partials(blobs)))
+    _wait_for(lambda: hfget_partial_bytes(blobs) > 0)
     download.kill()
     download.wait(timeout=10)
     marker_dir = cache / ".locks" / MODEL_DIR

@@ -77,6 +77,20 @@ def test_official_client_opens_gated_repo_with_an_accepted_token(sim, tmp_path):
     assert not any(r.authorization for r in sim.requests_for("/cdn/*"))
 
 
+def test_official_client_reads_paths_info(sim):
+    # POST /api/models/R/paths-info/REV: huggingface_hub's get_paths_info, and what olah asks upstream per resolve.
+    api = HfApi(endpoint=sim.url)
+    infos = api.get_paths_info("hfget-demo/tiny-model", ["config.json", "model.safetensors", "tokenizer", "nope"])
+    by_path = {i.path: i for i in infos}
+    assert sorted(by_path) == ["config.json", "model.safetensors", "tokenizer"]  # unknown paths are left out
+    assert by_path["model.safetensors"].lfs.sha256 == expected_files(sim, "hfget-demo/tiny-model")["model.safetensors"]
+    assert by_path["config.json"].lfs is None and by_path["config.json"].size > 0
+    assert type(by_path["tokenizer"]).__name__ == "RepoFolder"
+    with pytest.raises(hf_errors.RevisionNotFoundError):
+        api.get_paths_info("hfget-demo/tiny-model", ["config.json"], revision="nope")
+    assert sim.requests_for("/api/models/hfget-demo/tiny-model/paths-info/*", "POST")
+
+
 def test_whoami(sim):
     assert HfApi(endpoint=sim.url).whoami(token=VALID_TOKEN)["name"] == "alice"
     with pytest.raises(hf_errors.HfHubHTTPError):

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 from conftest import dead_hfget_partial, expected_files, leftovers, official_offline_load
+
+from hfget.engine.file_task import EngineSettings, FileTask
+from hfget.engine.segments import PieceSizes
+from hfget.engine.transfer import FileJob
 
 MODEL = "hfget-demo/tiny-model"
 
@@ -71,7 +77,10 @@ def test_a_connection_closed_mid_body_resumes_without_refetching_received_bytes(
     if connections == "1":  # one stream: the whole file, then the rest of it
         assert [g.range for g in gets] == [None, f"bytes={cut}-"]
     else:
-        assert gets[0].range.startswith("bytes=0-") and any(g.range.startswith(f"bytes={cut}-") for g in gets)
+        # Whichever piece was cut (the lead's, or one that overtook it to the fault), its rest was asked for.
+        broken = next(g for g in gets if g.body_bytes == cut)
+        resumed_at = int(broken.range[len("bytes="):].split("-")[0]) + cut
+        assert any(g.range.startswith(f"bytes={resumed_at}-") for g in gets)
     assert sim.body_bytes_served("/cdn/*") == f.size  # not one byte twice
     assert official_offline_load(cache, MODEL, files=["model.safetensors"])["files"]["model.safetensors"] == f.content.sha256
 
@@ -89,6 +98,25 @@ def test_a_tcp_reset_mid_body_is_retried(sim, cache, cli, connections):
     assert "was reset by the other side" in result.stderr or "closed the connection before the end" in result.stderr
     if connections == "1":
         assert len(sim.requests_for("/cdn/*", "GET")) == 2
+    assert official_offline_load(cache, MODEL, files=["model.safetensors"])["files"]["model.safetensors"] == f.content.sha256
+
+
+@pytest.mark.parametrize(
+    ("kind", "said"),
+    [("ignore_range", "with the whole file (HTTP 200)"), ("status", "with HTTP 416")],
+    ids=["200", "416"],
+)
+def test_one_odd_answer_after_ranges_worked_is_a_retried_piece_not_a_restart(sim, cache, cli, kind, said):
+    """The third piece's answer is the whole file (a 200) or a 416, after the server has answered ranges: that piece
+    is asked again; what the other connections fetched is kept, not truncated and fetched a second time."""
+    f = _weights(sim)
+    sim.add_fault(kind, "model.safetensors", where="cdn", status=416, skip=2, times=1)
+    result = cli("download", MODEL, "model.safetensors", "--endpoint", sim.url, "--cache-dir", cache,
+                 "--connections", "4")
+    assert result.exit_code == 0, result.output
+    assert said in " ".join(result.stderr.split())  # reported as a retry of that piece
+    gets = sim.requests_for("/cdn/*", "GET")
+    assert sum(r.body_bytes for r in gets if r.status == 206) == f.size  # every byte once, as a range
     assert official_offline_load(cache, MODEL, files=["model.safetensors"])["files"]["model.safetensors"] == f.content.sha256
 
 
@@ -117,3 +145,24 @@ def test_persistent_5xx_is_a_clear_server_error_and_keeps_finished_files(sim, ca
     blobs = cache / "models--hfget-demo--tiny-model" / "blobs"
     assert len([p for p in blobs.iterdir() if p not in leftovers(blobs)]) == 5
     assert not (cache / "models--hfget-demo--tiny-model" / "refs" / "main").exists()
+
+
+def test_a_restart_empties_the_partial_only_after_the_writes_in_flight_have_landed(tmp_path):
+    """A connection has claimed bytes and is writing them when another restarts the file: the partial is emptied
+    after that write, never before (else its bytes would land in the new, empty partial as stale data)."""
+    job = FileJob(key="f", url="http://127.0.0.1:9/f", size=4 << 20, algo="sha256", expected="0" * 64,
+                  partial=tmp_path / "f.incomplete", deliver=lambda path: None)
+    settings = EngineSettings(connections=4, sizes=PieceSizes(), attempts=3, lock_timeout=None,
+                              backoff=lambda failures, retry_after: 0.0, emit=lambda event: None)
+    task = FileTask(job, settings)
+    assert task.start() == "running"
+    lead = task.take_segment(time.monotonic())
+    at, take = task.claim(lead, 1000)  # these bytes are on their way to the disk
+    restart = threading.Thread(target=task.restart_whole_body, args=(lead,))
+    restart.start()
+    restart.join(0.3)
+    assert restart.is_alive()  # it waits for the write in flight
+    task.write(lead, at, memoryview(b"x" * take))
+    restart.join(5)
+    assert not restart.is_alive() and job.partial.stat().st_size == 0
+    task.cancel()

@@ -32,12 +32,13 @@ from .ui.cli_common import (
     progress_mode,
     stderr_console,
 )
+from .ui.cli_env import env as env_command
+from .ui.cli_verify import verify as verify_command
 
 app = typer.Typer(
     name="hfget",
     help="Fetch Hugging Face models through whatever route works here, into the standard cache.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     cls=JsonUsageGroup,
@@ -169,16 +170,24 @@ def download(
         request = request_from(spec, revision, files=tuple(files or ()), include=tuple(include or ()),
                                exclude=tuple(exclude or ()), local_dir=local_dir, dry_run=dry_run)
         settings.max_workers, settings.connections  # validate before any network traffic
+        from .engine.transfer import limit_malloc_arenas
+
+        limit_malloc_arenas()  # this process is ours (the Python API leaves the allocator to its application)
         stdout = Console(highlight=False, soft_wrap=True)
         mode = "none" if dry_run else progress_mode(quiet, json_out)
         with for_mode(mode, stderr_console(), sys.stderr) as progress:
             result = run_download(request, settings, on_event=progress)
+        from .flows.appenv import load_instructions
+        from .ui.render import load_line
+
+        load = None if dry_run else load_instructions(result, settings, local_dir=local_dir is not None)
         if json_out:
-            emit_json({"ok": True, **result.to_dict()})
+            emit_json({"ok": True, **result.to_dict(), "load": load.to_dict() if load else None})
         elif dry_run:
             dry_run_table(stdout, result)
         elif not quiet:
             download_summary(stdout, result)
+            load_line(stdout, load)
 
 
 @app.command()
@@ -294,6 +303,10 @@ def _show(report, render: Callable, json_out: bool, secrets: list[str]) -> None:
         text = buffer.getvalue()
     sys.stdout.write(redact(text, *secrets))
     sys.stdout.flush()
+
+
+app.command("env")(env_command)
+cache_app.command("verify")(verify_command)
 
 
 def main() -> None:

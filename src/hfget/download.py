@@ -16,10 +16,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .chain.attempts import Attempt, attempt_of, best_error, combined_failure, with_attempts
+from .chain.resolve import first_snapshot
 from .chain.route import Candidate, plan, probe
 from .config import Settings, expand_path
 from .engine.transfer import EventSink, FileJob, SourceSwitch, Transfer
 from .errors import HfgetError, UsageError, is_fall_through
+from .fs.fsutil import forget_resolved_paths
 from .modelscope import hf_id_for
 from .net.http import HttpClient, RetryPolicy
 from .net.proxy import ProxyConfig
@@ -27,6 +29,7 @@ from .net.proxy import resolve as resolve_proxies
 from .net.tokens import destination_note
 from .redact import mask_url
 from .repo import RemoteFile, RepoRef, RepoSpec, Snapshot, is_commit_sha, select_files, validate_revision
+from .sources import unreachable_redirect
 from .store.hub_cache import HubCache
 from .store.pathnames import refuse_name_collisions, refuse_windows_names
 from .store.targets import CacheTarget, LocalDirTarget, Target
@@ -147,6 +150,7 @@ def download(
     max_workers: int | None = None,
 ) -> DownloadResult:
     started = time.monotonic()
+    forget_resolved_paths()  # nothing resolved by an earlier call (of the API, in the same process) is trusted
     emit = on_event or (lambda event: None)
     workers = max_workers or settings.max_workers
     target = _target(request, settings)
@@ -219,23 +223,7 @@ def download(
 
 def _resolve(candidates: list[Candidate], request: DownloadRequest, attempts: list[Attempt]) -> tuple[Candidate, Snapshot]:
     """The first candidate that resolves the snapshot; every one tried (or skipped) is recorded in `attempts`."""
-    errors: list[HfgetError] = []
-    for candidate in candidates:
-        if candidate.unreachable is not None:
-            attempts.append(attempt_of(candidate, "skipped", f"unreachable: {candidate.unreachable.message}"))
-            errors.append(candidate.unreachable)
-            continue
-        try:
-            snapshot = candidate.source.resolve(request.repo, request.revision)
-        except HfgetError as error:
-            attempts.append(attempt_of(candidate, "failed", error.message))
-            if not is_fall_through(error):
-                raise with_attempts(error, attempts) from None
-            errors.append(error)
-            continue
-        attempts.append(attempt_of(candidate, "ok", candidate.reason))
-        return candidate, snapshot
-    raise with_attempts(best_error(errors, attempts), attempts)
+    return first_snapshot(candidates, request.repo, request.revision, attempts)
 
 
 def _outcomes(selected, present, failures, moved, delivered) -> list[FileOutcome]:
@@ -367,6 +355,7 @@ def _job(
         resumable=lambda: target.resumable(file),
         grant=grant,
         explain=lambda response: source.error_for(response, snapshot.repo, snapshot.revision),
+        explain_unreachable=lambda error: unreachable_redirect(source, file.path, error),
     )
 
 

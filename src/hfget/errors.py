@@ -82,6 +82,20 @@ class ProxyError(NetworkError):
     kind = "proxy"
 
 
+class UnreachableRedirect(NetworkError):
+    """A server redirected a request to another host (a CDN) that cannot be reached from here: the server itself
+    answers, the host it sends the bytes from does not. `cause` is the failure at that host."""
+
+    kind = "redirect"
+
+    # (Defaults only so that copy.copy, which re-creates an exception from its args, works; callers give them all.)
+    def __init__(self, message: str, hint: str | None = None, *, origin_url: str = "", target_url: str = "",
+                 cause: NetworkError | None = None, why: str = "") -> None:
+        super().__init__(message, hint)
+        self.origin_url, self.target_url, self.cause = origin_url, target_url, cause
+        self.why = why  # "which does not resolve here (DNS lookup failed)", ...
+
+
 class ServerError(HfgetError):
     """The server answered, but with 5xx/429 after retries or with something that is not the hub protocol."""
 
@@ -130,7 +144,8 @@ class EntryNotFoundError(NotFoundError):
 
 
 class NotCachedError(NotFoundError):
-    """A revision (or some of its files) is not in the local cache, where a command needs it (bundle export)."""
+    """Not in the local cache, where it is needed without the network (`local_files_only`, `HF_HUB_OFFLINE=1`, a
+    bundle export)."""
 
     kind = "not_cached"
 

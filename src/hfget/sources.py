@@ -24,6 +24,7 @@ from .errors import (
     RepoNotFoundError,
     RevisionNotFoundError,
     ServerError,
+    UnreachableRedirect,
 )
 from .net.http import HttpClient, TokenGrant
 from .net.urls import host_label, origin_of
@@ -269,3 +270,24 @@ class HubSource:
             f"{repo} is gated and your token's account has not been granted access yet (HTTP {status}).",
             f"Request access at {page}; once it is approved, run the same command again.",
         )
+
+
+def unreachable_redirect(source: Source, path: str, error: UnreachableRedirect) -> UnreachableRedirect:
+    """What it means that `source` sends `path` to a host this machine cannot reach, and what will work instead.
+
+    Mirrors have at times passed the hub's own CDN host through (hf-mirror.com and `cas-bridge.xethub.hf.co`),
+    blocked exactly where people need a mirror: "use a mirror" is then no advice."""
+    target = host_label(error.target_url)
+    where = f"{source.name} {host_label(source.endpoint)}"
+    if source.name == "hub":
+        fix = (f"Use a mirror (--endpoint https://hf-mirror.com), ModelScope (--source modelscope), or a proxy that "
+               f"reaches {target} (--proxy socks5h://HOST:PORT).")
+    elif source.name == "modelscope":
+        fix = f"Use a Hugging Face mirror (--endpoint URL), or a proxy that reaches {target} (--proxy socks5h://HOST:PORT)."
+    else:
+        fix = (f"This source cannot serve the file from here: use another mirror (--endpoint URL), ModelScope "
+               f"(--source modelscope), or a proxy that reaches {target} (--proxy socks5h://HOST:PORT).")
+    return UnreachableRedirect(
+        f"{where} redirected {path} to host {target}, {error.why}.", fix,
+        origin_url=error.origin_url, target_url=error.target_url, cause=error.cause, why=error.why,
+    )

@@ -4,18 +4,22 @@ The request asks for exactly the segment (`Range: bytes=a-b`), so a fully read r
 connection in the pool for the next piece. A segment whose tail was stolen stops at its new end and closes its
 connection (the server would keep sending bytes that now belong to another connection). The read timeout is the
 stall timeout: a connection that delivers nothing for that long is dropped and its range handed out again.
+Requests go to the file's shared link (`links.py`): a refusal from a CDN link fetches a fresh one, a refusal from
+the hub is the hub's answer.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
-from ..errors import HfgetError, ProtocolError, ServerError
+from ..errors import HfgetError, ProtocolError, ServerError, UnreachableRedirect
 from ..net.http import RETRY_STATUS, HttpClient
 from ..net.urls import host_label
 from .events import FileProgress
 from .file_task import FileTask, Stop
+from .links import REFUSED, LinkStopped
 from .segments import Segment
 
 READ_SIZE = 256 * 1024  # upper bound of one read; loopback and real links deliver less per call
@@ -23,42 +27,26 @@ PROGRESS_STEP = 256 * 1024
 
 
 class Retry(Exception):
-    """The server answered with a status worth retrying later (429/5xx after the client's own retries, or an
-    expired CDN link)."""
+    """The server answered with a status worth retrying later (429/5xx after the client's own retries, an odd
+    answer to one piece). `crowded`: a refusal that, among parallel ranges, says the server wants fewer."""
 
-    def __init__(self, error: HfgetError, retry_after: str | None = None) -> None:
+    def __init__(self, error: HfgetError, retry_after: str | None = None, *, crowded: bool = False) -> None:
         super().__init__(error.message)
-        self.error, self.retry_after = error, retry_after
+        self.error, self.retry_after, self.crowded = error, retry_after, crowded
 
 
-@dataclass
+class _StaleLink(Exception):
+    """The shared link was refused: ask again with a fresh one (not a failure)."""
+
+
+@dataclass(eq=False)
 class Lease:
     """A connection's hold on a task. `segment` changes when the server ignores Range (the whole body is taken)."""
 
     task: FileTask
     segment: Segment
-
-
-class ResponseTracker:
-    """The responses being read right now, so an interrupt can shut their sockets instead of waiting for data."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._open: set = set()
-
-    def add(self, response) -> None:
-        with self._lock:
-            self._open.add(response)
-
-    def discard(self, response) -> None:
-        with self._lock:
-            self._open.discard(response)
-
-    def abort_all(self, client: HttpClient) -> None:
-        with self._lock:
-            responses = list(self._open)
-        for response in responses:
-            client.abort(response)
+    sent_at: float = 0.0  # when its latest request went out: failures of requests sent together are one wave
+    last_byte: float = 0.0  # when it last received bytes (monotonic)
 
 
 def range_header(segment: Segment, size: int) -> str | None:
@@ -67,15 +55,7 @@ def range_header(segment: Segment, size: int) -> str | None:
     return f"bytes={segment.pos}-{segment.end - 1}"
 
 
-def fetch(
-    lease: Lease,
-    client: HttpClient,
-    *,
-    stall_timeout: float,
-    cancel: threading.Event,
-    tracker: ResponseTracker,
-    emit,
-) -> bool:
+def fetch(lease: Lease, client: HttpClient, *, stall_timeout: float, cancel: threading.Event, emit) -> bool:
     """Fetch the lease's segment to its end. Returns True if this connection wrote the file's last missing byte.
 
     Raises NetworkError or Retry for failures worth another attempt, Stop when the task no longer needs this
@@ -83,49 +63,69 @@ def fetch(
     """
     task = lease.task
     job = task.job
-    while lease.segment.remaining > 0:
-        if cancel.is_set():
-            raise Stop
-        url = task.url()
-        headers = {"Accept-Encoding": "identity", **job.headers}
-        asked = range_header(lease.segment, task.size)
-        if asked:
-            headers["Range"] = asked
-        response = client.request(
-            "GET", url, headers=headers, grant=job.grant, stream=True, timeout=(client.timeout[0], stall_timeout)
-        )
-        tracker.add(response)
-        try:
+
+    def stopped() -> bool:
+        return cancel.is_set() or task.finished
+
+    try:
+        while lease.segment.remaining > 0:
+            if cancel.is_set():
+                raise Stop
+            url, epoch = task.link.target(lease, stopped)
+            headers = {"Accept-Encoding": "identity", **job.headers}
+            asked = range_header(lease.segment, task.size)
+            if asked:
+                headers["Range"] = asked
+            lease.sent_at = time.monotonic()
+            if lease.segment.pos == lease.segment.start:  # its wait for a first byte starts now (not while it
+                lease.segment.began = lease.sent_at  # waited for a fresh link): see server_limits.HoldWatch
+            try:
+                response = client.request(
+                    "GET", url, headers=headers, grant=job.grant, stream=True,
+                    timeout=(client.timeout[0], stall_timeout),
+                )
+            except UnreachableRedirect as error:
+                raise job.explain_unreachable(error) if job.explain_unreachable else error from None
             with response:
-                if cancel.is_set():  # stopped while this request was on its way: abort_all has already run
+                if cancel.is_set():  # stopped while this request was on its way
                     raise Stop
-                _check_response(lease, response, asked, url)
+                try:
+                    _check_response(lease, response, asked, url != task.link.resolve_url, epoch)
+                except _StaleLink:
+                    continue
+                task.link.answered(lease, epoch, url, response.url)
                 received, completed = _stream(lease, response, client, cancel, emit)
-        finally:
-            tracker.discard(response)
-        if completed:
-            return True
-        if received == 0 and lease.segment.remaining > 0:
-            raise ServerError(
-                f"{host_label(response.url)} sent an empty body for bytes {asked or 'all'} of {task.key}.",
-                "The server is failing; try again later or use another source.",
-            )
-    return False
+            if completed:
+                return True
+            if received == 0 and lease.segment.remaining > 0:
+                raise ServerError(
+                    f"{host_label(response.url)} sent an empty body for bytes {asked or 'all'} of {task.key}.",
+                    "The server is failing; try again later or use another source.",
+                )
+        return False
+    except LinkStopped:
+        raise Stop from None
+    finally:
+        task.link.done_with(lease)
 
 
-def _check_response(lease: Lease, response, asked: str | None, url: str) -> None:
+def _check_response(lease: Lease, response, asked: str | None, via_link: bool, epoch: int) -> None:
     task = lease.task
     status = response.status_code
+    if status in REFUSED and via_link:
+        task.link.refused(lease, epoch)  # expired, or signed for another range
+        raise _StaleLink
+    if status in REFUSED and getattr(response, "hfget_history", None):
+        raise Retry(_link_refused(task, response))
     if status == 416 and lease.segment.pos > 0:
+        if task.ranges_seen:
+            raise Retry(_odd_answer(task, response, asked, "HTTP 416 (range not satisfiable)"))
         task.restart_fresh(lease.segment, "HTTP 416")
         raise Stop  # the connection ends; the scheduler hands out a new first request
     if status not in (200, 206):
-        if url != task.job.url and status in (401, 403, 404, 410):
-            task.forget_direct_url()  # a signed CDN link expired: go through the resolve URL again
-            raise Retry(_explain(task, response))
         error = _explain(task, response)
         if status in RETRY_STATUS:
-            raise Retry(error, response.headers.get("Retry-After"))
+            raise Retry(error, response.headers.get("Retry-After"), crowded=status in (429, 503))
         raise error
     if status == 200:
         length = response.headers.get("Content-Length")
@@ -136,6 +136,8 @@ def _check_response(lease: Lease, response, asked: str | None, url: str) -> None
                 "The server is serving a different file than it listed; use another source.",
             )
         if asked:  # Range ignored: this response is the whole file, from byte 0
+            if task.ranges_seen:  # ...by a server that did answer ranges: one bad answer, not a reason to restart
+                raise Retry(_odd_answer(task, response, asked, "the whole file (HTTP 200)"))
             lease.segment = task.restart_whole_body(lease.segment)
         return
     start, total = _content_range(response.headers.get("Content-Range"))
@@ -145,7 +147,24 @@ def _check_response(lease: Lease, response, asked: str | None, url: str) -> None
             f"{response.headers.get('Content-Range')!r} (the file has {task.size} bytes).",
             "The server's range support is broken, or it serves another file; use another source.",
         )
-    task.confirm_ranges(lease.segment, response.url)
+    task.confirm_ranges(lease.segment)
+
+
+def _odd_answer(task: FileTask, response, asked: str | None, what: str) -> ServerError:
+    return ServerError(
+        f"{host_label(response.url)} answered a request for bytes {asked} of {task.key} with {what}, after serving "
+        "ranges of it.",
+        "A server or cache node on the way is misbehaving; hfget asks again, and keeps what it has.",
+    )
+
+
+def _link_refused(task: FileTask, response) -> ServerError:
+    return ServerError(
+        f"{host_label(response.url)} refused the download link that {host_label(task.job.url)} had just given for "
+        f"{task.key} (HTTP {response.status_code}).",
+        "A fresh link should not be refused (is this machine's clock far off?); try again later or use another "
+        "source.",
+    )
 
 
 def _stream(lease: Lease, response, client: HttpClient, cancel: threading.Event, emit) -> tuple[int, bool]:
@@ -154,6 +173,7 @@ def _stream(lease: Lease, response, client: HttpClient, cancel: threading.Event,
     completed = False
     try:
         for block in client.iter_body(response, READ_SIZE):
+            lease.last_byte = time.monotonic()
             if cancel.is_set():
                 raise Stop
             at, take = task.claim(lease.segment, len(block))

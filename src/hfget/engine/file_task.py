@@ -8,21 +8,26 @@ Range support is unknown until the first response: the first connection (the *le
 and only when the server answers 206 with the right Content-Range do other connections join. A 200 instead means
 the server ignores Range: the task drops what it had and that one response streams the whole file. Each restart
 (Range ignored, a hash mismatch, a partial the server rejects) begins a new *generation*: a fresh `SegmentPlan`
-and hasher; connections still holding segments of an older plan notice on their next claim and stop.
+and hasher; connections still holding segments of an older plan notice on their next claim and stop. Once the
+server has answered ranges, an odd answer to one piece (a 200 with the whole file, a 416) is a failed request of
+that piece, not a restart: one connection's bad answer never throws away what the others fetched. Failures are
+counted per wave, and waves and held ranges tell how many connections the server tolerates (`server_limits.py`).
 """
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ..errors import HfgetError, IntegrityError, ServerError
+from ..errors import ConnectError, HfgetError, IntegrityError, ServerError, UnreachableRedirect
 from ..fs.locks import BlobLock
-from ..net.urls import host_label
+from ..net.urls import host_label, origin_of
 from .digest import Digest, FrontierHasher
 from .events import FileFailed, FileFinished, FileProgress, FileRetrying, FileStarted
+from .links import SharedLink
 from .partial_file import PartialFile
+from .server_limits import FailureWaves, HoldWatch, OriginCaps
 from .resume_state import load_done
 from .segments import IntervalSet, PieceSizes, Segment, SegmentPlan
 
@@ -42,6 +47,7 @@ class EngineSettings:
     # connections on a fast link then fetch 32 MiB pieces instead of 4 MiB ones (fewer requests, fewer bytes landing
     # ahead of the hash); when the limit rises, pieces shrink and stealing rebalances what was handed out.
     limit: int = 1
+    caps: OriginCaps = field(default_factory=OriginCaps)  # connections per file each server tolerates
 
 
 class Stop(Exception):
@@ -59,21 +65,25 @@ class FileTask:
         self.error: HfgetError | None = None
         self.retry_at = 0.0  # no new connection before this (backoff, lock held by another process)
         self.lock_wait_started: float | None = None
-        self.direct_url: str | None = None  # where the lead's redirects ended (a CDN): later pieces go straight there
+        self.link = SharedLink(job.url)  # where requests go: the resolve URL or the (signed) link it redirects to
+        self.origin = origin_of(job.url)
         self.connections = 0  # connections currently working on this task
-        self.failures = 0  # failed requests since the last byte arrived
+        self.waves = FailureWaves()
+        self.holds = HoldWatch()
         self.bad_hash = 0
         self.received = 0  # bytes written in this run
         self._file_lock: BlobLock | None = None
         self._inflight_writes = 0  # claimed bytes being written: the partial may not be closed or moved yet
         self._idle = threading.Condition(self.lock)
         self._finishing = False
+        self._resetting = False  # the partial is being emptied: no new work until it is
         self.generation = 0
         self.partial: PartialFile | None = None
         self.plan: SegmentPlan | None = None
         self.hasher: FrontierHasher | None = None
         self.split = False  # may use several connections
         self.ranged = False  # the server answered a Range request correctly in this generation
+        self.ranges_seen = False  # ... in any generation of this run
 
     # --- starting -------------------------------------------------------------------------------------------
 
@@ -118,12 +128,19 @@ class FileTask:
         return "deferred"
 
     def _start_over(self) -> int:
-        """(Under the lock.) Throw the partial away and begin an empty generation; returns the bytes dropped."""
+        """(Under the lock.) Throw the partial away and begin an empty generation; returns the bytes dropped.
+
+        The old generation's segments stop at their next claim, but bytes they claimed may still be on their way
+        to the disk: the partial is emptied only once they have landed, or they would land in the new file."""
         dropped = self.plan.done.total
-        self.partial.reset()
         self._new_generation(IntervalSet())
+        self._resetting = True
+        while self._inflight_writes:
+            self._idle.wait(1.0)
+        self._resetting = False
+        self.partial.reset()
         self.ranged = False
-        self.direct_url = None
+        self.link.reset()
         return dropped
 
     def _new_generation(self, done: IntervalSet) -> None:
@@ -137,18 +154,35 @@ class FileTask:
         holes = len(done.ranges()) > 1 or (bool(done) and done.ranges()[0][0] != 0)
         self.split = holes or (self.engine.connections > 1 and self.engine.sizes.worth_splitting(self.size))
         self._finishing = False
+        self.holds = HoldWatch()
 
     # --- handing out work (called by the scheduler) ---------------------------------------------------------
 
+    def _idle_now(self, now: float) -> bool:
+        """(Under the lock.) Whether no new connection may start on this file now."""
+        if self.status != "running" or self._finishing or self._resetting or now < self.retry_at:
+            return True
+        cap = self.engine.caps.cap(self.origin)
+        return cap is not None and self.connections >= cap
+
+    def _one_stream(self) -> bool:
+        """(Under the lock.) Whether the next request reads the rest of the file as one stream: the server ignores
+        Range, the file is not worth splitting, or the server shows it cannot take parallel ranges."""
+        return not (self.ranged and self.split) or self.engine.caps.cap(self.origin) == 1
+
     def take_segment(self, now: float) -> Segment | None:
         with self.lock:
-            if self.status != "running" or self._finishing or now < self.retry_at:
+            if self._idle_now(now):
                 return None
             plan = self.plan
-            if not (self.ranged and self.split):
+            if self._one_stream():
                 if self.connections:
                     return None  # one stream at a time, or the lead is still finding out whether Range works
-                segment = plan.lead(self.split, self.engine.limit, now)
+                # The lead asks for a first piece where other connections may join; otherwise the rest of the file.
+                pieces = self.split and not self.ranged and self.engine.caps.cap(self.origin) != 1
+                segment = plan.lead(pieces, self.engine.limit, now)
+                if self.holds.lead is None:
+                    self.holds.lead = segment
             else:
                 segment = plan.next_piece(self.engine.limit, now) or plan.steal(now)
             if segment is not None:
@@ -158,9 +192,9 @@ class FileTask:
     def priority(self, now: float) -> tuple | None:
         """How much this task wants another connection (higher first); None if it cannot use one now."""
         with self.lock:
-            if self.status != "running" or self._finishing or now < self.retry_at:
+            if self._idle_now(now):
                 return None
-            if not (self.ranged and self.split):
+            if self._one_stream():
                 return None if self.connections else (2, 0)
             if self.plan.has_free():
                 return (1, self.plan.free.total)
@@ -168,34 +202,25 @@ class FileTask:
                 return (0, 0)
             return None
 
-    def url(self) -> str:
-        return self.direct_url or self.job.url
-
     def is_current(self, segment: Segment) -> bool:
         return self.plan is not None and segment in self.plan.active
 
     # --- what the lead learns -------------------------------------------------------------------------------
 
-    def confirm_ranges(self, segment: Segment, final_url: str) -> None:
+    def confirm_ranges(self, segment: Segment) -> None:
         """The server honours Range: let other connections join (after the state file exists, as they leave
         holes)."""
         snapshot = None
         with self.lock:
             if not self.is_current(segment) or self.ranged:
                 return
-            self.ranged = True
-            if final_url != self.job.url:
-                self.direct_url = final_url
+            self.ranged = self.ranges_seen = True
             if self.split:
                 snapshot = self.partial.make_stateful(self.plan.done)
             more_work = self.split
         PartialFile.save(snapshot)
         if more_work:
             self.engine.wake(True)  # every idle connection may join now
-
-    def forget_direct_url(self) -> None:
-        with self.lock:
-            self.direct_url = None
 
     def restart_whole_body(self, segment: Segment) -> Segment:
         """The server ignored Range and is sending the whole file: drop everything, and stream it from byte 0."""
@@ -215,10 +240,10 @@ class FileTask:
         with self.lock:
             if not self.is_current(segment):
                 return
-            self.failures += 1  # counted like a failed request, so a server that always says 416 ends it
-            if not self.plan.done or self.failures >= self.engine.attempts:
+            self.waves.count += 1  # counted like a failed request, so a server that always says 416 ends it
+            if not self.plan.done or self.waves.count >= self.engine.attempts:
                 raise ServerError(
-                    f"{host_label(self.url())} refused a range of {self.key} that exists ({why}).",
+                    f"{host_label(self.job.url)} refused a range of {self.key} that exists ({why}).",
                     "The server's range support is broken; use another source.",
                 )
             self.plan.release(segment)
@@ -233,9 +258,25 @@ class FileTask:
             if self.status != "running" or not self.is_current(segment):
                 raise Stop
             at, take = self.plan.claim(segment, n)
+            first = bool(take) and at == segment.start
+            held = first and self.holds.first_byte(segment, time.monotonic())
+            joiner = first and segment is not self.holds.lead
             if take:
                 self._inflight_writes += 1
-            return at, take
+        if held:
+            self.engine.caps.lower(self.origin, 1)
+        elif joiner and self.engine.caps.parallel_works(self.origin):
+            self.engine.wake(True)  # files may take more connections now
+        return at, take
+
+    def check_holds(self, now: float) -> None:
+        """(Called while the file runs.) A later range held far longer than the first: one stream from now on."""
+        if self.engine.caps.cap(self.origin) == 1:
+            return
+        with self.lock:
+            held = self.status == "running" and self.ranged and self.holds.holding(self.plan.active, now)
+        if held:
+            self.engine.caps.lower(self.origin, 1)
 
     def write(self, segment: Segment, at: int, data: memoryview) -> bool:
         """Write claimed bytes, record them, hash what can be hashed. True when this write completed the file.
@@ -257,7 +298,7 @@ class FileTask:
             n = len(data)
             self.plan.mark_written(at, n)
             self.received += n
-            self.failures = 0
+            self.waves.progressed(n)
             # A kill -9 loses at most about SAVE_EVERY bytes (or SAVE_INTERVAL of work at high rates).
             snapshot = self.partial.wrote(n, self.plan.done)
             if self.plan.complete and not self._finishing:
@@ -281,19 +322,29 @@ class FileTask:
 
     # --- ending a connection --------------------------------------------------------------------------------
 
-    def connection_failed(self, segment: Segment, error: HfgetError, retry_after: str | None = None) -> None:
-        """A request or body failed. Give up after `attempts` failures in a row with no byte in between."""
+    def connection_failed(
+        self, segment: Segment, error: HfgetError, *, sent_at: float, retry_after: str | None = None,
+        crowded: bool = False,
+    ) -> None:
+        """A request sent at `sent_at` (or its body) failed. `crowded`: it stalled or the server refused it, which
+        among parallel ranges says the server takes fewer. Gives up after `attempts` waves in a row with no byte
+        in between, or at once where retrying cannot help (nothing listens; the redirect leads nowhere)."""
         with self.lock:
             if not self.is_current(segment) or self.status != "running":
                 return
-            self.failures += 1
-            failures = self.failures
-            give_up = failures >= self.engine.attempts or getattr(error, "refused", False)
-            if not give_up:
-                self.retry_at = max(self.retry_at, time.monotonic() + self.engine.backoff(failures - 1, retry_after))
+            now = time.monotonic()
+            new_wave = self.waves.failed(sent_at, now, self.connections)
+            failures = self.waves.count
+            hopeless = isinstance(error, UnreachableRedirect) or (isinstance(error, ConnectError) and error.refused)
+            give_up = hopeless or failures >= self.engine.attempts
+            if not give_up and new_wave:
+                self.retry_at = max(self.retry_at, now + self.engine.backoff(failures - 1, retry_after))
+            cap = self.waves.survivors() if crowded else None
+        if cap is not None:
+            self.engine.caps.lower(self.origin, cap)
         if give_up:
             self.fail(error)
-        else:
+        elif new_wave:
             self.engine.emit(FileRetrying(self.key, failures, error.message))
 
     def connection_ended(self, segment: Segment | None) -> bool:
@@ -377,7 +428,7 @@ class FileTask:
         if self.bad_hash >= 2:
             self.partial.discard()
             error = IntegrityError(
-                f"{self.key} from {host_label(self.url())} does not match its expected {self.job.algo} "
+                f"{self.key} from {host_label(self.link.resolve_url)} does not match its expected {self.job.algo} "
                 f"({self.job.expected[:16]}..., got {digest.actual[:16]}...), twice. The bad bytes were discarded; "
                 "nothing entered the cache.",
                 "The server (or something between you and it) is corrupting data; use another source.",

@@ -58,9 +58,10 @@ class ConnectionGovernor:
         self._grew = False  # a step up paid off in the current probe
         self.history: deque[tuple[float, int, float]] = deque(maxlen=200)  # (time, limit, rate) of decided windows
 
-    def tick(self, now: float, total_bytes: int, busy: int, cpu: float | None = None) -> int:
-        """Feed the clock, the bytes received so far, the connections busy now and, optionally, the process's CPU
-        seconds so far (`time.process_time()`); returns the limit."""
+    def tick(self, now: float, total_bytes: int, busy: int, cpu: float | None = None, quiet: int = 0) -> int:
+        """Feed the clock, the bytes received so far, the connections busy now, optionally the process's CPU seconds
+        so far (`time.process_time()`), and how many busy connections received nothing in the last SCOUT_WINDOW;
+        returns the limit."""
         if self._changed_at is None:
             self._changed_at = now
         if self._since is None and now - self._changed_at < SETTLE:
@@ -77,7 +78,11 @@ class ConnectionGovernor:
         known = cpu is not None and self._cpu_at_start is not None
         self._cpu_share = (cpu - self._cpu_at_start) / (now - self._since) if known else None
         # Every allowed connection busy most of the time, and (for the scout) the first bytes already flowing.
-        binding = self._binding_ticks >= 0.8 * self._ticks and (rate > 0 or self.phase != "scout")
+        # The scout decides only on a window in which each of its connections delivered: a server that holds a range
+        # back (a caching mirror fetching the block it is in) is not "slow per connection", and jumping to the whole
+        # budget would pile dozens of held requests onto it.
+        scouting = rate > 0 and not quiet
+        binding = self._binding_ticks >= 0.8 * self._ticks and (scouting or self.phase != "scout")
         if binding:
             self.history.append((now, self.limit, rate))
             self._decide(rate, now)
@@ -132,7 +137,7 @@ class ConnectionGovernor:
             self._probe_up(now)
             return
         if self.phase == "up":
-            if rate >= GROW_GAIN * best.rate:
+            if rate > 0 and rate >= GROW_GAIN * best.rate:  # (nothing at all is no gain, even on nothing)
                 self.best, self._grew = _Best(self.limit, rate), True
                 self._probe_up(now)
             elif not self._grew and best.limit > self.floor:
@@ -168,3 +173,4 @@ class ConnectionGovernor:
     def _hold(self, limit: int, now: float) -> None:
         self.phase = "hold"
         self._set(limit, now)
+

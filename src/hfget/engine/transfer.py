@@ -14,8 +14,10 @@ hashed as they arrive, a partial plus a small state file make every run resumabl
 same hash), and a file is handed over only when its size and hash match. Progress goes out as events.
 
 The pieces: `segments.py` (byte ranges), `file_task.py` (one file and its connections), `connection.py` (one
-request), `partial_file.py` and `resume_state.py` (what is on disk), `digest.py` (hashing), `governor.py` (how
-many connections); this module schedules them on threads.
+request), `links.py` (the signed link a file's requests share), `partial_file.py` and `resume_state.py` (what is
+on disk), `digest.py` (hashing), `governor.py` (how many connections), `server_limits.py` (what a server
+tolerates), `scheduler.py` (which unit of work next); this module runs them on threads and stops them: a stop
+(Ctrl-C, a full disk) wakes every connection at once and reports nothing it broke.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import DiskError, HfgetError, Interrupted, NetworkError
+from ..errors import DiskError, HfgetError, Interrupted, NetworkError, NetworkTimeout, UnreachableRedirect
 from ..fs.fsutil import disk_errors
-from ..net.http import HttpClient, TokenGrant
-from .connection import Lease, ResponseTracker, Retry, fetch
+from ..net.http import Cancelled, HttpClient, TokenGrant
+from .connection import Lease, Retry, fetch
 from .digest import Digest
 from .events import (
     Event,
@@ -44,9 +46,11 @@ from .events import (
     TransferStarted,
 )
 from .file_task import EngineSettings, FileTask, Stop
-from .governor import ConnectionGovernor
+from .governor import SCOUT_WINDOW, ConnectionGovernor
 from .resume_state import pending_bytes
+from .scheduler import Scheduler
 from .segments import PieceSizes
+from .server_limits import OriginCaps
 
 __all__ = [
     "Digest", "Event", "EventSink", "FileFailed", "FileFinished", "FileJob", "FileProgress", "FileRetrying",
@@ -75,6 +79,8 @@ class FileJob:
     headers: Mapping[str, str] = field(default_factory=dict)
     # Turns an HTTP error response into the source's own error (the engine knows no hub semantics).
     explain: Callable[[object], HfgetError] | None = None
+    # Says what it means that the file's redirect leads to a host that cannot be reached (the source's words).
+    explain_unreachable: Callable[[UnreachableRedirect], HfgetError] | None = None
 
     def pending(self) -> int:
         """Bytes still to fetch, given what an earlier run left on disk."""
@@ -93,107 +99,6 @@ class TransferReport:
     @property
     def bytes_downloaded(self) -> int:
         return sum(self.downloaded.values())
-
-
-class _Scheduler:
-    """Decides what each idle connection does next: start a file, fetch a piece, or take over half a range."""
-
-    def __init__(self, tasks: list[FileTask], max_files: int, cancel: threading.Event, limit: int) -> None:
-        # Files worth splitting first, largest first: they get their connections going while small ones fill the
-        # gaps. Small ones keep their order, so the byte rate the governor watches does not drift with file size.
-        self.pending = sorted(tasks, key=lambda t: -t.size if t.engine.sizes.worth_splitting(t.size) else 0)
-        self.active: list[FileTask] = []
-        self.max_files = max_files
-        self.cancel = cancel
-        self.cond = threading.Condition()
-        # Connections numbered at or above the limit wait here, without polling, until the governor raises it: on a
-        # fast link the limit stays at 2-4, and dozens of idle threads waking to look for work every few ms cost
-        # the working ones the GIL (measured: 1 GB took 4.0 s with 64 polling threads, 2.2 s with them parked).
-        self.parked = threading.Condition(self.cond._lock)  # same lock: one state, two queues of waiters
-        self.limit = limit  # connections allowed to work at once (the governor moves it)
-        self.busy = 0  # connections working on a unit right now
-        # Closed until every connection thread exists: starting a thread takes a GIL switch (~5 ms) once others are
-        # busy, which would stretch a 64-thread start-up over a second of half-used bandwidth.
-        self.open = threading.Event()
-
-    def next(self, was_working: bool, index: int) -> tuple[FileTask, object | None] | None:
-        """(task, None) means "start this file"; (task, segment) means "fetch this segment"; None: stop.
-
-        `index` is the connection's number: those at or above the limit park until it rises."""
-        self.open.wait()
-        with self.cond:
-            if was_working:
-                self.busy -= 1
-            while not self.cancel.is_set():
-                now = time.monotonic()
-                self.active = [t for t in self.active if not t.finished]
-                if not self.pending and not self.active:
-                    self.cond.notify_all()  # everything is finished: let the idle connections go too
-                    self.parked.notify_all()
-                    return None
-                if index >= self.limit:
-                    self.parked.wait()
-                    continue
-                unit = self._pick(now) if self.busy < self.limit else None
-                if unit is not None:
-                    self.busy += 1
-                    return unit
-                self.cond.wait(timeout=self._wait_time(now))
-            return None
-
-    def _pick(self, now: float) -> tuple[FileTask, object | None] | None:
-        if len(self.active) < self.max_files:
-            for task in self.pending:
-                if task.retry_at <= now:
-                    self.pending.remove(task)
-                    self.active.append(task)
-                    return task, None
-        ranked = sorted(
-            ((p, i, t) for i, t in enumerate(self.active) if (p := t.priority(now)) is not None),
-            key=lambda item: (item[0], -item[1]),
-            reverse=True,
-        )
-        for _, _, task in ranked:
-            segment = task.take_segment(now)
-            if segment is not None:
-                return task, segment
-        return None
-
-    def saturation(self) -> int:
-        """Busy connections, counted as the whole limit when the file slots are what holds work back (many small
-        files): either way, more concurrency is what would change the rate."""
-        with self.cond:
-            files_full = bool(self.pending) and len(self.active) >= self.max_files and self.busy >= len(self.active)
-            return self.limit if files_full else self.busy
-
-    def set_limit(self, limit: int) -> None:
-        with self.cond:
-            raised = limit > self.limit
-            self.limit = limit
-            if raised:
-                self.cond.notify_all()
-                self.parked.notify_all()
-
-    def _wait_time(self, now: float) -> float:
-        waits = [t.retry_at - now for t in (*self.pending, *self.active) if t.retry_at > now]
-        return max(0.005, min([0.25, *waits]))
-
-    def defer(self, task: FileTask) -> None:
-        """Another process holds the file's lock: free the slot and come back to it later."""
-        with self.cond:
-            if task in self.active:
-                self.active.remove(task)
-            self.pending.append(task)
-            self.cond.notify()
-
-    def wake(self, everyone: bool = False) -> None:
-        with self.cond:
-            if everyone:
-                self.cond.notify_all()
-                if self.cancel.is_set():
-                    self.parked.notify_all()
-            else:
-                self.cond.notify()
 
 
 class Transfer:
@@ -224,11 +129,12 @@ class Transfer:
         self.piece_sizes = piece_sizes or PieceSizes()
         self.adaptive = adaptive  # let the governor find how many of the connections pay (else use them all)
         self.cancel = threading.Event()
-        self._responses = ResponseTracker()
+        self.caps = OriginCaps()  # what each server showed it tolerates, for the rest of the run
         self._fatal: list[BaseException] = []
+        self._leases: dict[int, Lease] = {}  # what each connection works on now
+        self._last_byte: dict[int, float] = {}  # when each connection last received bytes (earlier leases)
 
     def run(self, jobs: Sequence[FileJob], *, source: str | None = None) -> TransferReport:
-        _limit_malloc_arenas()
         report = TransferReport()
         started = time.monotonic()
         pending = {job.key: job.pending() for job in jobs}
@@ -247,13 +153,14 @@ class Transfer:
             lock_timeout=self.lock_timeout,
             backoff=self.client.retry.delay,
             emit=self.emit,
+            caps=self.caps,
         )
         tasks = [FileTask(job, engine) for job in jobs]
         pool = self._pool_size(jobs)
         # The governor's ceiling is what the jobs can use at all: many small files cannot use more connections
         # than --max-workers, so it starts probing downwards at once.
         governor = ConnectionGovernor(pool, floor=min(2, pool)) if self.adaptive else None
-        scheduler = _Scheduler(tasks, self.max_workers, self.cancel, governor.limit if governor else self.connections)
+        scheduler = Scheduler(tasks, self.max_workers, self.cancel, governor.limit if governor else self.connections)
         engine.wake = scheduler.wake
         engine.limit = self._piece_basis(governor)
         threads = [
@@ -265,13 +172,16 @@ class Transfer:
         scheduler.open.set()
         try:
             for thread in threads:
-                while thread.is_alive():
+                # A fatal error (a full disk) stops everything now, not when the last stalled connection gives up.
+                while thread.is_alive() and not self.cancel.is_set():
                     thread.join(timeout=0.05)
+                    now = time.monotonic()
+                    for task in list(scheduler.active):
+                        task.check_holds(now)
                     if governor is not None:
                         moved = sum(task.received for task in tasks)
-                        scheduler.set_limit(
-                            governor.tick(time.monotonic(), moved, scheduler.saturation(), time.process_time())
-                        )
+                        busy, quiet = scheduler.saturation(), self._quiet(now)
+                        scheduler.set_limit(governor.tick(now, moved, busy, time.process_time(), quiet))
                         engine.limit = self._piece_basis(governor)
         except KeyboardInterrupt:
             self._stop(scheduler, threads, tasks)
@@ -301,6 +211,15 @@ class Transfer:
             return self.connections
         return governor.limit
 
+    def _quiet(self, now: float) -> int:
+        """Connections at work that received nothing in the last scout window: held back by the server, or a
+        request still on its way. They say nothing about how fast a connection is."""
+        since = now - SCOUT_WINDOW
+        return sum(
+            1 for index, lease in list(self._leases.items())
+            if max(lease.last_byte, self._last_byte.get(index, 0.0)) < since
+        )
+
     def _pool_size(self, jobs: Sequence[FileJob]) -> int:
         """As many threads as connections could be busy: one per small file, up to all of them on large files."""
         sizes = self.piece_sizes
@@ -309,10 +228,12 @@ class Transfer:
         )
         return max(1, min(self.connections, useful))
 
-    def _stop(self, scheduler: _Scheduler, threads: list[threading.Thread], tasks: list[FileTask]) -> None:
+    def _stop(self, scheduler: Scheduler, threads: list[threading.Thread], tasks: list[FileTask]) -> None:
         self.cancel.set()
         scheduler.wake(everyone=True)
-        self._responses.abort_all(self.client)  # wakes threads blocked in a read
+        # Wakes threads blocked in a read (a body, headers a server holds back) or in a retry pause. What they then
+        # see is our own stop, not the server's failure: they report nothing (see _worker, _connection).
+        self.client.interrupt()
         deadline = time.monotonic() + 5
         for thread in threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -321,7 +242,7 @@ class Transfer:
 
     # --- one connection -------------------------------------------------------------------------------------
 
-    def _worker(self, scheduler: _Scheduler, index: int) -> None:
+    def _worker(self, scheduler: Scheduler, index: int) -> None:
         working = False
         while True:
             unit = scheduler.next(working, index)
@@ -335,13 +256,23 @@ class Transfer:
                         segment = self._start(task, scheduler)
                         if segment is None:
                             continue
-                    self._connection(Lease(task, segment), scheduler)
+                    self._leases[index] = lease = Lease(task, segment)
+                    try:
+                        self._connection(lease, scheduler)
+                    finally:
+                        self._last_byte[index] = self._leases.pop(index).last_byte
+            except (Stop, Cancelled):
+                pass
             except HfgetError as error:
+                if self.cancel.is_set():
+                    continue  # the stop broke it (or a second full disk): the first fatal error is what counts
                 task.fail(error)
                 if isinstance(error, DiskError):  # disk full, permissions: no other file can succeed either
                     self._fatal.append(error)
                     self.cancel.set()
             except BaseException as error:  # a bug: stop everything and let the CLI report it
+                if self.cancel.is_set() and isinstance(error, OSError):
+                    continue
                 task.fail(_internal(error))
                 self._fatal.append(error)
                 self.cancel.set()
@@ -349,7 +280,7 @@ class Transfer:
                 if self.cancel.is_set():
                     scheduler.wake(everyone=True)
 
-    def _start(self, task: FileTask, scheduler: _Scheduler):
+    def _start(self, task: FileTask, scheduler: Scheduler):
         outcome = task.start()
         if outcome == "deferred":
             scheduler.defer(task)
@@ -361,32 +292,34 @@ class Transfer:
             return None
         return task.take_segment(time.monotonic())
 
-    def _connection(self, lease: Lease, scheduler: _Scheduler) -> None:
+    def _connection(self, lease: Lease, scheduler: Scheduler) -> None:
         task = lease.task
         try:
-            if fetch(
-                lease,
-                self.client,
-                stall_timeout=self.stall_timeout,
-                cancel=self.cancel,
-                tracker=self._responses,
-                emit=self.emit,
-            ):
+            if fetch(lease, self.client, stall_timeout=self.stall_timeout, cancel=self.cancel, emit=self.emit):
                 task.complete()
-        except Stop:
+        except (Stop, Cancelled):
             pass
-        except NetworkError as error:
-            task.connection_failed(lease.segment, error)
-        except Retry as retry:
-            task.connection_failed(lease.segment, retry.error, retry.retry_after)
+        except (NetworkError, Retry) as failure:
+            if not self.cancel.is_set():  # a connection our own stop broke is no failure of the server
+                error = failure.error if isinstance(failure, Retry) else failure
+                task.connection_failed(
+                    lease.segment,
+                    error,
+                    sent_at=lease.sent_at,
+                    retry_after=failure.retry_after if isinstance(failure, Retry) else None,
+                    crowded=failure.crowded if isinstance(failure, Retry) else isinstance(failure, NetworkTimeout),
+                )
         finally:
             task.connection_ended(lease.segment)
 
 
-def _limit_malloc_arenas() -> None:
+def limit_malloc_arenas() -> None:
     """Ask glibc for few malloc arenas. By default every busy thread may get its own, each keeping the read
     buffers it freed: with dozens of connection threads that grew the process by 100+ MB for nothing (and made it
-    slower). Best effort: other C libraries are left alone."""
+    slower). Best effort: other C libraries are left alone.
+
+    It tunes the whole process, which is the owner's decision: the `hfget` command calls it; the Python API does
+    not (the application calling it owns its allocator, and glibc cannot put the setting back)."""
     import ctypes
     import ctypes.util
     import sys

@@ -58,28 +58,36 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def _read_umask() -> int:
-    # Reading the umask means setting it. Done once, at import, before any hfget thread creates files: setting it
-    # while the transfer engine's threads create partials and lock files would give those files the wrong mode.
+def current_umask() -> int:
+    """The process's umask now: read at every use, because an application calling hfget's API may change it
+    between calls. Linux shows it in /proc without changing it; elsewhere it is set and put back, which is safe
+    only while no other thread creates files, so that is done once per process, on first use."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for row in fh:
+                if row.startswith(b"Umask:"):
+                    return int(row.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return _umask_by_setting_it()
+
+
+@functools.lru_cache(maxsize=1)
+def _umask_by_setting_it() -> int:
     umask = os.umask(0o022)
     os.umask(umask)
     return umask
 
 
-_UMASK = _read_umask()
-
-
 def chmod_like_umask(path: Path) -> None:
     # mkstemp creates 0600 files; cache files should be readable like any file the user creates (0644 by default).
     try:
-        os.chmod(path, 0o666 & ~_UMASK)
+        os.chmod(path, 0o666 & ~current_umask())
     except OSError as exc:
         # FAT and exFAT (USB drives, shared Windows folders) have no Unix modes: there is nothing to set, as
         # huggingface_hub also shrugs off. Any other failure is a real one.
         if exc.errno not in (errno.ENOSYS, errno.EPERM, errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)):
             raise
-
-
 
 
 def file_size(path: Path) -> int:
@@ -93,8 +101,14 @@ def file_size(path: Path) -> int:
 def _resolved_base(folder: str) -> Path:
     # Folders of hfget's own targets (a snapshot and its subfolders, a --local-dir), checked once per file: resolving
     # each once per run instead of once per file matters for repos of thousands of files. hfget never turns one of
-    # them into a symlink while it runs.
+    # them into a symlink while it runs; between runs someone else may, so every download starts afresh
+    # (forget_resolved_paths).
     return Path(folder).resolve()
+
+
+def forget_resolved_paths() -> None:
+    """Drop the folders resolved by earlier calls: a folder replaced by a symlink since must be seen as one."""
+    _resolved_base.cache_clear()
 
 
 def ensure_inside(target: Path, base: Path, shown: str) -> None:

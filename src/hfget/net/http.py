@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin
 
@@ -25,8 +25,9 @@ from ..errors import (
     ProxyError,
     ServerError,
     TlsError,
+    UnreachableRedirect,
 )
-from .http_direct import DirectPool
+from .http_direct import DirectPool, SocketRegistry
 from .net_errors import classify_exception, proxy_auth_error, transport_errors
 from .proxy import NO_PROXY_CONFIG, ProxyConfig
 from .urls import Origin, host_label, origin_of
@@ -50,7 +51,6 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 8.0
     max_retry_after: float = 60.0
-    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
 
     def delay(self, attempt: int, retry_after: str | None) -> float:
         """Exponential backoff with full jitter, or the server's Retry-After when it gave one."""
@@ -72,6 +72,10 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
+
+
+class Cancelled(Exception):
+    """The client was interrupted (`HttpClient.interrupt`): a stop, not a failure of the server."""
 
 
 class HttpClient:
@@ -96,7 +100,9 @@ class HttpClient:
         self.user_agent = user_agent or f"hfget/{__version__}"
         self._local = threading.local()
         self._sessions: list = []
-        self._direct = DirectPool(verify, self.user_agent)  # for streamed bodies (see _follow)
+        self._sockets = SocketRegistry()  # every connection opened, for interrupt()
+        self._stopping = threading.Event()
+        self._direct = DirectPool(verify, self.user_agent, self._sockets)  # for streamed bodies (see _follow)
         self._lock = threading.Lock()
 
     # --- sessions -------------------------------------------------------------------------------------------
@@ -105,7 +111,6 @@ class HttpClient:
         session = getattr(self._local, "session", None)
         if session is None:
             import requests
-            from requests.adapters import HTTPAdapter
 
             session = requests.Session()
             # Proxies come from hfget's resolved settings (with provenance), never implicitly from the environment,
@@ -113,13 +118,24 @@ class HttpClient:
             session.trust_env = False
             session.verify = self.verify
             session.headers["User-Agent"] = self.user_agent
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.pool_size, max_retries=0)
+            adapter = _tracked_adapter(self._sockets, pool_connections=4, pool_maxsize=self.pool_size, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             self._local.session = session
             with self._lock:
                 self._sessions.append(session)
         return session
+
+    def interrupt(self) -> None:
+        """Stop now: every request in flight fails at once (its socket is shut, even while waiting for headers),
+        retry pauses end, and later requests raise `Cancelled`. For a download being stopped (Ctrl-C, a full
+        disk); the client is not used again after it."""
+        self._stopping.set()
+        self._sockets.interrupt()
+
+    def _pause(self, seconds: float) -> None:
+        if self._stopping.wait(seconds):
+            raise Cancelled
 
     def close(self) -> None:
         with self._lock:
@@ -151,19 +167,21 @@ class HttpClient:
         """
         attempts = self.retry.attempts if retry else 1
         for attempt in range(attempts):
+            if self._stopping.is_set():
+                raise Cancelled
             try:
                 response = self._follow(
                     method, url, headers or {}, grant, stream, follow_redirects, timeout, max_redirects
                 )
             except NetworkError as error:
-                if attempt + 1 >= attempts or isinstance(error, (DnsError, TlsError, ProxyError)) or getattr(error, "refused", False):
+                if attempt + 1 >= attempts or isinstance(error, (DnsError, TlsError, ProxyError, UnreachableRedirect)) or getattr(error, "refused", False):
                     raise
-                self.retry.sleep(self.retry.delay(attempt, None))
+                self._pause(self.retry.delay(attempt, None))
                 continue
             if response.status_code in RETRY_STATUS and attempt + 1 < attempts:
                 retry_after = response.headers.get("Retry-After")
                 response.close()
-                self.retry.sleep(self.retry.delay(attempt, retry_after))
+                self._pause(self.retry.delay(attempt, retry_after))
                 continue
             return response
         raise AssertionError("unreachable")
@@ -195,7 +213,10 @@ class HttpClient:
                         proxies={"http": proxy.url, "https": proxy.url} if proxy else {},
                     )
             except transport_errors() as exc:
-                raise classify_exception(exc, current, proxy) from None
+                error = classify_exception(exc, current, proxy)
+                if seen:
+                    raise _unreachable_redirect(error, seen[-1], current) from None
+                raise error from None
             if response.status_code == 407 and proxy is not None:
                 response.close()
                 raise proxy_auth_error(proxy, current)
@@ -217,19 +238,6 @@ class HttpClient:
             "visited).",
             "The server is misconfigured; try another source.",
         )
-
-    @staticmethod
-    def abort(response) -> None:
-        """Shut the socket under a streaming response so a thread blocked reading it wakes up now (Ctrl-C)."""
-        import socket
-
-        connection = getattr(response.raw, "_connection", None)  # urllib3's, while the body is being read
-        sock = getattr(connection, "sock", None)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def iter_body(self, response, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """Stream a body, yielding bytes as soon as they arrive and turning failures into hfget errors.
@@ -292,3 +300,42 @@ class HttpClient:
 
 
 TRICKLE_BYTES = 16 * 1024
+
+
+def _unreachable_redirect(error: NetworkError, origin_url: str, target_url: str) -> NetworkError:
+    """A redirect target that does not resolve, refuses connections or fails TLS is the redirect's problem, not the
+    server's that sent it: say so (sources add which file and what to do). Other failures there stay as they are
+    (a timeout or a reset may pass; they are retried)."""
+    if isinstance(error, DnsError):
+        why = "which does not resolve here (DNS lookup failed)"
+    elif isinstance(error, TlsError):
+        why = "where the TLS handshake fails"
+    elif getattr(error, "refused", False):
+        why = "which refuses connections"
+    else:
+        return error
+    target = host_label(target_url)
+    return UnreachableRedirect(
+        f"{host_label(origin_url)} redirected the download to host {target}, {why}.",
+        f"Another source may serve it; or reach {target} through a proxy (--proxy socks5h://HOST:PORT).",
+        origin_url=origin_url, target_url=target_url, cause=error, why=why,
+    )
+
+
+def _tracked_adapter(sockets: SocketRegistry, **kwargs):
+    """A requests HTTPAdapter whose pools (direct and through proxies) register their connections in `sockets`."""
+    from requests.adapters import HTTPAdapter
+
+    class TrackedAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args, **kw) -> None:
+            super().init_poolmanager(*args, **kw)
+            sockets.track(self.poolmanager)
+
+        def proxy_manager_for(self, proxy, **kw):
+            fresh = proxy not in self.proxy_manager
+            manager = super().proxy_manager_for(proxy, **kw)
+            if fresh:
+                sockets.track(manager)
+            return manager
+
+    return TrackedAdapter(**kwargs)

@@ -3,11 +3,17 @@
 `HttpClient` sends the transfer engine's ranged GETs through here when no proxy applies: session merging, cookie
 jars and hooks cost about half a millisecond of CPU per request in requests, paid hundreds of times per large file
 and once per small file. Redirects, tokens and retries stay in `HttpClient`; this only sends one request.
+
+`SocketRegistry` knows every connection the pools (these and requests' own) opened, so that a stop (Ctrl-C, a full
+disk) can shut their sockets: a thread blocked in a read, of a body or of headers a server holds back, wakes at once
+instead of after the read timeout.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
+import weakref
 
 
 class DirectResponse:
@@ -35,12 +41,68 @@ class DirectResponse:
         self.close()
 
 
+class SocketRegistry:
+    """The connections opened by the pools it tracks; `interrupt()` shuts every one of their sockets, and those of
+    any connection opened after it."""
+
+    def __init__(self) -> None:
+        self._connections: weakref.WeakSet = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._classes: dict[type, type] = {}
+        self.interrupted = False
+
+    def track(self, manager) -> None:
+        """Make a urllib3 PoolManager (or ProxyManager, SOCKSProxyManager) register each connection it opens."""
+        manager.pool_classes_by_scheme = {
+            scheme: self._tracked(pool_class) for scheme, pool_class in manager.pool_classes_by_scheme.items()
+        }
+
+    def _tracked(self, pool_class: type) -> type:
+        with self._lock:
+            tracked = self._classes.get(pool_class)
+            if tracked is None:
+                registry = self
+
+                class TrackedConnection(pool_class.ConnectionCls):  # type: ignore[name-defined, misc]
+                    def connect(self) -> None:
+                        super().connect()
+                        registry._add(self)
+
+                tracked = type(pool_class.__name__, (pool_class,), {"ConnectionCls": TrackedConnection})
+                self._classes[pool_class] = tracked
+            return tracked
+
+    def _add(self, connection) -> None:
+        with self._lock:
+            self._connections.add(connection)
+            late = self.interrupted
+        if late:  # opened after the stop, by a request already on its way: it must not start waiting now
+            _shut(connection)
+
+    def interrupt(self) -> None:
+        with self._lock:
+            self.interrupted = True
+            connections = list(self._connections)
+        for connection in connections:
+            _shut(connection)
+
+
+def _shut(connection) -> None:
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 class DirectPool:
     """One thread-safe keep-alive pool, created on first use, with the same TLS verification as the sessions."""
 
-    def __init__(self, verify: bool | str, user_agent: str) -> None:
+    def __init__(self, verify: bool | str, user_agent: str, sockets: SocketRegistry) -> None:
         self.verify = verify
         self.user_agent = user_agent
+        self.sockets = sockets
         self._pool = None
         self._lock = threading.Lock()
 
@@ -73,6 +135,7 @@ class DirectPool:
                     tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": bundle}
                 # Big enough that no connection of the engine is ever discarded for want of room.
                 self._pool = urllib3.PoolManager(num_pools=16, maxsize=256, block=False, **tls)
+                self.sockets.track(self._pool)
             return self._pool
 
     def clear(self) -> None:

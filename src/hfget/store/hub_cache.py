@@ -305,7 +305,7 @@ class HubCache:
             if f.lfs and f.sha256:
                 info.update(lfs_sha256=f.sha256, lfs_size=f.size)
             entries[f.path] = info
-        path = self.repo_dir(repo) / "trees" / f"{commit}.json"
+        path = self.tree_path(repo, commit)
         with disk_errors(self.root):
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(path, json.dumps({"format_version": TREE_FORMAT_VERSION, "files": entries}, indent=1))

@@ -21,13 +21,15 @@ import ssl
 import sys
 import threading
 import time
+from urllib.parse import quote
 
+from .sim_blocks import BlockCache
 from .sim_http import _Handler, _Server
 from .sim_modelscope import modelscope_commit  # noqa: F401  (re-exported: tests name ModelScope's commit ids)
 from .sim_types import Fault, Override, RequestRecord, SimUser
 from .simrepo import SimFile, SimRepo, demo_repos
 
-__all__ = ["Fault", "HubSimulator", "Override", "RequestRecord", "SimUser", "modelscope_commit"]
+__all__ = ["BlockCache", "Fault", "HubSimulator", "Override", "RequestRecord", "SimUser", "modelscope_commit"]
 
 
 class HubSimulator:
@@ -50,6 +52,12 @@ class HubSimulator:
         self.tree_page_size = tree_page_size
         self.rate_limit: float = 0.0  # bytes/s per connection for file bodies (0 = unlimited)
         self.cdn_base: str | None = None  # override where LFS redirects point (e.g. a name only a proxy resolves)
+        # Signed CDN links as S3/CloudFront and the hub's Xet bridge sign them: valid this many seconds after they are
+        # issued (checked when a request starts; a response already flowing continues), and, with link_per_range,
+        # only for the byte range of the request that was redirected.
+        self.link_ttl: float | None = None
+        self.link_per_range = False
+        self.block_cache: BlockCache | None = None  # serve bodies the way a caching mirror (olah) does
         self.relative_resolve_redirect = True
         self.serve_modelscope = True  # answer the ModelScope protocol (/api/v1/models/...) too
         self.modelscope_listing_cap = 3000  # modelscope.cn truncates a listing at 3000 entries
@@ -173,6 +181,9 @@ class HubSimulator:
                 if fault.kind in kinds and fault.applies(path, where):
                     if span is not None and fault.kind == "corrupt" and not span[0] <= fault.offset < span[1]:
                         continue
+                    if fault.skipped < fault.skip:
+                        fault.skipped += 1
+                        continue
                     fault.hits += 1
                     return fault
         return None
@@ -185,8 +196,31 @@ class HubSimulator:
                     return item
         return None
 
-    def _sign(self, sha256: str) -> str:
-        return hmac.new(self._secret, sha256.encode(), hashlib.sha256).hexdigest()[:32]
+    def _sign(self, *parts: str) -> str:
+        return hmac.new(self._secret, "|".join(parts).encode(), hashlib.sha256).hexdigest()[:32]
+
+    def cdn_link(self, sha256: str, range_header: str | None) -> str:
+        """The signed CDN URL a resolve redirects to (`range_header`: the Range of the request being redirected)."""
+        expires = f"{time.time() + self.link_ttl:.3f}" if self.link_ttl is not None else "4102444800"
+        signed_range = (range_header or "") if self.link_per_range else ""
+        query = f"expires={expires}&sig={self._sign(sha256, expires, signed_range)}"
+        if self.link_per_range:
+            query += f"&range={quote(signed_range)}"
+        return f"{self.cdn_url}/cdn/{sha256}?{query}"
+
+    def link_refusal(self, sha256: str, query: dict[str, str], range_header: str | None) -> str | None:
+        """Why the CDN refuses a request for `sha256` with this query and Range (S3's words), or None."""
+        expires, signed_range = query.get("expires", ""), query.get("range", "")
+        if not hmac.compare_digest(query.get("sig", ""), self._sign(sha256, expires, signed_range)):
+            return "AccessDenied: signature does not match"
+        try:
+            if time.time() > float(expires):
+                return "AccessDenied: Request has expired"
+        except ValueError:
+            return "AccessDenied: bad expiry"
+        if "range" in query and signed_range != (range_header or ""):
+            return "AccessDenied: the signature does not cover this range"
+        return None
 
     def _ms_repo(self, ms_id: str) -> SimRepo | None:
         """The model published on ModelScope under `ms_id` (its `modelscope_id`, else the same id as on HF)."""

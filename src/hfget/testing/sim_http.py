@@ -1,26 +1,23 @@
 """The simulator's HTTP side: a threaded server on 127.0.0.1 and the request handler speaking the Hugging Face
-protocol (revision info, paginated trees, resolve with the hub's headers and redirects, a CDN with Range support,
-error codes, gated repos, whoami), with the fault knobs applied where the bytes go out. The ModelScope routes come
-from `sim_modelscope`."""
+protocol (revision info, paginated trees, paths-info, resolve with the hub's headers and redirects, a CDN with
+signed links and Range support, error codes, gated repos, whoami). File bodies and their fault knobs come from
+`sim_files`, the ModelScope routes from `sim_modelscope`."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import json
-import socket
 import ssl
-import struct
 import sys
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from .sim_files import Abort, FileBodies
 from .sim_modelscope import ModelScopeRoutes
-from .sim_types import KINDS, Fault, RequestRecord, SimUser
-from .simrepo import SimFile, SimRepo, tree_entries
+from .sim_types import KINDS, RequestRecord, SimUser
+from .simrepo import SimRepo, tree_entries
 
 if TYPE_CHECKING:
     from .hubsim import HubSimulator
@@ -38,11 +35,7 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-class _Abort(Exception):
-    """Stop handling this request and drop the connection."""
-
-
-class _Handler(ModelScopeRoutes, BaseHTTPRequestHandler):
+class _Handler(FileBodies, ModelScopeRoutes, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
@@ -85,13 +78,13 @@ class _Handler(ModelScopeRoutes, BaseHTTPRequestHandler):
         try:
             if self.sim._take_fault(parts.path, "any", ("hang",)):
                 self.sim._stop.wait()
-                raise _Abort
+                raise Abort
             override = self.sim._take_override(parts.path)
             if override is not None:
                 return self._send(override.status, {"Content-Type": override.content_type, **override.headers},
                                   override.body)
             self._route(segments)
-        except _Abort:
+        except Abort:
             self.close_connection = True
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
@@ -136,7 +129,7 @@ class _Handler(ModelScopeRoutes, BaseHTTPRequestHandler):
                 self.wfile.flush()
                 self.record.body_bytes += 1
                 if self.sim._stop.wait(1 / trickle.rate):
-                    raise _Abort
+                    raise Abort
 
     def _json(self, data, status: int = 200, headers: dict[str, str] | None = None) -> None:
         body = json.dumps(data).encode()
@@ -311,8 +304,6 @@ class _Handler(ModelScopeRoutes, BaseHTTPRequestHandler):
                 out.append({"type": "directory", "oid": hashlib.sha1(path.encode()).hexdigest(), "size": 0, "path": path})
         self._json(out)
 
-    # --- ModelScope protocol (DESIGN §4) ---------------------------------------------------------------------
-
     # --- file downloads -------------------------------------------------------------------------------------
 
     def _resolve(self, seg: list[str]) -> None:
@@ -339,7 +330,7 @@ class _Handler(ModelScopeRoutes, BaseHTTPRequestHandler):
         base = {"X-Repo-Commit": commit, "Access-Control-Expose-Headers": "X-Repo-Commit,X-Linked-Etag,X-Linked-Size"}
         if f.lfs:
             sha = f.content.sha256
-            location = f"{self.sim.cdn_url}/cdn/{sha}?expires=4102444800&sig={self.sim._sign(sha)}"
+            location = self.sim.cdn_link(sha, self.headers.get("Range"))
             return self._send(
                 302,
                 {
@@ -379,110 +370,15 @@ class _Handler(ModelScopeRoutes, BaseHTTPRequestHandler):
         self._serve_body(f, path, "resolve", {"X-Repo-Commit": commit, "ETag": f'"{f.blob_id}"'})
 
     def _cdn(self, sha: str) -> None:
-        if not hmac.compare_digest(self.query.get("sig", ""), self.sim._sign(sha)):
-            return self._send(403, {"Content-Type": "text/plain"}, b"AccessDenied: bad signature")
+        refusal = self.sim.link_refusal(sha, self.query, self.headers.get("Range"))
+        if refusal is not None:
+            return self._send(403, {"Content-Type": "text/plain"}, refusal.encode())
         f = self.sim._lfs_file(sha)
         if f is None:
             return self._send(404, {"Content-Type": "text/plain"}, b"NoSuchKey")
         if self._status_fault(f.path, "cdn"):
             return
         self._serve_body(f, f.path, "cdn", {"ETag": f'"{sha}"', "Content-Disposition": _disposition(f.path.split("/")[-1])})
-
-    def _status_fault(self, path: str, where: str) -> bool:
-        fault = self.sim._take_fault(path, where, ("status",))
-        if fault is None:
-            return False
-        headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-        self._error(fault.status, f"Simulated {fault.status}", None, headers)
-        return True
-
-    def _serve_body(self, f: SimFile, path: str, where: str, headers: dict[str, str]) -> None:
-        size = f.size
-        start, end = 0, size  # [start, end)
-        status = 200
-        range_header = self.headers.get("Range")
-        chunked = self.sim._take_fault(path, where, ("chunked",))
-        ignore = self.sim._take_fault(path, where, ("ignore_range",)) if range_header and not chunked else None
-        if range_header and not ignore and not chunked:
-            parsed = _parse_range(range_header, size)
-            if parsed is None:
-                return self._send(416, {"Content-Range": f"bytes */{size}"})
-            start, end = parsed
-            status = 206
-        h = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes", **headers}
-        if chunked:
-            h["Transfer-Encoding"] = "chunked"
-            h.pop("Accept-Ranges")
-        else:
-            h["Content-Length"] = str(end - start)
-        if status == 206:
-            h["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-            if self.sim._take_fault(path, where, ("bad_content_range",)):
-                h["Content-Range"] = f"bytes {start + 1}-{end}/{size}"  # off by one: the body is not what it says
-        self.record.status = status
-        self.send_response(status)
-        for k, v in h.items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command == "HEAD":
-            return
-        corrupt = self.sim._take_fault(path, where, ("corrupt",), span=(start, end))
-        cut = self.sim._take_fault(path, where, ("reset", "truncate", "stall"))
-        throttle = self.sim._take_fault(path, where, ("throttle",))
-        rate = throttle.rate if throttle else self.sim.rate_limit
-        sent = 0
-        began = time.monotonic()
-        limit = None if cut is None else (max(0, cut.at - start) if cut.at is not None else cut.after)
-        if limit == 0:
-            self._cut(cut, b"")
-        # Slow rates go out in small pieces, ten a second: a trickle, not 64 KiB bursts with long silences between.
-        step = 64 * 1024 if not rate or rate >= 640 * 1024 else max(1, int(rate / 10))
-        for piece in f.content.iter_range(start, end, step):
-            if corrupt and start + sent <= corrupt.offset < start + sent + len(piece):
-                i = corrupt.offset - start - sent
-                piece = piece[:i] + bytes([piece[i] ^ 0xFF]) + piece[i + 1 :]
-            if limit is not None and sent + len(piece) > limit:
-                self._cut(cut, piece[: limit - sent])
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
-            sent += len(piece)
-            self.record.body_bytes += len(piece)
-            if rate:
-                ahead = sent / rate - (time.monotonic() - began)
-                if ahead > 0:
-                    if self.sim._stop.wait(ahead):
-                        raise _Abort
-        if chunked:
-            self.wfile.write(b"0\r\n\r\n")
-
-    def _cut(self, cut: Fault, piece: bytes) -> None:
-        """Send the last `piece`, then break the connection the way the fault says."""
-        self.wfile.write(piece)
-        self.record.body_bytes += len(piece)
-        self.wfile.flush()
-        if cut.kind == "stall":
-            self.sim._stop.wait()
-        elif cut.kind == "reset":
-            # SO_LINGER 0: the peer sees a TCP reset, not a clean close
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        raise _Abort
-
-
-def _parse_range(header: str, size: int) -> tuple[int, int] | None:
-    """A single `bytes=a-b`, `bytes=a-` or `bytes=-n` range as [start, end); None if unsatisfiable or malformed."""
-    if not header.startswith("bytes=") or "," in header:
-        return None
-    first, _, last = header[6:].strip().partition("-")
-    try:
-        if first == "":
-            n = int(last)
-            return (max(0, size - n), size) if n > 0 else None
-        start = int(first)
-        end = min(size, int(last) + 1) if last else size
-    except ValueError:
-        return None
-    if start >= size or start >= end:
-        return None
-    return start, end
 
 
 def _disposition(name: str) -> str:

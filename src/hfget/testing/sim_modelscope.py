@@ -58,7 +58,7 @@ class ModelScopeRoutes:
                 return
             if f.lfs:  # large files come from the CDN origin, as on modelscope.cn (OSS)
                 sha = f.content.sha256
-                location = f"{self.sim.cdn_url}/cdn/{sha}?expires=4102444800&sig={self.sim._sign(sha)}"
+                location = self.sim.cdn_link(sha, self.headers.get("Range"))
                 return self._send(302, {"Location": location})
             return self._serve_body(f, path, "modelscope", {"ETag": f'"{f.content.sha256}"'})
         self._ms_error(404, "not found")

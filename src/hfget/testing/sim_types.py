@@ -29,8 +29,8 @@ class Fault:
     hang), throttle (limit to `rate` bytes/s; API answers too, matched on their URL path), hang (accept, never
     answer), bad_content_range (a 206 whose Content-Range is off by one). With `at` set, reset/truncate/stall
     cut at that absolute file offset instead: the server then never serves past it, however the client resumes (a
-    mirror that dies half-way through a file). `where` limits it to "resolve", "cdn" or "any" request; `times` is
-    how many requests it hits (None: all).
+    mirror that dies half-way through a file). `where` limits it to "resolve", "cdn" or "any" request; `skip` lets that
+    many matching requests pass first; `times` is how many requests it hits (None: all).
     """
 
     kind: str
@@ -43,7 +43,9 @@ class Fault:
     status: int = 503
     retry_after: str | None = None
     rate: float = 0.0
+    skip: int = 0
     hits: int = 0
+    skipped: int = 0
 
     def applies(self, path: str, where: str) -> bool:
         if self.where not in ("any", where) or not fnmatch.fnmatchcase(path, self.match):

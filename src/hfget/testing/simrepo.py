@@ -201,6 +201,13 @@ def tree_entries(files: dict[str, SimFile], path: str, recursive: bool) -> list[
 
 
 
+def model_repo(repo_id: str, files: dict[str, bytes], lfs_suffixes: tuple[str, ...] = (".safetensors",)) -> SimRepo:
+    """A repo of real files (e.g. testing/tinymodel.py's tiny Qwen2), weights stored in LFS as on the hub."""
+    repo = SimRepo(repo_id)
+    repo.commit([SimFile(name, BytesContent(data), lfs=name.endswith(lfs_suffixes)) for name, data in sorted(files.items())])
+    return repo
+
+
 def demo_repos(large_mb: int = 24) -> list[SimRepo]:
     """The repos the demo and most tests use: a small model, a dataset, and a gated model."""
     model = SimRepo("hfget-demo/tiny-model")

@@ -14,7 +14,7 @@ from rich.console import Console
 from .cli_common import CacheDir, EnvFile, JsonOut, boundary, stderr_console
 
 cache_app = typer.Typer(
-    help="See what the Hugging Face and ModelScope caches hold, and delete what you choose (after a preview).",
+    help="See what the Hugging Face and ModelScope caches hold, check it, and delete what you choose (after a preview).",
     no_args_is_help=True,
 )
 

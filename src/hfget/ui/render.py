@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ..download import DownloadResult
 from ..errors import HfgetError
+from ..flows.appenv import LoadHint
 from ..units import human_bytes, human_duration, human_rate, plural
 
 
@@ -102,3 +103,11 @@ def dry_run_table(console: Console, result: DownloadResult) -> None:
         soft_wrap=True,
     )
     notes(console, result.notes)
+
+
+def load_line(console: Console, hint: LoadHint) -> None:
+    """The summary's last line: how your code loads what was fetched."""
+    env = " ".join(f"{k}={v}" for k, v in hint.env.items())
+    how = f"with {escape(env)}: " if env else ""
+    shell = " [dim](hfget env prints it for your shell)[/]" if env else ""
+    console.print(f"  load it {how}[bold]{escape(hint.code)}[/]{shell}", highlight=False, soft_wrap=True)
