@@ -96,7 +96,7 @@ def boundary(json_mode: bool = False, secrets: Callable[[], list] | None = None,
     of anything shaped like an HF token, whatever built the message. `quiet` keeps the error to its paragraph and
     fix (no table of the sources tried, no notes).
     """
-    from ..interrupts import stop_signals_interrupt
+    from .interrupts import stop_signals_interrupt
     from ..redact import redact
 
     secrets = secrets or (lambda: known_secrets([]))
