@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import tree_state
+from conftest import expected_files, official_offline_load, tree_state
 
 MODEL = "hfget-demo/tiny-model"
 TREE = "/api/models/hfget-demo/tiny-model/tree/*"
@@ -110,6 +110,41 @@ def test_hostile_modelscope_listing_is_rejected(sim, cache, cli, monkeypatch):
         {"Path": "../../../.bashrc", "Type": "blob", "Size": 5, "Sha256": "c" * 64, "IsLFS": False}]}})
     result = cli("download", MODEL, "--source", "modelscope", "--cache-dir", cache)
     assert result.exit_code == 1 and "refuses to write it" in " ".join(result.stderr.split())
+    assert not cache.exists()
+
+
+@pytest.fixture
+def truncating_modelscope(sim, monkeypatch):
+    """ModelScope truncating every listing at 6 entries (modelscope.cn does at 3000): the model's recursive listing
+    (6 files, 2 folders) is cut, so hfget must walk its folders one by one."""
+    import hfget.modelscope
+
+    monkeypatch.setenv("MODELSCOPE_ENDPOINT", sim.url)
+    monkeypatch.setattr(hfget.modelscope, "LISTING_CAP", 6)
+    sim.modelscope_listing_cap = 6
+    yield sim
+    sim.modelscope_listing_cap = 3000
+
+
+def test_a_truncated_modelscope_listing_is_walked_folder_by_folder(truncating_modelscope, cache, cli):
+    sim = truncating_modelscope
+    result = cli("download", MODEL, "--source", "modelscope", "--cache-dir", cache)
+    assert result.exit_code == 0, result.output
+    listings = sim.requests_for("/api/v1/models/*/repo/files", "GET")
+    assert sorted(r.query for r in listings if "Root=" in r.query) == [
+        "Revision=master&Recursive=True&Root=onnx", "Revision=master&Recursive=True&Root=tokenizer"]
+    loaded = official_offline_load(cache, MODEL)["files"]
+    assert set(loaded) == set(expected_files(sim, MODEL))  # every file, none lost to the truncation
+
+
+def test_a_modelscope_walk_that_never_ends_is_cut_off(truncating_modelscope, cache, cli, monkeypatch):
+    import hfget.modelscope
+
+    monkeypatch.setattr(hfget.modelscope, "MAX_LISTINGS", 3)  # the walk above needs 4 listing requests
+    result = cli("download", MODEL, "--source", "modelscope", "--cache-dir", cache)
+    assert result.exit_code == 1
+    assert "needed more than 3 listing requests" in " ".join(result.stderr.split())
+    assert len(truncating_modelscope.requests_for("/api/v1/models/*/repo/files", "GET")) == 3
     assert not cache.exists()
 
 

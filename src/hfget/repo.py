@@ -63,10 +63,6 @@ class RemoteFile:
     lfs: bool = False
 
     @property
-    def is_lfs(self) -> bool:
-        return self.lfs
-
-    @property
     def etag(self) -> str | None:
         """The blob's name in the HF cache: the sha256 for LFS files, the git blob sha1 otherwise."""
         return self.sha256 if self.lfs else self.blob_id
@@ -87,12 +83,24 @@ class RemoteFile:
         return ("git-sha1", self.blob_id)
 
 
-def lfs_pointer_oid(sha256: str, size: int) -> str:
-    """The git blob id of an LFS pointer file: what the hub lists as an LFS file's `oid`."""
+def content_hasher(algo: str, size: int):
+    """A fresh hashlib object for a file's content id: "sha256" (LFS files) or "git-sha1", git's blob id, the sha1
+    of `blob {size}\\0` followed by the content. The one place that knows how a git blob id is made."""
     import hashlib
 
+    if algo == "sha256":
+        return hashlib.sha256()
+    if algo == "git-sha1":
+        return hashlib.sha1(b"blob %d\0" % size)
+    raise ValueError(algo)
+
+
+def lfs_pointer_oid(sha256: str, size: int) -> str:
+    """The git blob id of an LFS pointer file: what the hub lists as an LFS file's `oid`."""
     pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
-    return hashlib.sha1(b"blob %d\0" % len(pointer) + pointer).hexdigest()
+    h = content_hasher("git-sha1", len(pointer))
+    h.update(pointer)
+    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -207,7 +215,7 @@ def _segments(raw: str) -> tuple[str | None, list[str], str | None, bool]:
                                                           "www.modelscope.cn"):
         try:
             parts = urlsplit(raw if "://" in raw else "https://" + raw)
-            host, port = (parts.hostname or "").lower(), parts.port
+            host, _ = (parts.hostname or "").lower(), parts.port  # .port raises on a malformed port
         except ValueError:
             raise UsageError(f"{mask_url(raw)!r} is not a URL hfget can read (its host or port is malformed).",
                              "Pass owner/name, e.g. Qwen/Qwen3-4B.") from None

@@ -8,10 +8,11 @@ pieces in increasing order, those bytes were written moments ago and are read fr
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+
+from ..repo import content_hasher
 
 READ_BACK = 8 << 20  # large: the hashing thread competes for the GIL with every connection, once per read
 
@@ -20,16 +21,11 @@ class Digest:
     """Streaming hash: sha256 (LFS files) or git's blob sha1 (`sha1("blob {size}\\0" + content)`)."""
 
     def __init__(self, algo: str, expected: str, size: int) -> None:
-        if algo not in ("sha256", "git-sha1"):
-            raise ValueError(algo)
         self.algo, self.expected, self.size = algo, expected, size
         self.reset()
 
     def reset(self) -> None:
-        if self.algo == "sha256":
-            self._h = hashlib.sha256()
-        else:
-            self._h = hashlib.sha1(b"blob %d\0" % self.size)
+        self._h = content_hasher(self.algo, self.size)
 
     def update(self, data: bytes | memoryview) -> None:
         self._h.update(data)

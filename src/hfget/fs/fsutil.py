@@ -125,10 +125,10 @@ def ensure_inside(target: Path, base: Path, shown: str) -> None:
 
 
 def git_blob_sha1(path: Path) -> str:
-    """git's id for a file's content: sha1 of `blob {size}\\0` + content (read in chunks)."""
-    import hashlib
+    """git's id for a file's content (read in chunks)."""
+    from ..repo import content_hasher
 
-    h = hashlib.sha1(b"blob %d\0" % os.stat(path).st_size)
+    h = content_hasher("git-sha1", os.stat(path).st_size)
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
