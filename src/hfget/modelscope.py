@@ -16,11 +16,12 @@ import hashlib
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from .engine.digest import lfs_pointer_oid
 from .errors import AuthError, HfgetError, ProtocolError, RepoNotFoundError, RevisionNotFoundError, ServerError
 from .net.http import HttpClient, TokenGrant
 from .net.urls import host_label
 from .redact import mask_url
-from .repo import RemoteFile, RepoRef, Snapshot, check_hex, is_commit_sha, lfs_pointer_oid, safe_relpath
+from .repo import RemoteFile, RepoRef, Snapshot, check_hex, is_commit_sha, safe_relpath
 from .sources import MAX_FILE_SIZE
 
 LISTING_CAP = 3000  # modelscope.cn silently truncates a listing at this many entries

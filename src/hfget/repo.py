@@ -83,26 +83,6 @@ class RemoteFile:
         return ("git-sha1", self.blob_id)
 
 
-def content_hasher(algo: str, size: int):
-    """A fresh hashlib object for a file's content id: "sha256" (LFS files) or "git-sha1", git's blob id, the sha1
-    of `blob {size}\\0` followed by the content. The one place that knows how a git blob id is made."""
-    import hashlib
-
-    if algo == "sha256":
-        return hashlib.sha256()
-    if algo == "git-sha1":
-        return hashlib.sha1(b"blob %d\0" % size)
-    raise ValueError(algo)
-
-
-def lfs_pointer_oid(sha256: str, size: int) -> str:
-    """The git blob id of an LFS pointer file: what the hub lists as an LFS file's `oid`."""
-    pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
-    h = content_hasher("git-sha1", len(pointer))
-    h.update(pointer)
-    return h.hexdigest()
-
-
 @dataclass(frozen=True)
 class Snapshot:
     """A repository at one commit, as resolved by a source."""

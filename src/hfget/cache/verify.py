@@ -22,7 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..repo import RepoRef, content_hasher
+from ..engine.digest import content_hasher
+from ..repo import RepoRef
 from ..store.cached import cached_commits, recorded_tree, snapshot_entries
 from ..store.hub_cache import HubCache
 from .model import HF, CachedRepo

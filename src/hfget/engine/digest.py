@@ -8,13 +8,39 @@ pieces in increasing order, those bytes were written moments ago and are read fr
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ..repo import content_hasher
-
 READ_BACK = 8 << 20  # large: the hashing thread competes for the GIL with every connection, once per read
+
+
+def content_hasher(algo: str, size: int):
+    """A fresh hashlib object for a file's content id: "sha256" (LFS files) or "git-sha1", git's blob id, the sha1
+    of `blob {size}\\0` followed by the content. The one place that knows how a git blob id is made."""
+    if algo == "sha256":
+        return hashlib.sha256()
+    if algo == "git-sha1":
+        return hashlib.sha1(b"blob %d\0" % size)
+    raise ValueError(algo)
+
+
+def git_blob_sha1(path: Path) -> str:
+    """git's id for a file's content (read in chunks: constant memory)."""
+    h = content_hasher("git-sha1", os.stat(path).st_size)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(READ_BACK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def lfs_pointer_oid(sha256: str, size: int) -> str:
+    """The git blob id of an LFS pointer file: what the hub lists as an LFS file's `oid`."""
+    pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
+    h = content_hasher("git-sha1", len(pointer))
+    h.update(pointer)
+    return h.hexdigest()
 
 
 class Digest:

@@ -27,9 +27,9 @@ from .digest import Digest, FrontierHasher
 from .events import FileFailed, FileFinished, FileProgress, FileRetrying, FileStarted
 from .links import SharedLink
 from .partial_file import PartialFile
-from .server_limits import FailureWaves, HoldWatch, OriginCaps
 from .resume_state import load_done
 from .segments import IntervalSet, PieceSizes, Segment, SegmentPlan
+from .server_limits import FailureWaves, HoldWatch, OriginCaps
 
 
 @dataclass

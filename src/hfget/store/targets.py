@@ -16,10 +16,10 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Protocol
 
-from ..engine.digest import Digest
+from ..engine.digest import Digest, git_blob_sha1
 from ..engine.resume_state import pending_bytes
 from ..errors import CacheBusyError
-from ..fs.fsutil import atomic_write, disk_errors, ensure_inside, git_blob_sha1
+from ..fs.fsutil import atomic_write, disk_errors, ensure_inside
 from ..fs.locks import new_owner
 from ..fs.repo_lock import RepoBusy, RepoLock
 from ..repo import RemoteFile, RepoRef, Snapshot
