@@ -117,7 +117,9 @@ def test_a_file_that_changed_between_two_runs(sim, cache, cli):
         blobs = cache / "models--hfget-demo--tiny-model" / "blobs"
         assert hfget_partials(blobs, old.etag)  # the old partial, still resumable if main goes back
         listed = json.loads(cli("cache", "list", "--cache-dir", cache, "--json", "--only", "huggingface").stdout)
-        assert "incomplete" in json.dumps(listed) or "partial" in json.dumps(listed)
+        (entry,) = [r for r in listed["repos"] if r["id"] == MODEL]
+        assert entry["incomplete"]["count"] == 1  # the old partial, counted for cache clean to free
+        assert 0 < entry["incomplete"]["size"] <= old.size
     finally:
         repo.refs["main"] = saved_main
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import tree_state
+from conftest import expected_files, official_offline_load, tree_state
 
 MODEL = "hfget-demo/tiny-model"
 TREE = "/api/models/hfget-demo/tiny-model/tree/*"
@@ -98,9 +98,10 @@ def test_a_redirect_loop_is_a_clear_error(sim, cache, cli):
     sim.override(loop, b"", status=302, headers={"Location": "/hfget-demo/tiny-model/resolve/x/loop"})
     result = cli("download", MODEL, "config.json", "--endpoint", sim.url, "--cache-dir", cache)
     assert result.exit_code == 1 and "redirect loop" in result.stderr
-    assert not (cache / "models--hfget-demo--tiny-model" / "snapshots").exists() or not any(
-        (cache / "models--hfget-demo--tiny-model" / "snapshots").rglob("config.json")
-    )
+    # Folders may exist (the download got as far as preparing the cache), but no byte, link or ref of it.
+    repo = cache / "models--hfget-demo--tiny-model"
+    written = [p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_file() or p.is_symlink()]
+    assert [w for w in written if not w.startswith((".hfget/", "trees/"))] == [], written  # no partial either
 
 
 def test_hostile_modelscope_listing_is_rejected(sim, cache, cli, monkeypatch):
@@ -109,6 +110,41 @@ def test_hostile_modelscope_listing_is_rejected(sim, cache, cli, monkeypatch):
         {"Path": "../../../.bashrc", "Type": "blob", "Size": 5, "Sha256": "c" * 64, "IsLFS": False}]}})
     result = cli("download", MODEL, "--source", "modelscope", "--cache-dir", cache)
     assert result.exit_code == 1 and "refuses to write it" in " ".join(result.stderr.split())
+    assert not cache.exists()
+
+
+@pytest.fixture
+def truncating_modelscope(sim, monkeypatch):
+    """ModelScope truncating every listing at 6 entries (modelscope.cn does at 3000): the model's recursive listing
+    (6 files, 2 folders) is cut, so hfget must walk its folders one by one."""
+    import hfget.modelscope
+
+    monkeypatch.setenv("MODELSCOPE_ENDPOINT", sim.url)
+    monkeypatch.setattr(hfget.modelscope, "LISTING_CAP", 6)
+    sim.modelscope_listing_cap = 6
+    yield sim
+    sim.modelscope_listing_cap = 3000
+
+
+def test_a_truncated_modelscope_listing_is_walked_folder_by_folder(truncating_modelscope, cache, cli):
+    sim = truncating_modelscope
+    result = cli("download", MODEL, "--source", "modelscope", "--cache-dir", cache)
+    assert result.exit_code == 0, result.output
+    listings = sim.requests_for("/api/v1/models/*/repo/files", "GET")
+    assert sorted(r.query for r in listings if "Root=" in r.query) == [
+        "Revision=master&Recursive=True&Root=onnx", "Revision=master&Recursive=True&Root=tokenizer"]
+    loaded = official_offline_load(cache, MODEL)["files"]
+    assert set(loaded) == set(expected_files(sim, MODEL))  # every file, none lost to the truncation
+
+
+def test_a_modelscope_walk_that_never_ends_is_cut_off(truncating_modelscope, cache, cli, monkeypatch):
+    import hfget.modelscope
+
+    monkeypatch.setattr(hfget.modelscope, "MAX_LISTINGS", 3)  # the walk above needs 4 listing requests
+    result = cli("download", MODEL, "--source", "modelscope", "--cache-dir", cache)
+    assert result.exit_code == 1
+    assert "needed more than 3 listing requests" in " ".join(result.stderr.split())
+    assert len(truncating_modelscope.requests_for("/api/v1/models/*/repo/files", "GET")) == 3
     assert not cache.exists()
 
 
@@ -157,18 +193,57 @@ def test_repo_ids_are_accepted_exactly_when_huggingface_hub_accepts_them(text):
     assert ours == hub_ok, text
 
 
+def _hub_glob_selects(path: str, include: list[str], exclude: list[str]) -> bool:
+    """huggingface_hub's documented pattern rules, written out independently of its code: fnmatch over the whole
+    path (`*` crosses `/`), and a pattern ending in `/` stands for everything below that folder."""
+    import fnmatch
+
+    def matches(patterns: list[str]) -> bool:
+        return any(fnmatch.fnmatch(path, p + "*" if p.endswith("/") else p) for p in patterns)
+
+    return (not include or matches(include)) and not (exclude and matches(exclude))
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(st.from_regex(r"[a-z]{1,3}(/[a-z]{1,3}){0,2}\.(bin|json|txt)", fullmatch=True), min_size=1, max_size=8, unique=True),
-    st.lists(st.sampled_from(["*.bin", "*.json", "a*", "*/*", "b/*", "[ab]*", "*"]), max_size=2),
-    st.lists(st.sampled_from(["*.txt", "c*", "*/*/*"]), max_size=2),
+    st.lists(st.sampled_from(["*.bin", "*.json", "a*", "*/*", "b/*", "[ab]*", "*", "a/", "b/c/"]), max_size=2),
+    st.lists(st.sampled_from(["*.txt", "c*", "*/*/*", "a/"]), max_size=2),
 )
-def test_globs_select_what_huggingface_hub_selects(paths, include, exclude):
-    from huggingface_hub.utils import filter_repo_objects
-
+def test_globs_follow_huggingface_hubs_pattern_rules(paths, include, exclude):
     from hfget.repo import RemoteFile, RepoRef, select_files
 
     files = [RemoteFile(p, 1, "a" * 40) for p in paths]
     ours = [f.path for f in select_files(files, include=include, exclude=exclude, repo=RepoRef("a/b"), commit="c" * 40)]
-    theirs = list(filter_repo_objects(paths, allow_patterns=include or None, ignore_patterns=exclude or None))
+    assert ours == [p for p in paths if _hub_glob_selects(p, include, exclude)]
+
+
+GLOB_CASES = [
+    (["*.json"], []),
+    (["tokenizer/*"], []),
+    (["tokenizer/"], []),
+    (["*"], ["*.safetensors", "onnx/"]),
+    (["*/*"], []),
+    ([], ["*.json", "tokenizer/*"]),
+    (["[co]*"], ["*.onnx"]),
+]
+
+
+@pytest.mark.official_client
+@pytest.mark.parametrize(("include", "exclude"), GLOB_CASES)
+def test_download_selects_what_the_official_client_selects(sim, cache, cli, include, exclude):
+    """The official client is the referee: its snapshot_download(dry_run=True) with the same patterns, against the
+    same repo, plans the same files as `hfget download --include/--exclude`."""
+    from huggingface_hub import snapshot_download
+
+    flags = [x for p in include for x in ("--include", p)] + [x for p in exclude for x in ("--exclude", p)]
+    result = cli("download", MODEL, *flags, "--endpoint", sim.url, "--cache-dir", cache, "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    ours = sorted(f["path"] for f in json.loads(result.stdout)["files"])
+    planned = snapshot_download(
+        MODEL, endpoint=sim.url, cache_dir=str(cache / "official"), dry_run=True,
+        allow_patterns=include or None, ignore_patterns=exclude or None,
+    )
+    theirs = sorted(f.filename for f in planned)
     assert ours == theirs
+    assert ours  # every case selects something: an empty == empty comparison would prove nothing

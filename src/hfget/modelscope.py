@@ -16,14 +16,17 @@ import hashlib
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from .engine.digest import lfs_pointer_oid
 from .errors import AuthError, HfgetError, ProtocolError, RepoNotFoundError, RevisionNotFoundError, ServerError
 from .net.http import HttpClient, TokenGrant
 from .net.urls import host_label
 from .redact import mask_url
-from .repo import RemoteFile, RepoRef, Snapshot, check_hex, is_commit_sha, lfs_pointer_oid, safe_relpath
+from .repo import RemoteFile, RepoRef, Snapshot, check_hex, is_commit_sha, safe_relpath
 from .sources import MAX_FILE_SIZE
 
 LISTING_CAP = 3000  # modelscope.cn silently truncates a listing at this many entries
+# Listing requests one resolve may make while walking folders the server truncated: a hostile or broken server
+# that nests truncated folders endlessly ends in a clear error instead of an endless walk.
 MAX_LISTINGS = 2000
 
 # Organisations whose models ModelScope publishes under another owner. Small on purpose: --modelscope-id covers the
@@ -81,7 +84,7 @@ class ModelScopeSource:
                 "Ask for a branch or tag (main is ModelScope's master), or use a Hugging Face source.",
             )
         ms_rev = modelscope_revision(revision)
-        entries = self._list(repo, ms_rev)
+        entries = self._list(repo, ms_rev, budget=[MAX_LISTINGS])
         where = host_label(self.endpoint)
         files: dict[str, RemoteFile] = {}
         commits: list[tuple[int, str]] = []
@@ -101,26 +104,37 @@ class ModelScopeSource:
         commit = max(commits)[1] if commits else _content_id(files.values())
         return Snapshot(repo=repo, revision=revision, commit=commit, files=tuple(files.values()))
 
-    def _list(self, repo: RepoRef, ms_rev: str, root: str | None = None, recursive: bool = True) -> list[dict]:
-        """The listing of `root`; when the server truncates it at its cap, walk directory by directory."""
-        entries = self._list_page(repo, ms_rev, root, recursive)
-        if len(entries) < LISTING_CAP:
-            return entries
-        shallow = self._list_page(repo, ms_rev, root, recursive=False)
-        if len(shallow) >= LISTING_CAP:
-            raise ProtocolError(
-                f"The folder {root or '/'} of {self.ms_id(repo)} holds more than {LISTING_CAP} entries, more than "
-                "ModelScope lists at once.",
-                "Use a Hugging Face source for this repo.",
-            )
-        out = [e for e in shallow if e.get("Type") != "tree"]
-        for entry in shallow:
-            if entry.get("Type") == "tree":
-                out.append(entry)
-                out.extend(self._list(repo, ms_rev, str(entry.get("Path")), recursive=True))
+    def _list(self, repo: RepoRef, ms_rev: str, *, budget: list[int]) -> list[dict]:
+        """The whole listing; where the server truncates a folder's at its cap, walk that folder's subfolders one by
+        one (iteratively: a server may nest deeper than Python's recursion limit). `budget` holds the listing
+        requests left for this resolve."""
+        out: list[dict] = []
+        folders: list[str | None] = [None]
+        while folders:
+            root = folders.pop()
+            entries = self._list_page(repo, ms_rev, root, True, budget)
+            if len(entries) < LISTING_CAP:
+                out.extend(entries)
+                continue
+            shallow = self._list_page(repo, ms_rev, root, False, budget)
+            if len(shallow) >= LISTING_CAP:
+                raise ProtocolError(
+                    f"The folder {root or '/'} of {self.ms_id(repo)} holds more than {LISTING_CAP} entries, more than "
+                    "ModelScope lists at once.",
+                    "Use a Hugging Face source for this repo.",
+                )
+            out.extend(shallow)
+            folders.extend(str(e.get("Path")) for e in shallow if isinstance(e, dict) and e.get("Type") == "tree")
         return out
 
-    def _list_page(self, repo: RepoRef, ms_rev: str, root: str | None, recursive: bool) -> list[dict]:
+    def _list_page(self, repo: RepoRef, ms_rev: str, root: str | None, recursive: bool, budget: list[int]) -> list[dict]:
+        if budget[0] <= 0:
+            raise ProtocolError(
+                f"{host_label(self.endpoint)} needed more than {MAX_LISTINGS} listing requests for "
+                f"{self.ms_id(repo)} (every folder truncated at {LISTING_CAP} entries); hfget stopped walking it.",
+                "Use a Hugging Face source for this repo.",
+            )
+        budget[0] -= 1
         url = (
             f"{self.endpoint}/api/v1/models/{self.ms_id(repo)}/repo/files?Revision={quote(ms_rev, safe='')}"
             f"&Recursive={recursive}" + (f"&Root={quote(root, safe='')}" if root else "")

@@ -63,10 +63,6 @@ class RemoteFile:
     lfs: bool = False
 
     @property
-    def is_lfs(self) -> bool:
-        return self.lfs
-
-    @property
     def etag(self) -> str | None:
         """The blob's name in the HF cache: the sha256 for LFS files, the git blob sha1 otherwise."""
         return self.sha256 if self.lfs else self.blob_id
@@ -85,14 +81,6 @@ class RemoteFile:
             return ("sha256", self.sha256)
         assert self.blob_id
         return ("git-sha1", self.blob_id)
-
-
-def lfs_pointer_oid(sha256: str, size: int) -> str:
-    """The git blob id of an LFS pointer file: what the hub lists as an LFS file's `oid`."""
-    import hashlib
-
-    pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
-    return hashlib.sha1(b"blob %d\0" % len(pointer) + pointer).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -207,7 +195,7 @@ def _segments(raw: str) -> tuple[str | None, list[str], str | None, bool]:
                                                           "www.modelscope.cn"):
         try:
             parts = urlsplit(raw if "://" in raw else "https://" + raw)
-            host, port = (parts.hostname or "").lower(), parts.port
+            host, _ = (parts.hostname or "").lower(), parts.port  # .port raises on a malformed port
         except ValueError:
             raise UsageError(f"{mask_url(raw)!r} is not a URL hfget can read (its host or port is malformed).",
                              "Pass owner/name, e.g. Qwen/Qwen3-4B.") from None

@@ -19,11 +19,11 @@ from pathlib import Path
 
 from .. import __version__
 from ..config import Settings
-from ..engine.digest import Digest
+from ..engine.digest import Digest, git_blob_sha1, lfs_pointer_oid
 from ..engine.events import EventSink, FileFinished, FileProgress, FileStarted, TransferFinished, TransferStarted
 from ..errors import DiskFullError, IntegrityError, NotCachedError, UsageError
-from ..fs.fsutil import disk_errors, git_blob_sha1
-from ..repo import RemoteFile, RepoRef, is_commit_sha, lfs_pointer_oid, parse_repo_id, select_files, validate_revision
+from ..fs.fsutil import disk_errors
+from ..repo import RemoteFile, RepoRef, is_commit_sha, parse_repo_id, select_files, validate_revision
 from ..store.hub_cache import HubCache
 from ..units import human_bytes
 from . import manifest as mf

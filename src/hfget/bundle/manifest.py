@@ -28,8 +28,9 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from ..engine.digest import lfs_pointer_oid
 from ..errors import BundleError, HfgetError
-from ..repo import RemoteFile, RepoRef, is_commit_sha, lfs_pointer_oid, parse_repo_id, safe_relpath, validate_revision
+from ..repo import RemoteFile, RepoRef, is_commit_sha, parse_repo_id, safe_relpath, validate_revision
 
 FORMAT = "hfget-bundle"
 FORMAT_VERSION = 1

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections import defaultdict
 from pathlib import Path
 
 from ..fs import locks

@@ -14,7 +14,6 @@ after another). Returns data (`VerifyReport`); `--repair` is in flows/repair.py.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import time
@@ -23,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..engine.digest import content_hasher
 from ..repo import RepoRef
 from ..store.cached import cached_commits, recorded_tree, snapshot_entries
 from ..store.hub_cache import HubCache
@@ -234,7 +234,7 @@ def _digest(path: str, algorithm: str, emit: HashSink) -> str | None:
     try:
         with open(path, "rb", buffering=0) as fh:
             size = os.fstat(fh.fileno()).st_size
-            h = hashlib.sha256() if algorithm == "sha256" else hashlib.sha1(b"blob %d\0" % size)
+            h = content_hasher(algorithm, size)
             buffer = bytearray(READ)
             view = memoryview(buffer)
             while n := fh.readinto(buffer):

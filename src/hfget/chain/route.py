@@ -39,7 +39,6 @@ class Candidate:
     reason: str
     proxy: Proxy | None = None
     unreachable: HfgetError | None = None  # set by probe()
-    latency: float | None = None
 
     @property
     def label(self) -> str:
@@ -178,13 +177,11 @@ def probe(candidates: list[Candidate], timeout: float) -> None:
         return
 
     def check(candidate: Candidate) -> None:
-        started = time.monotonic()
         try:
             candidate.source.client.request(
                 "HEAD", candidate.source.endpoint + "/", retry=False, follow_redirects=False,
                 timeout=(timeout, timeout),
             ).close()
-            candidate.latency = time.monotonic() - started
         except HfgetError as error:
             candidate.unreachable = error
 

@@ -18,20 +18,42 @@ from ..fs.fileio import pread_into
 READ_BACK = 8 << 20  # large: the hashing thread competes for the GIL with every connection, once per read
 
 
+def content_hasher(algo: str, size: int):
+    """A fresh hashlib object for a file's content id: "sha256" (LFS files) or "git-sha1", git's blob id, the sha1
+    of `blob {size}\\0` followed by the content. The one place that knows how a git blob id is made."""
+    if algo == "sha256":
+        return hashlib.sha256()
+    if algo == "git-sha1":
+        return hashlib.sha1(b"blob %d\0" % size)
+    raise ValueError(algo)
+
+
+def git_blob_sha1(path: Path) -> str:
+    """git's id for a file's content (read in chunks: constant memory)."""
+    h = content_hasher("git-sha1", os.stat(path).st_size)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(READ_BACK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def lfs_pointer_oid(sha256: str, size: int) -> str:
+    """The git blob id of an LFS pointer file: what the hub lists as an LFS file's `oid`."""
+    pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
+    h = content_hasher("git-sha1", len(pointer))
+    h.update(pointer)
+    return h.hexdigest()
+
+
 class Digest:
     """Streaming hash: sha256 (LFS files) or git's blob sha1 (`sha1("blob {size}\\0" + content)`)."""
 
     def __init__(self, algo: str, expected: str, size: int) -> None:
-        if algo not in ("sha256", "git-sha1"):
-            raise ValueError(algo)
         self.algo, self.expected, self.size = algo, expected, size
         self.reset()
 
     def reset(self) -> None:
-        if self.algo == "sha256":
-            self._h = hashlib.sha256()
-        else:
-            self._h = hashlib.sha1(b"blob %d\0" % self.size)
+        self._h = content_hasher(self.algo, self.size)
 
     def update(self, data: bytes | memoryview) -> None:
         self._h.update(data)

@@ -27,9 +27,9 @@ from .digest import Digest, FrontierHasher
 from .events import FileFailed, FileFinished, FileProgress, FileRetrying, FileStarted
 from .links import SharedLink
 from .partial_file import PartialFile
-from .server_limits import FailureWaves, HoldWatch, OriginCaps
 from .resume_state import load_done
 from .segments import IntervalSet, PieceSizes, Segment, SegmentPlan
+from .server_limits import FailureWaves, HoldWatch, OriginCaps
 
 
 @dataclass
@@ -384,15 +384,19 @@ class FileTask:
         with self.lock:
             while self._inflight_writes:
                 self._idle.wait(1.0)
-            partial, snapshot = self.partial, None
+            partial, snapshot, empty = self.partial, None, False
             if self._open():
                 snapshot = partial.snapshot(self.plan.done)
+                empty = not self.plan.done
         if partial is not None and not partial.closed:
-            try:
-                PartialFile.save(snapshot)
-            except OSError:
-                pass  # (a full disk) the state saved before still lists only bytes that are on disk
-            partial.close()
+            if empty:  # nothing worth resuming: leave no file behind (a failed first request, a refused gate)
+                partial.discard()
+            else:
+                try:
+                    PartialFile.save(snapshot)
+                except OSError:
+                    pass  # (a full disk) the state saved before still lists only bytes that are on disk
+                partial.close()
         self._release_file_lock()
 
     # --- finishing ------------------------------------------------------------------------------------------

@@ -125,14 +125,3 @@ def ensure_inside(target: Path, base: Path, shown: str) -> None:
             f"The file path {shown!r} would be written outside {base}; hfget refuses.",
             "This server is broken or hostile; use another source.",
         ) from None
-
-
-def git_blob_sha1(path: Path) -> str:
-    """git's id for a file's content: sha1 of `blob {size}\\0` + content (read in chunks)."""
-    import hashlib
-
-    h = hashlib.sha1(b"blob %d\0" % os.stat(path).st_size)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -33,7 +33,6 @@ everyone must be able to open everyone's lock files.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import secrets
 import socket

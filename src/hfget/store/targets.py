@@ -16,11 +16,11 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Protocol
 
-from ..engine.digest import Digest
+from ..engine.digest import Digest, git_blob_sha1
 from ..engine.resume_state import pending_bytes, state_path
 from ..errors import CacheBusyError
 from ..fs import winpaths
-from ..fs.fsutil import TEMP_ROOM, atomic_write, disk_errors, ensure_inside, git_blob_sha1
+from ..fs.fsutil import TEMP_ROOM, atomic_write, disk_errors, ensure_inside
 from ..fs.locks import new_owner
 from ..fs.repo_lock import RepoBusy, RepoLock
 from ..repo import RemoteFile, RepoRef, Snapshot

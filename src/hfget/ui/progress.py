@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TextIO
-
-from typing import NamedTuple
+from typing import NamedTuple, TextIO
 
 from rich.console import Console
 from rich.markup import escape
