@@ -77,7 +77,8 @@ def _regular_files_only(cache) -> None:
 def test_download_resume_second_revision_load_and_clean_without_posix(sim, cache):
     """The must-show: fcntl unimportable, symlinks refused (msvcrt's locks, no pwrite). A download killed halfway
     resumes with only the missing bytes; a second revision moves only what changed (the rest is copied from the
-    first, not fetched again); huggingface_hub loads both offline; `cache clean` of one leaves the other loadable."""
+    first, not fetched again); huggingface_hub loads both offline; `cache verify` finds the one damaged copy and
+    `--repair` mends it; `cache clean` of one revision leaves the other loadable."""
     repo = sim.repo(MODEL)
     main, old = repo.resolve("main"), repo.resolve("v1.0")
     weights = repo.commits[main]["model.safetensors"]
@@ -111,6 +112,20 @@ def test_download_resume_second_revision_load_and_clean_without_posix(sim, cache
     assert len(entry["revisions"]) == 2 and entry["size"] == sum(
         f.size for commit in (main, old) for f in repo.commits[commit].values())  # copies: each on disk once per
     #                                                                              revision, and counted so
+
+    # cache verify hashes every copy (without symlinks there is one per revision) and names only the bad one;
+    # --repair puts it right, here from the other revision's good copy (no byte has to move).
+    bad = cache / MODEL_DIR / "snapshots" / old / "tokenizer" / "vocab.txt"
+    with open(bad, "r+b") as fh:
+        fh.seek(10)
+        fh.write(b"X")
+    verify = run_hfget("cache", "verify", "--json", "--cache-dir", cache, "--only", "huggingface")
+    assert verify.returncode == 1, verify.stderr
+    assert [(b["revision"], b["path"], b["status"]) for b in json.loads(verify.stdout)["bad"]] == [
+        (old, "tokenizer/vocab.txt", "corrupt")]
+    repair = run_hfget("cache", "verify", MODEL, "--repair", "--endpoint", sim.url, "--cache-dir", cache)
+    assert repair.returncode == 0, repair.stdout + repair.stderr
+    assert offline_load(cache, MODEL, old) == expected_files(sim, MODEL, old)
 
     clean = run_hfget("cache", "clean", "--keep-latest", "--yes", "--cache-dir", cache, "--only", "huggingface")
     assert clean.returncode == 0 and "Freed" in clean.stdout, clean.stdout + clean.stderr
