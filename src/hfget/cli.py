@@ -210,8 +210,8 @@ def diagnose(
     ] = None,
     shell: Annotated[
         Optional[list[Shell]],
-        typer.Option("--shell", help="Also write the verdict's settings for this shell (repeatable; default on Windows: "
-                     "powershell and cmd).", show_default=False),
+        typer.Option("--shell", show_default=False,
+                     help="Also write the verdict's settings for this shell (repeatable; on Windows: powershell, cmd)."),
     ] = None,
     json_out: JsonOut = False,
     env_file: EnvFile = None,

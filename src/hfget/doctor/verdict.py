@@ -6,8 +6,9 @@ route advice helps while they stand. The route recommended is the first that wor
 has the probe repo. The fix is written as `.env` lines (hfget reads `.env`; so does any tool started through
 python-dotenv), as the same variables set in each shell asked for (`shell_lines`: PowerShell and cmd on Windows
 by default, quoted by shells.py so the shell takes them literally), and as the equivalent hfget flags, plus the
-settings to remove because they point at something dead. Settings already in effect from the environment or `.env` are not repeated; ones given as flags are, so
-they can be made permanent. Proxy passwords stay masked: the user writes their own.
+settings to remove because they point at something dead. Settings already in effect from the environment or `.env`
+are not repeated; ones given as flags are, so they can be made permanent. Proxy passwords stay masked: the user
+writes their own.
 """
 
 from __future__ import annotations
