@@ -97,7 +97,7 @@ def _held_mid_file(sim, path: str, argv: list[str], env, where: Path, pattern: s
         assert partial is not None, "no partial file appeared"
         yield partial
     finally:
-        proc.send_signal(signal.SIGKILL)
+        proc.kill()  # SIGKILL; TerminateProcess on Windows
         proc.wait(timeout=10)
         sim.clear_faults()
 
@@ -131,6 +131,8 @@ def undeletable(path: Path):
     ignores permissions) the immutable attribute, where the file system and capabilities allow it."""
     import pytest
 
+    if os.name != "posix":
+        pytest.skip("Windows ignores a folder's read-only mode, and has no chattr")
     if os.geteuid() != 0:
         mode = path.parent.stat().st_mode
         path.parent.chmod(0o555)
@@ -147,21 +149,21 @@ def undeletable(path: Path):
         subprocess.run(["chattr", "-i", str(path)], capture_output=True)
 
 
-def _start_hfget(sim, cache: Path, *extra: str) -> subprocess.Popen:
+def _start_hfget(sim, cache: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
     return hfget_process("download", MODEL, "model.safetensors", "--endpoint", sim.url, "--cache-dir", cache,
-                         "--connections", "4", *extra)
+                         "--connections", "4", *extra, env=env)
 
 
-def interrupt_halfway(sim, cache: Path, sig: int) -> tuple[subprocess.Popen, int]:
+def interrupt_halfway(sim, cache: Path, sig: int, env: dict | None = None) -> tuple[subprocess.Popen, int]:
     """Start hfget (4 connections) on the model's weights on a throttled simulator and send `sig` once about half
-    the file has been served. Returns the process and the bytes served."""
+    the file has been served. Returns the process and the bytes served. `env`: the process's environment."""
     repo = sim.repo(MODEL)
     f = repo.commits[repo.resolve("main")]["model.safetensors"]
     sim.rate_limit = 1_000_000  # per connection: 4 connections, about 1.5 s for the file
     # Nothing past three quarters of the file is served until the signal has gone out: the download is certainly
     # still running when it arrives, however late a loaded machine lets this test look at the byte count.
     sim.add_fault("stall", "model.safetensors", where="cdn", at=f.size * 3 // 4)
-    process = _start_hfget(sim, cache)
+    process = _start_hfget(sim, cache, env=env)
     deadline = time.monotonic() + 60
     while sim.body_bytes_served("/cdn/*") < f.size // 2:
         assert process.poll() is None, process.communicate()

@@ -31,6 +31,16 @@ _ISOLATE_NAMES = {
     "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE",
 }
 
+# The same suite runs on Windows and macOS runners (.github/workflows/ci.yml). What only some platforms have:
+POSIX = os.name == "posix"
+LINUX = sys.platform.startswith("linux")
+needs_posix_signals = pytest.mark.skipif(
+    not POSIX, reason="sends SIGKILL / SIGINT / SIGTERM to one process: Windows has no such signals (only termination)")
+needs_linux = pytest.mark.skipif(
+    not LINUX, reason="the non-POSIX stand-in (tests/nonposix_site) builds msvcrt's locks from Linux OFD locks")
+# kill -9: on Windows, Popen.send_signal(SIGTERM) is TerminateProcess, which is just as abrupt.
+SIGKILL = getattr(signal, "SIGKILL", signal.SIGTERM)
+
 VALID_TOKEN = "hf_simTokenAliceAAAABBBBCCCCDDDDEEEE1234"
 GATED_TOKEN = "hf_simTokenBobGatedAAAABBBBCCCCDDDD5678"
 
@@ -68,7 +78,8 @@ def hfget_process(*args: str, env: dict[str, str] | None = None, **popen) -> sub
     full_env = {**os.environ, "HF_HUB_DISABLE_TELEMETRY": "1", "PYTHONFAULTHANDLER": "1", **(env or {})}
     return subprocess.Popen(
         [sys.executable, "-m", "hfget", *map(str, args)], env=full_env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **popen,
+        stderr=subprocess.PIPE, text=True, **popen,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) if POSIX else None,
     )
 
 

@@ -21,21 +21,23 @@ HOME = Path(os.environ.get("HFGET_INTEROP_VENVS") or ROOT / ".venv" / "interop")
 
 
 def interop_venv(name: str, requirements: list[str], *, timeout: float = 900) -> Path:
-    """The `bin/` folder of a venv holding exactly `requirements`, built if missing or different."""
+    """The `bin/` folder (`Scripts\\` on Windows) of a venv holding exactly `requirements`, built if missing or
+    different."""
     folder = HOME / name
+    scripts = folder / ("Scripts" if os.name == "nt" else "bin")
     want = hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()
     stamp = folder / ".requirements.sha256"
     HOME.mkdir(parents=True, exist_ok=True)
     with FileLock(str(HOME / f"{name}.lock")):
         if stamp.exists() and stamp.read_text() == want:
-            return folder / "bin"
+            return scripts
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(folder)], check=True, timeout=120)
         # The outer environment's settings must not leak into the build (a PYTHONPATH pointing at hfget's own venv).
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PIP_REQUIRE_VIRTUALENV")}
         subprocess.run(
-            [str(folder / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            [str(scripts / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
              *requirements],
             check=True, timeout=timeout, env=env,
         )
         stamp.write_text(want)
-    return folder / "bin"
+    return scripts

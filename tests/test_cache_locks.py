@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -25,6 +23,9 @@ from hfget.fs import locks
 from hfget.fs.repo_lock import RepoBusy, RepoLock, live_markers
 
 HFGET = str(Path(sys.executable).with_name("hfget"))
+# flock stand-ins, setpriv, rlimits, a umask set for the child: POSIX tools. Windows' locks (msvcrt) are tested by
+# test_nonposix.py's stand-in, and the lock hfget takes there is filelock's (see the README, "Windows and macOS").
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX locks and process tools; see test_nonposix.py")
 MODEL_DIR = "models--hfget-demo--tiny-model"
 
 
@@ -125,16 +126,15 @@ def test_without_a_working_flock_a_clean_still_steps_around_a_running_download(s
     assert not leftovers(cache)
 
 
-@pytest.mark.parametrize("mode", ["noop", "enosys"])
-def test_without_a_working_flock_two_downloads_of_one_blob_each_write_their_own_partial(sim, cache, mode):
+def test_where_flock_excludes_nobody_two_downloads_of_one_blob_each_write_their_own_partial(sim, cache):
     """Where no lock excludes anyone, both processes download the same file at once: each into its own partial,
     each moved into place only verified, one correct blob in the end (the price is bandwidth, never the bytes)."""
     sim.add_fault("throttle", "model.safetensors", rate=500_000)
     args = ("download", MODEL, "model.safetensors", "--endpoint", sim.url, "--cache-dir", cache, "--connections", "4")
-    first = _start(*args, wrapper=_without_flock(mode))
+    first = _start(*args, wrapper=_without_flock("noop"))
     blobs = cache / MODEL_DIR / "blobs"
     _wait_for(lambda: hfget_partials(blobs))
-    second = _start(*args, wrapper=_without_flock(mode))
+    second = _start(*args, wrapper=_without_flock("noop"))
     # Both write at once, each its own file (with a lock that excluded, the second would wait instead).
     _wait_for(lambda: len(hfget_partials(blobs)) == 2)
     for process in (first, second):
@@ -146,6 +146,34 @@ def test_without_a_working_flock_two_downloads_of_one_blob_each_write_their_own_
     assert not leftovers(cache)
 
 
+def test_where_flock_is_refused_the_blob_lock_is_filelocks_soft_lock(sim, cache):
+    """flock refused (ENOSYS: NFS without a lock manager): filelock, hence huggingface_hub, falls back to its soft
+    lock there, and so does hfget: the lock file exists while held, with the holder's `pid\nhost\n` record. A second
+    download waits for it, writing nothing, then finds the blob in place; the lock file is gone afterwards."""
+    sim.add_fault("throttle", "model.safetensors", rate=500_000)
+    args = ("download", MODEL, "model.safetensors", "--endpoint", sim.url, "--cache-dir", cache, "--connections", "4",
+            "--json")
+    first = _start(*args, wrapper=_without_flock("enosys"))
+    blobs = cache / MODEL_DIR / "blobs"
+    _wait_for(lambda: hfget_partials(blobs))
+    weights = sim.repo(MODEL).commits[sim.repo(MODEL).refs["main"]]["model.safetensors"]
+    lock = cache / ".locks" / MODEL_DIR / f"{weights.content.sha256}.lock"
+    assert lock.read_text().splitlines()[0] == str(first.pid)  # filelock's record: pid, host
+    second = _start(*args, wrapper=_without_flock("enosys"))
+    _wait_for(lambda: list((cache / ".locks" / MODEL_DIR).glob("download.*.hfget")).__len__() == 2)
+    time.sleep(1)  # (nothing timed is asserted: only that the second writes no partial while the first holds)
+    assert len(hfget_partials(blobs)) == 1
+    results = []
+    for process in (first, second):
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+        results.append(json.loads(out))
+    assert [r["bytes_downloaded"] for r in results] == [weights.size, 0]
+    assert official_offline_load(cache, MODEL, files=["model.safetensors"])["files"] == {
+        "model.safetensors": weights.content.sha256}
+    assert not leftovers(cache) and not lock.exists()
+
+
 # --- markers of processes that are gone ---------------------------------------------------------------------------
 
 
@@ -154,7 +182,7 @@ def test_a_killed_download_does_not_hold_the_repo_forever(sim, cache):
     download = _start("download", MODEL, "--endpoint", sim.url, "--cache-dir", cache)
     blobs = cache / MODEL_DIR / "blobs"
     _wait_for(lambda: hfget_partial_bytes(blobs) > 0)
-    download.send_signal(signal.SIGKILL)
+    download.kill()
     download.wait(timeout=10)
     marker_dir = cache / ".locks" / MODEL_DIR
     assert list(marker_dir.glob("download.*.hfget"))  # kill -9 left its marker behind...
@@ -200,6 +228,8 @@ def test_cache_clean_of_a_repo_with_more_lock_files_than_the_descriptor_limit(si
     limit = 200  # well above what the interpreter needs, well below the lock files to check
 
     def low_limit():
+        import resource  # (POSIX only)
+
         resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
     listed = _hfget("cache", "list", "--json", "--cache-dir", cache, "--only", "huggingface", preexec=low_limit)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from cache_helpers import interrupt_halfway
-from conftest import dead_hfget_partial, hfget_partials, official_offline_load
+from conftest import SIGKILL, dead_hfget_partial, hfget_partials, needs_posix_signals, official_offline_load
 
 from hfget.engine.resume_state import state_path
 from hfget.engine.segments import PieceSizes
@@ -45,11 +45,17 @@ def _bytes_on_disk(partial: Path, f) -> int:
     return good
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+@pytest.mark.parametrize("sig", [
+    pytest.param(SIGKILL, id="kill-9"),
+    pytest.param(signal.SIGINT, id="ctrl-c", marks=needs_posix_signals),
+    pytest.param(signal.SIGTERM, id="sigterm", marks=needs_posix_signals),
+])
 def test_a_run_killed_halfway_resumes_with_only_the_missing_bytes(sim, cache, cli, sig):
+    """kill -9 leaves what the last state save recorded; Ctrl-C and SIGTERM (what `kill`, `timeout`, systemd and
+    container runtimes send) stop the download, save the partial's state and exit 130."""
     f = _weights(sim)
     process, served_first = interrupt_halfway(sim, cache, sig)
-    if sig == signal.SIGINT:
+    if sig in (signal.SIGINT, signal.SIGTERM):
         assert process.returncode == 130, process.stderr.read()
         assert "Run the same command again to resume" in process.stderr.read()
     assert f.size // 2 <= served_first < f.size
@@ -79,7 +85,7 @@ def other_sim():
 
 def test_resume_continues_from_another_source_with_the_same_hash(sim, other_sim, cache, cli):
     f = _weights(sim)
-    interrupt_halfway(sim, cache, signal.SIGKILL)
+    interrupt_halfway(sim, cache, SIGKILL)
     missing = f.size - _bytes_on_disk(_partial(cache, f), f)
     sim.clear_log()
     result = cli("download", MODEL, "model.safetensors", "--endpoint", other_sim.url, "--cache-dir", cache)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cache_helpers import MODEL, interrupt_halfway
-from conftest import expected_files, hfget_partials, leftovers, official_offline_load
+from conftest import SIGKILL, expected_files, hfget_partials, leftovers, needs_posix_signals, official_offline_load
 from hfget.engine.resume_state import state_path
 from hfget.testing.simrepo import SimRepo, blob_file, text_file
 from interop_envs import interop_venv
@@ -88,7 +88,8 @@ def _wait_for(predicate, process: subprocess.Popen, timeout: float = 60.0):
 # --- hfget killed, huggingface_hub 0.x next ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+@pytest.mark.parametrize("sig", [pytest.param(SIGKILL, id="kill-9"),
+                                 pytest.param(signal.SIGINT, id="ctrl-c", marks=needs_posix_signals)])
 def test_hub_0x_after_a_killed_multi_connection_hfget_gets_every_byte_right(sim, cache, cli, hf0, sig):
     f = _weights(sim)
     interrupt_halfway(sim, cache, sig)
@@ -129,7 +130,7 @@ def test_hfget_after_a_killed_official_client_resumes_its_prefix_and_gets_every_
     exe = hf0 if client == "0.x" else HF2
     official = _start(sim, exe, "download", big.repo_id, "model.safetensors", "--cache-dir", cache)
     (partial,) = _wait_for(lambda: _partial_of(client, blobs, f.etag), official)
-    official.send_signal(signal.SIGKILL)
+    official.kill()
     official.wait(timeout=10)
     prefix = partial.stat().st_size
     assert 0 < prefix < f.size
@@ -163,7 +164,7 @@ def test_cache_clean_incomplete_while_hf_download_is_writing(sim, cache, cli, bi
     blobs = _blobs(cache, big.repo_id)
     # Something the clean may take: what a killed hfget left of a file of another repo.
     stale = cache / "models--hfget-demo--tiny-model" / "blobs"
-    interrupt_halfway(sim, cache, signal.SIGKILL)
+    interrupt_halfway(sim, cache, SIGKILL)
     assert hfget_partials(stale)
     sim.add_fault("throttle", "model.safetensors", rate=3_000_000)  # some 8 s for 24 MiB
     writer = _start(sim, HF2, "download", big.repo_id, "--cache-dir", cache)

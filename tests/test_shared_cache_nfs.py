@@ -107,6 +107,8 @@ def shared_cache(request, tmp_path):
             _assert_locks_exclude_nothing(mount)
             yield SharedCache(mount / "hub", hfget)
         return
+    if os.name != "posix":
+        pytest.skip("replaces fcntl.flock, which Windows does not have (its locks: see test_nonposix.py)")
     wrapper = [sys.executable, "-c", NOOP_FLOCK + "import sys\nfrom hfget.cli import main\nsys.argv[0] = 'hfget'\n"
                "main()"]
     yield SharedCache(tmp_path / "shared" / "hub", wrapper)

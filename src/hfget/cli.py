@@ -32,6 +32,7 @@ from .ui.cli_common import (
     progress_mode,
     stderr_console,
 )
+from .ui.cli_env import Shell, verdict_shells
 from .ui.cli_env import env as env_command
 from .ui.cli_verify import verify as verify_command
 
@@ -207,6 +208,11 @@ def diagnose(
         Optional[float],
         typer.Option("--timeout", help="Seconds each step may take (default 4; the whole run takes at most ~3x).", show_default=False),
     ] = None,
+    shell: Annotated[
+        Optional[list[Shell]],
+        typer.Option("--shell", show_default=False,
+                     help="Also write the verdict's settings for this shell (repeatable; on Windows: powershell, cmd)."),
+    ] = None,
     json_out: JsonOut = False,
     env_file: EnvFile = None,
 ) -> None:
@@ -228,7 +234,7 @@ def diagnose(
         # A broken .env is one of the findings, not a reason to stop: strict=False keeps its problems as data.
         settings = config.resolve(flags, env_file=env_file, strict=False)
         settings_box.append(settings)
-        report = run(settings, str(parse_repo_spec(repo).repo) if repo else None)
+        report = run(settings, str(parse_repo_spec(repo).repo) if repo else None, verdict_shells(shell))
         from .ui.render_diagnose import diagnose as render
 
         _show(report, render, json_out, secrets())

@@ -68,7 +68,8 @@ class DiagnoseReport:
         return data
 
 
-def run(settings: Settings, repo: str | None = None) -> DiagnoseReport:
+def run(settings: Settings, repo: str | None = None, shells: tuple[str, ...] = ()) -> DiagnoseReport:
+    """Every route and check; the verdict's lines also for each of `shells` (doctor/shells.py names)."""
     started = time.monotonic()
     timeout = settings.seconds("HFGET_DIAGNOSE_TIMEOUT")
     deadline = started + 3 * timeout + 1
@@ -138,7 +139,7 @@ def run(settings: Settings, repo: str | None = None) -> DiagnoseReport:
         route.close()
     all_checks = found + proxy_snapshot + token_snapshot
 
-    found_verdict = verdict(settings, routes, all_checks, str(repo_ref))
+    found_verdict = verdict(settings, routes, all_checks, str(repo_ref), shells)
     return DiagnoseReport(str(repo_ref), timeout, routes, all_checks, found_verdict, time.monotonic() - started)
 
 

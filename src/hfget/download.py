@@ -18,11 +18,10 @@ from pathlib import Path
 from .chain.attempts import Attempt, attempt_of, best_error, combined_failure, with_attempts
 from .chain.resolve import first_snapshot
 from .chain.route import Candidate, plan, probe
-from .config import Settings
+from .config import Settings, expand_path
 from .engine.transfer import EventSink, FileJob, SourceSwitch, Transfer
-from .errors import HfgetError, NameCollisionError, UsageError, is_fall_through
+from .errors import HfgetError, UsageError, is_fall_through
 from .fs.fsutil import forget_resolved_paths
-from .fs.names import FolderNames, name_collisions, present_exactly
 from .modelscope import hf_id_for
 from .net.http import HttpClient, RetryPolicy
 from .net.proxy import ProxyConfig
@@ -32,6 +31,7 @@ from .redact import mask_url
 from .repo import RemoteFile, RepoRef, RepoSpec, Snapshot, is_commit_sha, select_files, validate_revision
 from .sources import unreachable_redirect
 from .store.hub_cache import HubCache
+from .store.pathnames import refuse_name_collisions, refuse_windows_names
 from .store.targets import CacheTarget, LocalDirTarget, Target
 
 
@@ -162,7 +162,8 @@ def download(
         winner, snapshot = _resolve(route.candidates, request, attempts)
         target.begin(snapshot)
         selected = _select(request, snapshot)
-        _refuse_name_collisions(target, request.repo, selected, snapshot.files)
+        refuse_name_collisions(target, request.repo, selected, snapshot.files)
+        refuse_windows_names(target, request.repo, selected, settings.flag("HFGET_WINDOWS_NAMES"))
         present = {f.path for f in selected if target.is_present(f)}
         result = DownloadResult(
             repo_id=request.repo.repo_id,
@@ -223,30 +224,6 @@ def download(
 def _resolve(candidates: list[Candidate], request: DownloadRequest, attempts: list[Attempt]) -> tuple[Candidate, Snapshot]:
     """The first candidate that resolves the snapshot; every one tried (or skipped) is recorded in `attempts`."""
     return first_snapshot(candidates, request.repo, request.revision, attempts)
-
-
-def _refuse_name_collisions(target: Target, repo: RepoRef, selected: list[RemoteFile], files) -> None:
-    """Two paths this file system takes for one (README.md and readme.md where case is ignored; é composed and
-    decomposed where names are normalised) would serve one file's bytes under the other's name: refuse, before
-    anything is written, when both would be in the snapshot (both selected, or one selected and the other already
-    there from an earlier run). Leaving one out is the way around it."""
-    pairs = name_collisions([f.path for f in selected], [f.path for f in files])
-    if not pairs:
-        return
-    folder = target.names_folder()
-    chosen = {f.path for f in selected}
-    pairs = [c for c in pairs if c.second in chosen or present_exactly(folder, c.second)]
-    names = FolderNames(folder)
-    clash = next((c for c in pairs if names.merges(c)), None)
-    if clash is None:
-        return  # this file system keeps them apart, or only one of them is wanted
-    raise NameCollisionError(
-        f"{repo} has two files this cache cannot tell apart: {clash.first!r} and {clash.second!r} ({clash.why}), "
-        f"and the file system at {names.folder} {names.describe(clash)}. Downloading both would serve one file's "
-        "bytes under the other's name, so nothing was written.",
-        f"Leave one out (--exclude {clash.second!r}), or download into a folder on a file system that keeps both "
-        "(--cache-dir or --local-dir on a case-sensitive file system).",
-    )
 
 
 def _outcomes(selected, present, failures, moved, delivered) -> list[FileOutcome]:
@@ -387,8 +364,9 @@ def _job(
 
 def _target(request: DownloadRequest, settings: Settings) -> Target:
     if request.local_dir is not None:
-        return LocalDirTarget(request.local_dir, request.repo)
-    return CacheTarget(HubCache(settings.hub_cache.value), request.repo)
+        return LocalDirTarget(expand_path(str(request.local_dir), settings.home), request.repo)
+    cache = HubCache(settings.hub_cache.value, disable_symlinks=settings.flag("HF_HUB_DISABLE_SYMLINKS"))
+    return CacheTarget(cache, request.repo)
 
 
 def _select(request: DownloadRequest, snapshot: Snapshot) -> list[RemoteFile]:

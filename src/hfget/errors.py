@@ -189,6 +189,12 @@ class NameCollisionError(HfgetError):
     kind = "name_collision"
 
 
+class UnstorableNameError(NameCollisionError):
+    """A path of the snapshot that the cache cannot store under its name (Windows' rules: `aux.json`, `a:b.txt`)."""
+
+    kind = "unstorable_name"
+
+
 class Interrupted(HfgetError):
     exit_code = EXIT_INTERRUPTED
     kind = "interrupted"

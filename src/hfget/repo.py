@@ -281,7 +281,9 @@ def safe_relpath(path: object, where: str) -> str:
         reason = "is empty or not a string"
     elif "\x00" in path or any(ord(c) < 32 for c in path):
         reason = "contains control characters"
-    elif path.startswith("/") or "\\" in path or re.match(r"^[A-Za-z]:", path):
+    elif path.startswith("/") or "\\" in path or re.match(r"^[A-Za-z]:(/|$)", path):
+        # (`a:b.txt` is a name Linux stores and Windows cannot: store/pathnames.py refuses it there, with its name
+        # and --exclude as the way around, and ensure_inside would still stop it from naming another drive.)
         reason = "is absolute or uses backslashes"
     elif len(path) > MAX_PATH_LENGTH or any(len(p.encode()) > MAX_SEGMENT_LENGTH for p in path.split("/")):
         reason = "is too long"

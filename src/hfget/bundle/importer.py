@@ -25,6 +25,7 @@ from ..config import Settings
 from ..engine.digest import Digest
 from ..engine.events import EventSink, FileFinished, FileProgress, FileStarted, TransferFinished, TransferStarted
 from ..errors import BundleError, HfgetError
+from ..fs import winpaths
 from ..fs.fsutil import disk_errors
 from ..repo import RepoRef
 from ..store.hub_cache import HubCache
@@ -66,9 +67,9 @@ def import_bundle(path: Path, settings: Settings, *, on_event: EventSink | None 
     path = Path(path).expanduser().absolute()
     layout = archive.scan(path)
     manifest = layout.manifest
-    cache = HubCache(settings.hub_cache.value)
+    cache = HubCache(settings.hub_cache.value, disable_symlinks=settings.flag("HF_HUB_DISABLE_SYMLINKS"))
     cache.check_writable()
-    _check_targets(cache, manifest, path)
+    _check_targets(cache, manifest, path, settings.flag("HFGET_WINDOWS_NAMES"))
     todo = [r for r in manifest.revisions if not _files_complete(cache, r)]
     plan = _Plan.make(cache, manifest, todo)
     cache.check_free_space(plan.bytes_needed)
@@ -94,8 +95,9 @@ def import_bundle(path: Path, settings: Settings, *, on_event: EventSink | None 
 # --- phase 1: checks that write nothing -------------------------------------------------------------------------
 
 
-def _check_targets(cache: HubCache, manifest: Manifest, path: Path) -> None:
-    """Every snapshot path must stay inside its snapshot folder, as the cache is now (symlinked folders included)."""
+def _check_targets(cache: HubCache, manifest: Manifest, path: Path, windows_names: bool) -> None:
+    """Every snapshot path must stay inside its snapshot folder, as the cache is now (symlinked folders included),
+    and be a name this cache can store (Windows' rules, where they apply: fs/winpaths.py)."""
     for revision in manifest.revisions:
         for f in revision.bundled:
             try:
@@ -103,6 +105,16 @@ def _check_targets(cache: HubCache, manifest: Manifest, path: Path) -> None:
             except HfgetError as error:
                 raise BundleError(f"The bundle {path} is refused: {error.message}",
                                   "Nothing was written. Do not use this bundle.") from None
+    bad = [(r.repo, f.path, why)
+           for r in manifest.revisions for f in r.bundled if (why := winpaths.path_problem(f.path))]
+    because = winpaths.rules_apply(cache.root, forced=windows_names) if bad else None
+    if because:
+        repo, name, why = bad[0]
+        raise BundleError(
+            f"The bundle {path} holds {len(bad)} file(s) Windows cannot store under their names, such as {name!r} "
+            f"of {repo} ({why}); {because}. Nothing was written.",
+            f"Export the bundle again without them (hfget bundle export ... --exclude {name!r}).",
+        )
 
 
 def _files_complete(cache: HubCache, revision: BundleRevision) -> bool:

@@ -305,6 +305,8 @@ def _remove_blobs(blobs: list[Path], repo_path: Path, root: Path) -> None:
     files = [b for b in ours if not (b.is_dir() and not b.is_symlink())]
     for folder in set(ours) - set(files):
         safety.remove(folder, root)  # never expected in blobs/; rmtree here would still not follow links
+    for blob in files:
+        safety.make_removable(blob)  # huggingface_hub's deletion gives up on read-only files, as Windows does
     strategy = DeleteCacheStrategy(
         expected_freed_size=0, blobs=frozenset(files), refs=frozenset(), repos=frozenset(),
         snapshots=frozenset(), cache_dir=root,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..config import DEFAULT, DERIVED, DOTENV, ENV, FLAG, Settings, Value
+from ..config import DEFAULT, DERIVED, DOTENV, ENV, FLAG, Settings, Value, expand_path
 from ..errors import UsageError
 from .model import CACHE_NAMES, HF, MS, CacheRoot
 
@@ -24,9 +24,7 @@ def modelscope_cache(settings: Settings) -> Value:
     which the scanner finds below it)."""
     value = settings["MODELSCOPE_CACHE"]
     if value.is_set:
-        raw = value.value
-        path = settings.home / raw[2:] if raw.startswith("~/") else Path(os.path.expandvars(raw)).expanduser()
-        return Value(str(path), value.origin, value.where)
+        return Value(str(expand_path(value.value, settings.home)), value.origin, value.where)
     return Value(str(settings.home / ".cache" / "modelscope"), DEFAULT)
 
 

@@ -3,7 +3,8 @@ running download holds is deleted under it.
 
 - `remove(path, root)` deletes a file, a symlink (the link, never its target) or a folder tree, after checking that
   the path is lexically under `root` *and* that its folder resolves under `root` (no symlinked folder on the way out).
-  Folder trees go through `shutil.rmtree`, which never follows symlinks inside the tree.
+  Folder trees go through `shutil.rmtree`, which never follows symlinks inside the tree. A read-only file (or
+  folder) is made writable first when its deletion is refused: Windows cannot delete read-only files at all.
 - `held_for_deletion(...)` holds a repo for the time of a deletion, or raises InUse saying who is in the way: for the
   Hugging Face cache hfget's repo lock, exclusive (no hfget download starts meanwhile, and none was running), then
   every blob lock that huggingface_hub and hfget take, checked one at a time (a repo may have more lock files than
@@ -15,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,9 +75,46 @@ def remove(path: Path, root: Path) -> None:
     except FileNotFoundError:
         return
     if stat.S_ISDIR(mode):
-        shutil.rmtree(path)
+        _rmtree(path)
     else:
-        os.unlink(path)
+        _retry_writable(os.unlink, path)
+
+
+def make_removable(path: Path) -> None:
+    """Clear a file's read-only mode (Windows' read-only attribute) so it can be deleted; never through a link."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return
+    if not stat.S_ISLNK(st.st_mode) and not st.st_mode & stat.S_IWRITE:
+        os.chmod(path, stat.S_IMODE(st.st_mode) | stat.S_IWRITE)
+
+
+def _retry_writable(delete, path) -> None:
+    """`delete(path)`; if refused because `path` is read-only, make it writable and try once more."""
+    try:
+        delete(path)
+    except PermissionError:
+        try:
+            read_only = not os.lstat(path).st_mode & stat.S_IWRITE
+        except OSError:
+            read_only = False
+        if not read_only:
+            raise
+        make_removable(path)
+        delete(path)
+
+
+def _rmtree(path: Path) -> None:
+    def again(function, failed, error) -> None:  # rmtree's own deletion of `failed` was refused
+        if function not in (os.unlink, os.remove, os.rmdir):
+            raise error if isinstance(error, BaseException) else error[1]  # (onerror passes exc_info)
+        _retry_writable(function, failed)
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=again)
+    else:
+        shutil.rmtree(path, onerror=again)
 
 
 def remove_empty_dir(path: Path, root: Path) -> None:

@@ -11,6 +11,7 @@ would use.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,6 +35,8 @@ KEYS: dict[str, str | None] = {
     "HF_HUB_CACHE": None,
     "HUGGINGFACE_HUB_CACHE": None,  # legacy name, still honoured by huggingface_hub
     "HF_HUB_OFFLINE": "0",
+    "HF_HUB_DISABLE_SYMLINKS": "0",  # as in huggingface_hub: plain files in snapshots/ even where symlinks work
+    "HFGET_WINDOWS_NAMES": "0",  # 1: refuse names Windows cannot store even off Windows (a cache Windows reads too)
     "HTTP_PROXY": None,
     "HTTPS_PROXY": None,
     "ALL_PROXY": None,
@@ -231,10 +234,34 @@ class Settings:
         return number
 
 
+_VARIABLE = re.compile(r"\$\{(?P<braced>[^}]+)\}|\$(?P<plain>[A-Za-z_][A-Za-z0-9_]*)|%(?P<percent>[^%]+)%")
+
+
+def expand_path(raw: str, home: Path, *, windows: bool | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """A path as users write it in a flag, the environment or `.env`, as huggingface_hub reads its own path
+    settings (expanduser, then expandvars): a leading `~` is `home` (`~/models`, and `~\\models` on Windows);
+    `$VAR` and `${VAR}` are expanded, and on Windows `%VAR%` too (names in any case, as Windows has them). A
+    variable that is not set is left as written."""
+    windows = os.name == "nt" if windows is None else windows
+    environ = os.environ if environ is None else environ
+    if raw == "~":
+        return home
+    if raw[:1] == "~" and raw[1:2] in (("/", "\\") if windows else ("/",)):
+        raw = str(home) + raw[1:]
+    by_name = {k.upper(): v for k, v in environ.items()} if windows else environ
+
+    def value(match: re.Match) -> str:
+        name = match["braced"] or match["plain"] or match["percent"]
+        if match["percent"] is not None and not windows:
+            return match[0]
+        found = by_name.get(name.upper() if windows else name)
+        return match[0] if found is None else found
+
+    return Path(_VARIABLE.sub(value, raw))
+
+
 def _expand(raw: str, home: Path) -> Path:
-    if raw == "~" or raw.startswith("~/"):
-        return home / raw[2:]
-    return Path(os.path.expandvars(raw))
+    return expand_path(raw, home)
 
 
 def clean_token(raw: str) -> str:
@@ -302,7 +329,7 @@ def resolve(
 def _env_file(given: Path | str | None, cwd: Path, home: Path) -> EnvFile | None:
     if given is None:
         return envfile.find(cwd, home)
-    path = Path(given).expanduser()
+    path = expand_path(str(given), home)
     if not path.is_file():
         raise UsageError(
             f"The .env file {path} does not exist or is not a file.",

@@ -129,7 +129,27 @@ def cache_checks(settings: Settings) -> list[Check]:
         ("HF_HOME", settings.hf_home.value),
         ("ModelScope cache", ms_cache),
     ]
-    return [_folder_check(name, Path(os.path.expanduser(path))) for name, path in folders]
+    checks = [_folder_check(name, Path(os.path.expanduser(path))) for name, path in folders]
+    return checks + _symlink_check(settings, Path(settings.hub_cache.value))
+
+
+def _symlink_check(settings: Settings, cache: Path) -> list[Check]:
+    """Whether the hub cache holds symlinks (it is probed only where it exists: nothing is created for this)."""
+    if settings.flag("HF_HUB_DISABLE_SYMLINKS"):
+        origin = settings["HF_HUB_DISABLE_SYMLINKS"].describe()
+        return [Check("cache", "symlinks", INFO, f"off (HF_HUB_DISABLE_SYMLINKS, {origin}): each revision keeps its "
+                      "own copy of every file, as huggingface_hub does")]
+    if not cache.is_dir():
+        return []
+    from ..fs.symlinks import symlinks_work
+
+    if symlinks_work(cache):
+        return [Check("cache", "symlinks", OK, f"{cache} holds symlinks: revisions share their files")]
+    hint = ("On Windows, turn on Developer Mode (Settings, System, For developers), or put the cache on an NTFS "
+            "drive; elsewhere, on a file system with symlinks.")
+    return [Check("cache", "symlinks", WARN, f"{cache} cannot hold symlinks (a FAT/exFAT drive, a share, or Windows "
+                  "without Developer Mode): each revision keeps its own copy of every file, as huggingface_hub does "
+                  "there", hint)]
 
 
 def _folder_check(name: str, path: Path) -> Check:

@@ -4,9 +4,11 @@ The verdict starts from the settings the checks found broken (an endpoint or pro
 that is not KEY=VALUE, a cache folder that is a file): each with its fix, before any advice about routes, since no
 route advice helps while they stand. The route recommended is the first that works in the download's own order (`route.plan`), preferring one that
 has the probe repo. The fix is written as `.env` lines (hfget reads `.env`; so does any tool started through
-python-dotenv) and as the equivalent hfget flags, plus the settings to remove because they point at something
-dead. Settings already in effect from the environment or `.env` are not repeated; ones given as flags are, so
-they can be made permanent. Proxy passwords stay masked: the user writes their own.
+python-dotenv), as the same variables set in each shell asked for (`shell_lines`: PowerShell and cmd on Windows
+by default, quoted by shells.py so the shell takes them literally), and as the equivalent hfget flags, plus the
+settings to remove because they point at something dead. Settings already in effect from the environment or `.env`
+are not repeated; ones given as flags are, so they can be made permanent. Proxy passwords stay masked: the user
+writes their own.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ..net.proxy import ProxyConfig, mask_url
 from ..net.proxy import resolve as resolve_proxies
 from .checks import FAIL, Check
 from .netcheck import RouteReport
+from .shells import Assignment, ShellQuoteError, comment, line
 
 LAYER_NAMES = {"proxy": "the proxy", "dns": "DNS", "tcp": "TCP connect", "tls": "TLS", "http": "HTTP (API)",
                "speed": "throughput"}
@@ -36,17 +39,33 @@ class Verdict:
     failures: list[str] = field(default_factory=list)  # each route that fails: its failing layer and why
     advice: list[str] = field(default_factory=list)
     fix_first: list[str] = field(default_factory=list)  # settings the checks found broken, each with its fix
+    shell_lines: dict[str, list[str]] = field(default_factory=dict)  # env_lines, as each shell asked for sets them
 
 
 BROKEN_GROUPS = ("settings", "conflicts", "cache")  # where a failed check is a setting to fix, not a route
 
 
-def verdict(settings: Settings, routes: list[RouteReport], checks: list[Check], repo: str) -> Verdict:
+def verdict(settings: Settings, routes: list[RouteReport], checks: list[Check], repo: str,
+            shells: tuple[str, ...] = ()) -> Verdict:
     fix_first = [f"{c.detail}. Fix: {c.hint}" if c.hint else c.detail for c in checks
                  if c.status == FAIL and c.group in BROKEN_GROUPS]
     found = _verdict(settings, routes, checks, repo)
     found.fix_first = fix_first
+    found.shell_lines = {shell: in_shell(found.env_lines, shell) for shell in shells if found.env_lines}
     return found
+
+
+def in_shell(env_lines: list[str], shell: str) -> list[str]:
+    """`.env` lines (KEY=value) as `shell` sets the same variables for the session; a comment in place of a value
+    the shell cannot take literally (cmd and `%NAME%`, say)."""
+    out = []
+    for text in env_lines:
+        name, _, value = text.partition("=")
+        try:
+            out.append(line(Assignment(name, value), shell))
+        except ShellQuoteError as error:
+            out.append(comment(f"{name}: {error}; use the .env line", shell))
+    return out
 
 
 def _verdict(settings: Settings, routes: list[RouteReport], checks: list[Check], repo: str) -> Verdict:

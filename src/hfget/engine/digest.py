@@ -13,6 +13,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from ..fs.fileio import pread_into
+
 READ_BACK = 8 << 20  # large: the hashing thread competes for the GIL with every connection, once per read
 
 
@@ -120,7 +122,7 @@ class FrontierHasher:
                     if self._buffer is None:  # one buffer per file, reused: no 8 MiB allocation per read
                         self._buffer = bytearray(READ_BACK)
                     view = memoryview(self._buffer)[: min(READ_BACK, end - self.cursor)]
-                    n = os.preadv(self.fd, [view], self.cursor)
+                    n = pread_into(self.fd, view, self.cursor)
                     if not n:
                         if self.abandoned:  # the partial was truncated for a fresh start meanwhile
                             break

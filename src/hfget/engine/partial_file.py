@@ -13,6 +13,7 @@ import os
 import time
 from pathlib import Path
 
+from ..fs.fileio import open_binary, pwrite_all
 from .resume_state import SAVE_EVERY, SAVE_INTERVAL, StateWriter
 from .segments import IntervalSet
 
@@ -23,7 +24,7 @@ class PartialFile:
     def __init__(self, path: Path, size: int, algo: str, expected: str, *, stateful: bool) -> None:
         self.path = path
         self._identity = (size, algo, expected)
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        self.fd = open_binary(path, os.O_RDWR | os.O_CREAT)
         self.state = StateWriter(path, size, algo, expected, exists=stateful)
         self.stateful = stateful  # the partial has (or may have) holes, so the state file describes it
         self._unsaved = 0
@@ -31,10 +32,7 @@ class PartialFile:
         self._last_save = 0.0
 
     def pwrite(self, at: int, data: memoryview) -> None:
-        view = data
-        while view:
-            written = os.pwrite(self.fd, view, at)
-            view, at = view[written:], at + written
+        pwrite_all(self.fd, data, at)
 
     # --- bookkeeping (under the caller's lock) --------------------------------------------------------------
 

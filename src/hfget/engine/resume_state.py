@@ -19,6 +19,7 @@ import os
 import threading
 from pathlib import Path
 
+from ..fs.fileio import open_binary, pwrite_all
 from ..fs.fsutil import file_size
 from .segments import IntervalSet
 
@@ -122,11 +123,11 @@ class StateWriter:
                 return  # a newer snapshot is already on disk, or the file is finished
             data = json.dumps({**self.header, "done": ranges}, separators=(",", ":")).encode()
             if self._fd < 0:
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o666)
+                self._fd = open_binary(self.path, os.O_WRONLY | os.O_CREAT)
                 self._may_exist = True
                 self._length = os.fstat(self._fd).st_size
             padded = data.ljust(self._length)
-            os.pwrite(self._fd, padded, 0)
+            pwrite_all(self._fd, padded, 0)
             self._length = len(padded)
             self._saved_seq = seq
 

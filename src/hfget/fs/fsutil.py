@@ -43,6 +43,9 @@ def permission_error(root: Path, where: Path, why: str | None = None) -> CachePe
     )
 
 
+TEMP_ROOM = 14  # characters atomic_write's temporary name adds to the final one: "." + name + ".XXXXXXXX.tmp"
+
+
 def atomic_write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -1,11 +1,11 @@
 """Locks on a cache that other programs share, and how hfget tells a live process from a dead one.
 
-Three kinds of lock, all here so that one module knows how locking works on this platform (issue #17 brings Windows
-and macOS: `try_flock` is the one place to teach msvcrt):
+Three kinds of lock, all here so that one module knows how locking works (the platform's own locks — flock,
+msvcrt, or none — are in oslocks.py, filelock's soft lock for the last case in softlock.py):
 
 - `BlobLock`: the lock huggingface_hub takes for a blob, `.locks/{repo folder}/{etag}.lock`, held exclusively while
-  a blob is written. huggingface_hub takes it through `filelock`, which is `flock(2)` on POSIX, so hfget takes the
-  same `flock` on the same file and the two tools wait for each other.
+  a blob is written. huggingface_hub takes it through `filelock`; hfget takes the same lock on the same file (flock
+  on POSIX, byte 0 on Windows, a soft lock where there are no locks), so the two tools wait for each other.
 - `check(path)`: is some process holding a lock file right now? One descriptor at a time, opened read-only and never
   created, so that `cache clean` works past the descriptor limit, on other users' lock files, and says "permission
   denied" when that is what happened instead of "in use".
@@ -16,13 +16,14 @@ and macOS: `try_flock` is the one place to teach msvcrt):
   `.locks/{repo folder}/{download|clean}.{owner}.hfget`, whose unique name needs no lock at all. A download
   announces itself with its marker and then looks for a live clean marker; a clean announces itself and then looks
   for live download markers; whichever looks second sees the other, so the two never overlap even where `flock`
-  excludes nothing.
+  excludes nothing. On Windows (msvcrt has exclusive locks only) the markers are the whole repo lock.
 
-A marker belongs to a live process when (see `owner_alive`): its owner holds the `flock` it takes on its marker (a
+A marker belongs to a live process when (see `owner_alive`): its owner holds the lock it takes on its marker (a
 no-op `flock` never reports a holder, so this can only say "alive"); or, on this host, the owner's pid exists and
-the marker was refreshed recently; or, from another host, the marker was refreshed within `STALE_AFTER` (owners
-touch it every `HEARTBEAT` seconds). A process killed with `kill -9` therefore stops counting at once on the same
-host and after `STALE_AFTER` from elsewhere.
+the marker was refreshed recently (where the pid cannot be asked, a working lock nobody holds means the owner is
+gone); or, from another host, the marker was refreshed within `STALE_AFTER` (owners touch it every `HEARTBEAT`
+seconds). A process killed with `kill -9` therefore stops counting at once on the same host and after
+`STALE_AFTER` from elsewhere.
 
 Lock and marker files are created with mode 0o664 whatever the umask, exactly as huggingface_hub 2.x creates its
 lock files (`filelock` with an explicit `mode`, which survives the umask): in a cache shared by a team's accounts,
@@ -31,7 +32,6 @@ everyone must be able to open everyone's lock files.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import secrets
@@ -41,60 +41,33 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-LOCK_MODE = 0o664
+from . import oslocks, softlock
+
 HEARTBEAT = 30.0  # seconds between refreshes of a live marker
 STALE_AFTER = 600.0  # a marker not refreshed for this long belongs to no live process (allows for clock skew)
 REPO_LOCK_NAME = "repo.hfget-lock"
 MARKER_SUFFIX = ".hfget"
 DOWNLOAD, CLEAN = "download", "clean"
 
-# Errors that mean "this file system has no working flock" rather than "someone holds it". EBADF: NFS emulates flock
-# with POSIX locks, which need a descriptor open for writing to lock exclusively.
-_NO_FLOCK = {errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EBADF, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
-_CONTENDED = {errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES}
-
 
 def try_flock(fd: int, exclusive: bool) -> bool | None:
-    """Try a non-blocking flock: True (got it), False (another holder), None (no flock here: markers must do)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no shared locks at all; #17 may add msvcrt for exclusive ones
-        return None
-    try:
-        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno in _CONTENDED:
-            return False
-        if exc.errno in _NO_FLOCK:
-            return None
-        raise
-    return True
+    """Try a non-blocking lock: True (got it), False (another holder), None (none such here: markers must do)."""
+    return oslocks.try_lock(fd, exclusive)
 
 
 def release_flock(fd: int) -> None:
-    try:
-        import fcntl
-
-        fcntl.flock(fd, fcntl.LOCK_UN)
-    except (ImportError, OSError):
-        pass  # closing the descriptor drops it anyway
+    oslocks.unlock(fd)
 
 
 def open_lock_file(path: Path) -> int:
-    """Open (creating it 0o664 if needed) a lock file for locking. Read-only when it is another user's file that
-    this user may not write: `flock` works on such a descriptor on local file systems."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, LOCK_MODE)
-    except FileExistsError:
-        try:
-            return os.open(path, os.O_RDWR)
-        except PermissionError:
-            return os.open(path, os.O_RDONLY)
-    try:
-        os.fchmod(fd, LOCK_MODE)  # the mode survives the umask, as huggingface_hub's lock files do
-    except (OSError, AttributeError):
-        pass
-    return fd
+    """Open (creating it 0o664 if needed) a lock file for locking (oslocks.create_or_open)."""
+    return oslocks.create_or_open(path)[0]
+
+
+def lock_marker(fd: int) -> None:
+    """Hold a marker file's lock for as long as its owner lives: its proof of life where locks work. (Nobody else
+    ever locks a marker exclusively; under msvcrt the lock sits past the marker's text, which stays readable.)"""
+    oslocks.try_lock(fd, exclusive=True, offset=oslocks.MARKER_OFFSET)
 
 
 # --- is a lock held? -------------------------------------------------------------------------------------------
@@ -129,19 +102,17 @@ def check(path: Path, *, exclusive: bool = False) -> LockCheck:
     except OSError as exc:
         return LockCheck(path, UNREADABLE, f"could not open {path}: {exc.strerror or exc}")
     try:
-        got = try_flock(fd, exclusive)
-        if got is None:
-            # No flock here: huggingface_hub then falls back to filelock's SoftFileLock, where the lock file exists
-            # exactly while it is held. Its presence is all there is to go by.
-            return LockCheck(path, HELD, "no flock on this file system: the lock file's presence means held")
-        if got:
-            release_flock(fd)
-            return LockCheck(path, FREE)
-        return LockCheck(path, HELD)
+        held = oslocks.probe(fd, exclusive=exclusive)
     except OSError as exc:
         return LockCheck(path, UNREADABLE, f"could not lock {path}: {exc.strerror or exc}")
     finally:
         os.close(fd)
+    if held is None:
+        # No file locks here: huggingface_hub then falls back to filelock's SoftFileLock, where the lock file exists
+        # exactly while it is held, with its holder's record (softlock.py judges it).
+        soft, who = softlock.holder(path)
+        return LockCheck(path, MISSING) if soft is None else LockCheck(path, HELD if soft else FREE, who)
+    return LockCheck(path, HELD if held else FREE)
 
 
 # --- the blob lock ----------------------------------------------------------------------------------------------
@@ -152,11 +123,13 @@ class BlobLock:
     blob another process is writing. Held from the first byte to the move into place, and released by whichever
     connection finishes last, hence not thread-bound.
 
-    A plain `flock`, exactly what `filelock` (huggingface_hub's lock) takes on POSIX, without its per-lock
-    bookkeeping: for a repo of hundreds of small files that bookkeeping cost more than the downloads. Within one
-    process the lock is also kept in a table, so two tasks of one process never share a blob even where `flock`
-    excludes nothing. Where there is no flock at all the lock is granted: correctness then rests on each process
-    writing its own uniquely named partial and moving only verified bytes into place by an atomic rename.
+    The lock `filelock` (huggingface_hub's lock) takes on this platform — `flock` on POSIX, byte 0 under msvcrt on
+    Windows (oslocks.py) — without its per-lock bookkeeping: for a repo of hundreds of small files that bookkeeping
+    cost more than the downloads. Where the platform or the file system has no locks, filelock's soft lock instead
+    (softlock.py), as huggingface_hub falls back to it there. Within one process the lock is also kept in a table,
+    so two tasks of one process never share a blob even where locks exclude nothing. Correctness never rests on the
+    lock alone: each process writes its own uniquely named partial and moves only verified bytes into place by an
+    atomic rename.
     """
 
     _held: set[str] = set()  # paths some task of this process holds right now (empty again when all are released)
@@ -165,6 +138,7 @@ class BlobLock:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd = -1
+        self._soft = False
         self._key = ""
 
     def try_acquire(self) -> bool:
@@ -174,28 +148,43 @@ class BlobLock:
                 return False
             BlobLock._held.add(key)
         try:
-            fd = self._open()
-            try:
-                got = try_flock(fd, exclusive=True)
-            except OSError:
-                os.close(fd)
-                raise
+            fd, soft = self._take()
         except BaseException:
             self._forget(key)
             raise
-        if got is False:
-            os.close(fd)
+        if fd is None:
             self._forget(key)
             return False
-        self._fd, self._key = fd, key
+        self._fd, self._soft, self._key = fd, soft, key
         return True
 
-    def _open(self) -> int:
+    def _take(self) -> tuple[int | None, bool]:
+        """(descriptor or None if another holds it, whether it is a soft lock)."""
+        if oslocks.backend() == oslocks.NONE:
+            return self._in_folder(softlock.acquire), True
+        fd, created = self._in_folder(oslocks.create_or_open)
         try:
-            return open_lock_file(self.path)
+            got = oslocks.try_lock(fd, exclusive=True)
+        except OSError:
+            os.close(fd)
+            raise
+        if got is None:  # a file system without locks (flock: ENOSYS, ENOLCK): a soft lock, as filelock does there
+            if created:
+                softlock.claim(fd)  # this call created the file: it is ours
+                return fd, True
+            os.close(fd)
+            return softlock.acquire(self.path), True
+        if not got:
+            os.close(fd)
+            return None, False
+        return fd, False
+
+    def _in_folder(self, take):
+        try:
+            return take(self.path)
         except FileNotFoundError:  # the folder is not there (yet, or any more after a cache clean)
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            return open_lock_file(self.path)
+            return take(self.path)
 
     @staticmethod
     def _forget(key: str) -> None:
@@ -204,9 +193,14 @@ class BlobLock:
 
     def release(self) -> None:
         fd, self._fd = self._fd, -1
-        if fd >= 0:
-            os.close(fd)  # closing the only descriptor drops the flock
-            self._forget(self._key)
+        if fd < 0:
+            return
+        if self._soft:
+            softlock.release(self.path, fd)
+        else:
+            oslocks.unlock(fd)
+            os.close(fd)
+        self._forget(self._key)
 
 
 # --- owners: who wrote a marker or a partial, and are they alive? -----------------------------------------------
@@ -240,21 +234,6 @@ def set_live(owner: str, alive: bool) -> None:
         (_live.add if alive else _live.discard)(owner)
 
 
-def _pid_exists(pid: int) -> bool | None:
-    """None when this platform cannot tell (Windows: os.kill(pid, 0) would send CTRL_C_EVENT there)."""
-    if os.name != "posix":
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, under another user
-    except OSError:
-        return None
-    return True
-
-
 def owner_alive(owner: str, marker: Path | None, now: float | None = None) -> bool:
     """Whether the process named `owner` may still be working. `marker` is its marker file (None if there is none:
     then it finished or was killed long enough ago that its marker was swept)."""
@@ -266,7 +245,8 @@ def owner_alive(owner: str, marker: Path | None, now: float | None = None) -> bo
         return False
     except OSError:
         return True  # cannot tell: assume alive, never delete under a running process
-    if _held_by_flock(marker):  # a no-op flock never reports a holder: this can only prove life
+    held = _marker_held(marker)
+    if held:  # a no-op flock never reports a holder: this can only prove life
         return True
     parsed = parse_owner(owner)
     fresh = (now if now is not None else time.time()) - mtime < STALE_AFTER
@@ -277,31 +257,40 @@ def owner_alive(owner: str, marker: Path | None, now: float | None = None) -> bo
         if pid == os.getpid():
             with _live_table:
                 return owner in _live
-        exists = _pid_exists(pid)
+        exists = oslocks.pid_exists(pid)
+        if exists is None and held is False:
+            exists = False  # the pid cannot be asked, but a working lock says nobody holds the marker: the OS drops
+            #                 a dead process's locks
         if exists is not None:
             return exists and fresh
     return fresh
 
 
-def _held_by_flock(path: Path) -> bool:
-    return _shared_probe(path) is False
-
-
-def flock_works(path: Path) -> bool:
-    """Whether this file system answers flock on `path` at all (it may still be a silent no-op: see the top)."""
-    return _shared_probe(path) is not None
-
-
-def _shared_probe(path: Path) -> bool | None:
-    """try_flock(shared) on a fresh read-only descriptor, released at once; None also when the file cannot be
-    opened."""
+def _marker_held(path: Path) -> bool | None:
+    """Whether the marker's owner holds its lock (lock_marker): True, False, or None (no locks to ask)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
         return None
     try:
-        return try_flock(fd, exclusive=False)
+        return oslocks.probe(fd, offset=oslocks.MARKER_OFFSET)
     except OSError:
         return None
     finally:
         os.close(fd)
+
+
+def flock_works(path: Path) -> bool:
+    """Whether this file system answers a shared lock on `path` at all (it may still be a silent no-op: see the
+    top). Never under msvcrt, which has no shared locks: hfget's repo lock is its markers alone there."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        got = oslocks.try_lock(fd, exclusive=False)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return got is not None

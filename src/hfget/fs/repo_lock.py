@@ -29,6 +29,7 @@ from .locks import (
     LockCheck,
     check,
     flock_works,
+    lock_marker,
     open_lock_file,
     owner_alive,
     release_flock,
@@ -150,15 +151,15 @@ class RepoLock:
             self._beat = None
         self._drop_flock()
         set_live(self.owner, False)
+        if self._marker_fd >= 0:  # closed first: Windows cannot delete a file that is still open
+            os.close(self._marker_fd)
+            self._marker_fd = -1
         if self._marker is not None:
             try:
                 self._marker.unlink()
             except OSError:
                 pass
             self._marker = None
-        if self._marker_fd >= 0:
-            os.close(self._marker_fd)
-            self._marker_fd = -1
 
     def __enter__(self) -> RepoLock:
         return self
@@ -180,7 +181,7 @@ class RepoLock:
             os.write(fd, json.dumps(info).encode())
         except OSError:
             pass  # the name says who it is; the contents are for people
-        try_flock(fd, exclusive=True)  # proof of life where flock works (nobody else ever locks it exclusively)
+        lock_marker(fd)  # proof of life where locks work
         self._beat = threading.Thread(target=self._heartbeat, args=(path,), name="hfget-repo-lock", daemon=True)
         self._beat.start()
 

@@ -3,8 +3,8 @@
     {root}/models--org--name/blobs/{etag}                 verified bytes, placed by atomic rename
     {root}/models--org--name/blobs/{key}.hfget-{owner}.partial[.state.json]
                                                           hfget's resumable partial (partials.py: why this name)
-    {root}/models--org--name/snapshots/{commit}/{path}    relative symlink ../../blobs/{etag} (a copy where
-                                                           symlinks fail)
+    {root}/models--org--name/snapshots/{commit}/{path}    relative symlink ../../blobs/{etag}; where the cache
+                                                           cannot hold symlinks, the file itself (see below)
     {root}/models--org--name/refs/{revision}              the commit sha, written atomically, last
     {root}/models--org--name/trees/{commit}.json          the tree listing, as huggingface_hub 2.x writes it, so an
                                                            offline snapshot_download can tell the snapshot is complete
@@ -15,6 +15,12 @@
 
 Writes happen in an order that leaves a readable cache at every step: blobs, then snapshot links, then the tree
 listing, then refs.
+
+Caches without symlinks (Windows without Developer Mode, FAT/exFAT, some shares; or HF_HUB_DISABLE_SYMLINKS=1),
+exactly as huggingface_hub keeps them: probed once per HubCache (fs/symlinks.py); a newly downloaded file is moved
+from its partial straight to `snapshots/{commit}/{path}` (no blob stays behind), and a file another revision already
+has — in `blobs/`, or as a plain file in another snapshot, found through that commit's tree listing — is copied.
+huggingface_hub would download the second revision's copy again; its readers cannot tell the difference.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from pathlib import Path
 
 from ..errors import CachePermissionError, DiskFullError
 from ..fs.fsutil import atomic_write, chmod_like_umask, disk_errors, ensure_inside, permission_error
+from ..fs.symlinks import symlinks_work
 from ..repo import RemoteFile, RepoRef, is_commit_sha
 
 CACHEDIR_TAG = (
@@ -37,11 +44,21 @@ CACHEDIR_TAG = (
     "#\thttps://bford.info/cachedir/\n"
 )
 TREE_FORMAT_VERSION = 1
+COPY_SUFFIX = ".hfget-tmp"  # a snapshot file's name while its copy is written
 
 
 class HubCache:
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, *, disable_symlinks: bool = False) -> None:
         self.root = Path(root).expanduser().absolute()
+        self._symlinks: bool | None = False if disable_symlinks else None
+        self._trees: dict[str, dict] = {}  # repo folder -> where its snapshots hold which content (local_copy)
+
+    @property
+    def symlinks(self) -> bool:
+        """Whether snapshots link into blobs/ here (probed at the first write that needs to know)."""
+        if self._symlinks is None:
+            self._symlinks = symlinks_work(self.root)
+        return self._symlinks
 
     # --- paths ----------------------------------------------------------------------------------------------
 
@@ -140,6 +157,35 @@ class HubCache:
         except OSError:
             return False
 
+    def local_copy(self, repo: RepoRef, file: RemoteFile, commit: str = "") -> Path | None:
+        """Where this cache already has `file`'s bytes for another revision (of the right size): its blob, or, in a
+        cache without symlinks, the plain file in another snapshot whose tree listing names the same content."""
+        blob = self.blob_path(repo, file.etag) if file.etag else None
+        if blob is not None and _size(blob) == file.size:
+            return blob
+        if file.etag is None:
+            return None
+        for other, path in self._copies(repo).get((file.etag, file.size), ()):
+            if other != commit:
+                held = self.snapshot_file(repo, other, path)
+                if held is not None and held[0] is None and _size(held[1]) == file.size:
+                    return held[1]
+        return None
+
+    def _copies(self, repo: RepoRef) -> dict[tuple[str, int], list[tuple[str, str]]]:
+        """(etag, size) -> [(commit, path)] over the tree listings of the repo's snapshots, read once per HubCache
+        (a download asks for every file, twice)."""
+        key = repo.folder_name
+        if key not in self._trees:
+            index: dict[tuple[str, int], list[tuple[str, str]]] = {}
+            for tree in sorted((self.repo_dir(repo) / "trees").glob("*.json")):
+                commit = tree.name[: -len(".json")]
+                if is_commit_sha(commit) and self.snapshot_dir(repo, commit).is_dir():
+                    for entry in self.read_tree(repo, commit) or ():
+                        index.setdefault((entry.etag, entry.size), []).append((commit, entry.path))
+            self._trees[key] = index
+        return self._trees[key]
+
     def staging_dir(self, repo: RepoRef) -> Path:
         """Where `bundle import` keeps verified blobs until a whole bundle checked out (same file system as
         blobs/, so they enter it by rename); huggingface_hub's scanner ignores `.hfget/`."""
@@ -194,11 +240,25 @@ class HubCache:
             os.replace(verified, blob)
         return blob
 
+    def place_in_snapshot(self, repo: RepoRef, commit: str, file: RemoteFile, verified: Path) -> Path:
+        """(A cache without symlinks.) Move a verified file straight to snapshots/{commit}/{path}, as huggingface_hub
+        moves a new blob there."""
+        pointer = self.pointer_path(repo, commit, file.path)
+        with disk_errors(self.root):
+            chmod_like_umask(verified)
+            pointer.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(verified, pointer)
+        return pointer
+
     def link_snapshot(self, repo: RepoRef, commit: str, file: RemoteFile) -> Path:
-        """snapshots/{commit}/{path} -> ../../blobs/{etag}, relative, as huggingface_hub links it."""
+        """snapshots/{commit}/{path} -> ../../blobs/{etag}, relative, as huggingface_hub links it; in a cache
+        without symlinks, a copy of the bytes this cache already has (`local_copy`)."""
+        if not self.symlinks:
+            return self._copy_into_snapshot(repo, commit, file)
         pointer = self.pointer_path(repo, commit, file.path)
         # The link text is a pure function of the path's depth: no path resolution per file (repos have thousands).
-        relative = "../" * (file.path.count("/") + 2) + f"blobs/{file.etag}"
+        # Separators are the platform's: Windows follows a relative link written with "/" unreliably.
+        relative = os.sep.join([".."] * (file.path.count("/") + 2) + ["blobs", file.etag])
         with disk_errors(self.root):
             for _ in range(3):
                 try:
@@ -216,10 +276,25 @@ class HubCache:
                     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
                         raise
                     # File systems without symlinks (some Windows/FAT/SMB mounts): a copy, as huggingface_hub does.
-                    tmp = pointer.with_name(pointer.name + ".hfget-tmp")
+                    tmp = pointer.with_name(pointer.name + COPY_SUFFIX)
                     shutil.copyfile(self.blob_path(repo, file.etag), tmp)
                     os.replace(tmp, pointer)
                     return pointer
+        return pointer
+
+    def _copy_into_snapshot(self, repo: RepoRef, commit: str, file: RemoteFile) -> Path:
+        pointer = self.pointer_path(repo, commit, file.path)
+        if self.holds(repo, commit, file):
+            return pointer
+        tmp = pointer.with_name(pointer.name + COPY_SUFFIX)
+        with disk_errors(self.root):
+            source = self.local_copy(repo, file, commit)
+            if source is None:  # (it went away since the download looked: a race with another program)
+                raise FileNotFoundError(errno.ENOENT, "no copy of this file is left in the cache", str(pointer))
+            pointer.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, tmp)
+            chmod_like_umask(tmp)
+            os.replace(tmp, pointer)
         return pointer
 
     def write_tree(self, repo: RepoRef, commit: str, files: Iterable[RemoteFile]) -> None:
@@ -272,3 +347,10 @@ def _fmt(n: int) -> str:
     from ..units import human_bytes
 
     return human_bytes(n)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size if path.is_file() and not path.is_symlink() else -1
+    except OSError:
+        return -1

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..engine.resume_state import pending_bytes, state_path
+from ..fs.fileio import open_binary
 from ..fs.locks import DOWNLOAD, owner_alive
 from ..fs.repo_lock import marker_path
 
@@ -197,7 +198,7 @@ def by_key(blobs: Path) -> dict[str, list[Leftover]]:
 def _copy_prefix(src: Path, dst: Path, n: int) -> None:
     """The first `n` bytes of `src` into a new `dst`, by the kernel where it can (a reflink on btrfs/XFS)."""
     with open(src, "rb") as fin:
-        fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        fd = open_binary(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
         try:
             copied = 0
             while copied < n:

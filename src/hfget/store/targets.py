@@ -17,14 +17,16 @@ from pathlib import Path
 from typing import Protocol
 
 from ..engine.digest import Digest, git_blob_sha1
-from ..engine.resume_state import pending_bytes
+from ..engine.resume_state import pending_bytes, state_path
 from ..errors import CacheBusyError
-from ..fs.fsutil import atomic_write, disk_errors, ensure_inside
+from ..fs import winpaths
+from ..fs.fsutil import TEMP_ROOM, atomic_write, disk_errors, ensure_inside
 from ..fs.locks import new_owner
 from ..fs.repo_lock import RepoBusy, RepoLock
 from ..repo import RemoteFile, RepoRef, Snapshot
 from . import partials
-from .hub_cache import HubCache
+from ..fs.softlock import BREAK_ROOM
+from .hub_cache import COPY_SUFFIX, HubCache
 
 CLEAN_WAIT = 600.0  # how long a download waits for a `cache clean` of its repo to finish
 
@@ -68,6 +70,21 @@ class CacheTarget:
 
     def begin(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
+        if winpaths.too_long(*self.path_lengths(snapshot)):  # (off Windows `extended` changes nothing)
+            self.cache.root = self.root = Path(winpaths.extended(self.cache.root))
+
+    def path_lengths(self, snapshot: Snapshot) -> tuple[list[int], list[int]]:
+        """Lengths of the longest paths this download may create, files with the temporary suffixes hfget adds to
+        their names, and folders: Windows needs the extended form when one passes MAX_PATH."""
+        snap = len(str(self.cache.snapshot_dir(self.repo, snapshot.commit))) + 1
+        key = max((len(f.content_key) for f in snapshot.files), default=64)
+        partial = len(str(state_path(partials.hfget_partial(self._blobs, "k" * key, self.owner))))
+        lock = len(str(self._locks)) + 1 + key + len(".lock") + BREAK_ROOM
+        files = [snap + len(f.path) + len(COPY_SUFFIX) for f in snapshot.files] + [partial, lock]
+        files += [len(str(self.cache.ref_path(self.repo, snapshot.revision))) + TEMP_ROOM,
+                  len(str(self.cache.tree_path(self.repo, snapshot.commit))) + TEMP_ROOM]
+        folders = [snap + f.path.rfind("/") for f in snapshot.files]
+        return files, folders
 
     def prepare(self) -> None:
         self.cache.prepare(self.repo)
@@ -77,8 +94,16 @@ class CacheTarget:
         return self.cache.pointer_path(self.repo, self.snapshot.commit, file.path)
 
     def is_present(self, file: RemoteFile) -> bool:
+        """Nothing to download: the blob is there (or, in a cache without symlinks, this snapshot holds the file or
+        another revision has a copy to copy from)."""
         if file.etag is not None:
-            return self.cache.has_blob(self.repo, file)
+            if self.cache.has_blob(self.repo, file):
+                return True
+            if not (self.cache.repo_dir(self.repo) / "snapshots").is_dir() or self.cache.symlinks:
+                return False  # (nothing cached yet: no need to probe for symlinks, so a dry run writes nothing)
+            assert self.snapshot is not None
+            return (self.cache.holds(self.repo, self.snapshot.commit, file)
+                    or self.cache.local_copy(self.repo, file, self.snapshot.commit) is not None)
         # No git id from this source (a ModelScope regular file): present if this snapshot already links it.
         try:
             return self._pointer(file).stat().st_size == file.size
@@ -137,7 +162,7 @@ class CacheTarget:
 
     def sweep(self, files: Iterable[RemoteFile]) -> None:
         """Once blobs are in place (whoever placed them), our own leftovers of them go (README: shared caches)."""
-        keys = {f.content_key for f in files if f.etag is not None and self.cache.has_blob(self.repo, f)}
+        keys = {f.content_key for f in files if f.etag is not None and self.is_present(f)}
         with disk_errors(self.root):
             partials.sweep(self._blobs, self._locks, keys)
 
@@ -148,11 +173,15 @@ class CacheTarget:
     def deliver(self, file: RemoteFile, verified: Path) -> RemoteFile:
         if file.etag is None:  # name the blob as the hub would: by its git blob id
             file = dataclasses.replace(file, blob_id=git_blob_sha1(verified))
+        assert self.snapshot is not None
+        if not self.cache.symlinks:  # the file itself goes into the snapshot, as huggingface_hub does there
+            self.cache.place_in_snapshot(self.repo, self.snapshot.commit, file, verified)
+            self._linked.add(file.path)
+            return file
         self.cache.place_blob(self.repo, file.etag, verified)
         # Link at once, on the transfer thread: for repos of many small files the links (one file system operation
         # each) then overlap with the transfers instead of queuing up at the end. A snapshot link to a verified blob
         # is harmless before the ref moves: readers follow refs, and the tree listing is written in finish().
-        assert self.snapshot is not None
         self.cache.link_snapshot(self.repo, self.snapshot.commit, file)
         self._linked.add(file.path)
         return file
@@ -184,7 +213,7 @@ class CacheTarget:
 
     def location(self) -> Path:
         assert self.snapshot is not None
-        return self.cache.snapshot_dir(self.repo, self.snapshot.commit)
+        return Path(winpaths.plain(self.cache.snapshot_dir(self.repo, self.snapshot.commit)))
 
 
 class LocalDirTarget:
@@ -205,6 +234,19 @@ class LocalDirTarget:
 
     def begin(self, snapshot: Snapshot) -> None:
         self.commit = snapshot.commit
+        if winpaths.too_long(*self.path_lengths(snapshot)):  # (off Windows `extended` changes nothing)
+            self.root = Path(winpaths.extended(self.root))
+            self.meta = self.root / ".cache" / "huggingface" / "download"
+
+    def path_lengths(self, snapshot: Snapshot) -> tuple[list[int], list[int]]:
+        """As CacheTarget.path_lengths: the files, their metadata records and partials, and their folders."""
+        root, meta = len(str(self.root)) + 1, len(str(self.meta)) + 1
+        key = max((len(f.content_key) for f in snapshot.files), default=64)
+        files = [root + len(f.path) for f in snapshot.files]
+        files += [meta + len(f.path) + len(".metadata") + TEMP_ROOM for f in snapshot.files]
+        files.append(meta + key + len(".incomplete.state.json"))
+        folders = [meta + f.path.rfind("/") for f in snapshot.files]
+        return files, folders
 
     def prepare(self) -> None:
         with disk_errors(self.root):
@@ -282,7 +324,7 @@ class LocalDirTarget:
         with disk_errors(self.root):
             for file in files:  # files found present get their record refreshed to this commit
                 self._record(file)
-        return self.root
+        return self.location()
 
     def location(self) -> Path:
-        return self.root
+        return Path(winpaths.plain(self.root))

@@ -89,18 +89,21 @@ def stderr_console() -> Console:
 
 @contextmanager
 def boundary(json_mode: bool = False, secrets: Callable[[], list] | None = None, quiet: bool = False):
-    """Map every failure to a friendly message and an exit code; a traceback only with HFGET_DEBUG=1.
+    """Map every failure to a friendly message and an exit code; a traceback only with HFGET_DEBUG=1. Ctrl-C,
+    SIGTERM and Ctrl-Break are an interruption: exit code 130.
 
     Everything that leaves here is scrubbed of every secret the run knows (`secrets()`), of credentials in URLs and
     of anything shaped like an HF token, whatever built the message. `quiet` keeps the error to its paragraph and
     fix (no table of the sources tried, no notes).
     """
+    from .interrupts import stop_signals_interrupt
     from ..redact import redact
 
     secrets = secrets or (lambda: known_secrets([]))
     debug = os.environ.get("HFGET_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
     try:
-        yield
+        with stop_signals_interrupt():  # SIGTERM (and Ctrl-Break on Windows) stop a command as Ctrl-C does
+            yield
     except typer.Exit:
         raise
     except HfgetError as err:

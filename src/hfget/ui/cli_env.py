@@ -21,6 +21,14 @@ class Shell(str, Enum):
     dotenv = "dotenv"
 
 
+def verdict_shells(asked: list[Shell] | None, *, windows: bool | None = None) -> tuple[str, ...]:
+    """The shells diagnose's verdict writes its lines for, besides `.env`: those asked for with --shell; by default
+    on Windows both of its shells (which one a user types in is anyone's guess there), elsewhere none."""
+    if asked:
+        return tuple(dict.fromkeys(s.value for s in asked))
+    return ("powershell", "cmd") if (os.name == "nt" if windows is None else windows) else ()
+
+
 def default_shell(environ=os.environ) -> str:
     """The shell this is probably run from: PowerShell on Windows, else $SHELL when it is one we write, else bash."""
     if sys.platform == "win32":

@@ -19,6 +19,10 @@ ROUTE_COLUMNS = (("proxy", "proxy"), ("dns", "DNS"), ("tcp", "TCP"), ("tls", "TL
 GROUP_ORDER = ("settings", "proxy", "tokens", "cache", "conflicts", "versions")
 
 
+SHELL_NAMES = {"powershell": "PowerShell", "cmd": "cmd.exe", "bash": "bash", "zsh": "zsh", "fish": "fish",
+               "dotenv": ".env"}
+
+
 def diagnose(console: Console, report: DiagnoseReport) -> None:
     console.print(
         f"[bold]hfget diagnose[/]: {len(report.routes)} route(s) to {escape(report.probe_repo)}, at most "
@@ -87,6 +91,10 @@ def _verdict(console: Console, report: DiagnoseReport) -> None:
         console.print(f"  Add to {where}:", highlight=False, soft_wrap=True)
         for line in v.env_lines:
             console.print(f"    [cyan]{escape(line)}[/]", highlight=False, soft_wrap=True)
+        for shell, lines in v.shell_lines.items():
+            console.print(f"  Or for this {SHELL_NAMES.get(shell, shell)} session:", highlight=False)
+            for line in lines:
+                console.print(f"    [cyan]{escape(line)}[/]", highlight=False, soft_wrap=True)
     if v.remove:
         console.print("  Remove:", highlight=False)
         for line in v.remove:
