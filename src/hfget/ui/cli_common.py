@@ -14,7 +14,10 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
-from typer.exceptions import TyperException
+try:  # typer 0.28 ships click inside it: its usage errors derive from TyperException
+    from typer.exceptions import TyperException as UsageErrorBase
+except ImportError:  # typer < 0.28 runs on click itself
+    from click.exceptions import ClickException as UsageErrorBase
 
 from ..errors import EXIT_INTERRUPTED, EXIT_USAGE, HfgetError
 
@@ -70,7 +73,7 @@ class JsonUsageGroup(TyperGroup):
 
         try:
             return super().invoke(ctx)
-        except TyperException as error:  # click's UsageError (and BadParameter...) as Typer ships it: exit code 2
+        except UsageErrorBase as error:  # click's UsageError (and BadParameter...) as Typer ships it: exit code 2
             if getattr(error, "exit_code", None) != EXIT_USAGE:
                 raise
             error.message = redact(error.message, *known_secrets([]))
