@@ -90,7 +90,7 @@ def fetch(lease: Lease, client: HttpClient, *, stall_timeout: float, cancel: thr
                 if cancel.is_set():  # stopped while this request was on its way
                     raise Stop
                 try:
-                    _check_response(lease, response, asked, url != task.link.resolve_url, epoch)
+                    _check_response(lease, response, asked, url != task.link.resolve_url, response.url != url, epoch)
                 except _StaleLink:
                     continue
                 task.link.answered(lease, epoch, url, response.url)
@@ -109,13 +109,13 @@ def fetch(lease: Lease, client: HttpClient, *, stall_timeout: float, cancel: thr
         task.link.done_with(lease)
 
 
-def _check_response(lease: Lease, response, asked: str | None, via_link: bool, epoch: int) -> None:
+def _check_response(lease: Lease, response, asked: str | None, via_link: bool, redirected: bool, epoch: int) -> None:
     task = lease.task
     status = response.status_code
     if status in REFUSED and via_link:
         task.link.refused(lease, epoch)  # expired, or signed for another range
         raise _StaleLink
-    if status in REFUSED and getattr(response, "hfget_history", None):
+    if status in REFUSED and redirected:  # the hub's fresh link was refused at once
         raise Retry(_link_refused(task, response))
     if status == 416 and lease.segment.pos > 0:
         if task.ranges_seen:
