@@ -30,7 +30,7 @@ from .doctor.netcheck import (
 )
 from .doctor.verdict import Verdict, verdict
 from .errors import EXIT_FAILURE, EXIT_OK, HfgetError
-from .net.http import HttpClient, RetryPolicy
+from .net.clients import client_factory
 from .net.proxy import resolve as resolve_proxies
 from .net.tokens import destination_note
 from .net.urls import endpoint_problem, host_label, suggested_url
@@ -101,7 +101,7 @@ def run(settings: Settings, repo: str | None = None, shells: tuple[str, ...] = (
 
     route = None
     try:
-        route = plan(settings, _client_factory(settings, timeout))
+        route = plan(settings, client_factory(settings, timeout=timeout))
     except HfgetError as error:
         found.append(Check("settings", "routes", FAIL, error.message, error.hint))
     proxy_found: list[Check] = []
@@ -142,13 +142,6 @@ def run(settings: Settings, repo: str | None = None, shells: tuple[str, ...] = (
     found_verdict = verdict(settings, routes, all_checks, str(repo_ref), shells)
     return DiagnoseReport(str(repo_ref), timeout, routes, all_checks, found_verdict, time.monotonic() - started)
 
-
-def _client_factory(settings: Settings, timeout: float):
-    verify: bool | str = settings.get("REQUESTS_CA_BUNDLE") or True
-    # One attempt per request: a diagnosis reports the first failure instead of retrying it away.
-    return lambda proxy: HttpClient(
-        proxy=proxy, verify=verify, connect_timeout=timeout, read_timeout=timeout, retry=RetryPolicy(attempts=1)
-    )
 
 
 def _hanging(report: RouteReport, budget: float) -> Check:
