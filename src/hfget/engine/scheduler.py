@@ -24,6 +24,7 @@ class Scheduler:
         # gaps. Small ones keep their order, so the byte rate the governor watches does not drift with file size.
         self.pending = sorted(tasks, key=lambda t: -t.size if t.engine.sizes.worth_splitting(t.size) else 0)
         self.active: list[FileTask] = []
+        self.finished_bytes = 0  # received by the files no longer active (so the governor's total is cheap)
         self.max_files = max_files  # None: as many as the limit
         self.per_host = per_host
         self.at_origin: dict[object, int] = {}  # units at work per origin
@@ -53,7 +54,7 @@ class Scheduler:
                     self.at_origin[origin] -= 1
             while not self.cancel.is_set():
                 now = time.monotonic()
-                self.active = [t for t in self.active if not t.finished]
+                self._prune()
                 if not self.pending and not self.active:
                     self.cond.notify_all()  # everything is finished: let the idle connections go too
                     self.parked.notify_all()
@@ -70,6 +71,16 @@ class Scheduler:
                     return unit
                 self.cond.wait(timeout=self._wait_time(now))
             return None
+
+    def _prune(self) -> None:
+        if any(t.finished for t in self.active):
+            self.finished_bytes += sum(t.received for t in self.active if t.finished)
+            self.active = [t for t in self.active if not t.finished]
+
+    def received(self) -> int:
+        """Bytes written by every file so far (without summing thousands of finished small files each tick)."""
+        with self.cond:
+            return self.finished_bytes + sum(t.received for t in self.active)
 
     def files_cap(self) -> int:
         return self.max_files if self.max_files is not None else self.limit

@@ -203,7 +203,7 @@ class Transfer:
                 for task in list(scheduler.active):
                     task.check_holds(now)
                 if governor is not None:
-                    moved = sum(task.received for task in tasks)
+                    moved = scheduler.received()
                     busy, quiet = scheduler.saturation(), self._quiet(now)
                     first_byte = self._first_byte() if scheduler.files_waiting() else None
                     limit = governor.tick(now, moved, busy, time.process_time(), quiet, first_byte)
