@@ -87,7 +87,7 @@ class HttpClient:
     `max_per_host` connections open to one host at once (a request waits for a free one): CDNs throttle clients
     that open too many (huggingface_hub #4893), and thousands of small files then reuse a few warm connections
     instead of paying a TCP (and TLS) handshake each. Each thread gets its own `requests.Session` (its own cookie
-    jar) over one shared adapter, so proxied requests share the same pools and the same cap."""
+    jar) over one shared adapter, so proxied requests share the same pools too."""
 
     def __init__(
         self,
@@ -130,9 +130,10 @@ class HttpClient:
             session.headers["User-Agent"] = self.user_agent
             with self._lock:
                 if self._adapter is None:
+                    # Not blocking: requests waits for a free connection without a time limit. Through a proxy the
+                    # engine's own cap per origin (scheduler.py) keeps its connections within max_per_host.
                     self._adapter = _tracked_adapter(
-                        self._sockets, pool_connections=16, pool_maxsize=self.max_per_host, pool_block=True,
-                        max_retries=0,
+                        self._sockets, pool_connections=16, pool_maxsize=self.max_per_host, max_retries=0,
                     )
                 session.mount("http://", self._adapter)
                 session.mount("https://", self._adapter)

@@ -121,6 +121,9 @@ class DirectPool:
             redirect=False,
             retries=False,
             timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+            # The engine never waits here (it gives no origin more units than the cap); anything else waits at most
+            # this long for one of the host's connections to come back, then fails as a timeout would.
+            pool_timeout=timeout[0] + timeout[1],
         )
         return DirectResponse(response, url)
 
