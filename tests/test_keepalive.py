@@ -149,3 +149,15 @@ def test_the_governor_opens_up_when_small_files_wait_on_round_trips():
         unknown = ConnectionGovernor(budget=64, floor=2)
         _drive_small_files(unknown, first_byte=first_byte)
         assert unknown.limit == 2
+
+
+def test_small_files_from_a_near_server_get_no_more_connections_than_pay():
+    # Answers at once, and the rate hardly grows with connections (this machine's CPU is the limit): no jump to the
+    # budget, whatever the CPU share says (other programs may be taking the cores).
+    near = ConnectionGovernor(budget=64, floor=2)
+    now, received = 0.0, 0.0
+    while now < 3.0:
+        near.tick(now, int(received), busy=near.limit, cpu=0.0, first_byte=0.001)
+        received += 8_000_000 * (1 + 0.05 * near.limit) * 0.05
+        now += 0.05
+    assert near.limit <= 4 and max(limit for _, limit, _ in near.history) <= 4

@@ -16,7 +16,8 @@ away) are round trips more than bytes: each connection spends most of its time w
 more files in flight overlap those waits. When whole files wait for a slot and the requests' first bytes take
 `LATENCY_BOUND` or more, the scout jumps to the budget even though its connections look quiet between answers (the
 quiet rule keeps it from piling requests onto a server that *holds* ranges, whose waits run to seconds: a wait of
-`HELD_WAIT` or more is not taken for latency).
+`HELD_WAIT` or more is not taken for latency). When they take less, the server is near and there is no wait to
+overlap: the scout does not jump, and more connections come only by doublings that pay.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class ConnectionGovernor:
         self._changed_at: float | None = None
         self._grew = False  # a step up paid off in the current probe
         self.latency_bound = False  # the last window's files waited on round trips (see LATENCY_BOUND)
+        self.answers_at_once = False  # ... or small files were answered at once: a near server, nothing to overlap
         self.history: deque[tuple[float, int, float]] = deque(maxlen=200)  # (time, limit, rate) of decided windows
 
     def tick(
@@ -98,6 +100,7 @@ class ConnectionGovernor:
         # back (a caching mirror fetching the block it is in) is not "slow per connection", and jumping to the whole
         # budget would pile dozens of held requests onto it.
         self.latency_bound = first_byte is not None and LATENCY_BOUND <= first_byte < HELD_WAIT
+        self.answers_at_once = first_byte is not None and first_byte < LATENCY_BOUND
         scouting = rate > 0 and (not quiet or self.latency_bound)
         binding = self._binding_ticks >= 0.8 * self._ticks and (scouting or self.phase != "scout")
         if binding:
@@ -121,7 +124,10 @@ class ConnectionGovernor:
             self._grew = False
             self.best = _Best(self.limit, rate)
             machine_bound = self._cpu_share is not None and self._cpu_share >= CPU_BOUND
-            if rate / self.limit < SLOW_CONNECTION and self.limit < self.budget and not machine_bound:
+            # Small files from a server that answers at once are slow per connection because of this machine (the
+            # CPU share misleads when other programs compete for it): grow only as far as doubling pays.
+            slow = rate / self.limit < SLOW_CONNECTION and not self.answers_at_once
+            if slow and self.limit < self.budget and not machine_bound:
                 self._jump(now)
             else:
                 self._probe_up(now)
