@@ -167,7 +167,7 @@ class Transfer:
             thread.start()
         scheduler.open.set()
         try:
-            self._supervise(threads, scheduler, tasks, governor, engine)
+            self._supervise(threads, scheduler, governor, engine)
         except KeyboardInterrupt:
             self._stop(scheduler, threads, tasks)
             raise Interrupted(
@@ -193,7 +193,7 @@ class Transfer:
             )
         )
 
-    def _supervise(self, threads, scheduler: Scheduler, tasks: list[FileTask], governor, engine) -> None:
+    def _supervise(self, threads, scheduler: Scheduler, governor: ConnectionGovernor | None, engine) -> None:
         """Wait for the connections, watching for held ranges and feeding the governor every 50 ms."""
         for thread in threads:
             # A fatal error (a full disk) stops everything now, not when the last stalled connection gives up.
