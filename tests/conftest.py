@@ -23,6 +23,9 @@ _ISOLATE_PREFIXES = ("HF_", "HUGGINGFACE_", "HFGET_", "MODELSCOPE_", "XDG_")
 _ISOLATE_NAMES = {
     "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "USE_MODELSCOPE", "DEFAULT_MODEL",
     "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE",
+    # The terminal's size: exported by some shells and by pytest-xdist's workers (80x24); output into a pipe is
+    # then wrapped at 80. Tests that care about the width set it themselves.
+    "COLUMNS", "LINES",
 }
 
 
