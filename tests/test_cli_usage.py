@@ -7,9 +7,7 @@ import json
 
 import pytest
 
-from conftest import VALID_TOKEN, closed_port
-
-MODEL = "hfget-demo/tiny-model"
+from support import MODEL, VALID_TOKEN, closed_port
 
 
 @pytest.mark.parametrize(
