@@ -13,11 +13,11 @@ import threading
 
 import pytest
 
-from conftest import expected_files
-
 from hfget.engine.governor import ConnectionGovernor
 from hfget.testing.hubsim import HubSimulator
 from hfget.testing.simrepo import SimRepo, blob_file
+
+from support import expected_files
 
 REPO = "hfget-demo/many-small"
 FILES = 120
