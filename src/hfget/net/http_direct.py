@@ -1,4 +1,4 @@
-"""Streamed bodies without requests' per-request machinery: a shared urllib3 pool and a minimal response.
+"""Streamed bodies without requests' per-request machinery: shared keep-alive connections and a minimal response.
 
 `HttpClient` sends the transfer engine's ranged GETs through here when no proxy applies: session merging, cookie
 jars and hooks cost about half a millisecond of CPU per request in requests, paid hundreds of times per large file
@@ -17,7 +17,7 @@ import weakref
 
 
 class DirectResponse:
-    """A urllib3 response with the parts of `requests.Response` hfget uses (status_code, headers, url, reason,
+    """A lean (or urllib3) response with the parts of `requests.Response` hfget uses (status_code, headers, url, reason,
     raw, close, a context manager)."""
 
     def __init__(self, raw, url: str) -> None:
@@ -97,56 +97,22 @@ def _shut(connection) -> None:
 
 
 class DirectPool:
-    """Thread-safe keep-alive pools (one per origin), created on first use, with the same TLS verification as the
-    sessions. At most `max_per_host` connections to one origin exist at once: a request that would need another
-    waits until one is handed back (`block=True`)."""
+    """Thread-safe keep-alive connections (one set per origin) with the same TLS verification as the sessions, sent
+    through the lean client (`http_lean.py`). At most `max_per_host` connections to one origin exist at once: a
+    request that would need another waits until one is handed back."""
 
     def __init__(self, verify: bool | str, user_agent: str, sockets: SocketRegistry, max_per_host: int) -> None:
-        self.verify = verify
+        from .http_lean import LeanPool
+
         self.user_agent = user_agent
-        self.sockets = sockets
-        self.max_per_host = max_per_host
-        self._pool = None
-        self._lock = threading.Lock()
+        self._pool = LeanPool(verify, sockets, max_per_host)
 
     def send(self, method: str, url: str, headers: dict, timeout: tuple[float, float]) -> DirectResponse:
-        import urllib3
-
-        response = self._manager().request(
-            method,
-            url,
-            headers={"User-Agent": self.user_agent, **headers},
-            preload_content=False,
-            decode_content=False,
-            redirect=False,
-            retries=False,
-            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
-            # The engine never waits here (it gives no origin more units than the cap); anything else waits at most
-            # this long for one of the host's connections to come back, then fails as a timeout would.
-            pool_timeout=timeout[0] + timeout[1],
-        )
-        return DirectResponse(response, url)
-
-    def _manager(self):
-        with self._lock:
-            if self._pool is None:
-                import urllib3
-
-                if self.verify is False:
-                    tls = {"cert_reqs": "CERT_NONE"}
-                else:
-                    import certifi  # the bundle requests verifies with, so both paths trust the same CAs
-
-                    bundle = self.verify if isinstance(self.verify, str) else certifi.where()
-                    tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": bundle}
-                # maxsize is both the cap and the room kept: a connection handed back is never discarded for want
-                # of space, so the engine's connections stay warm from one small file to the next.
-                self._pool = urllib3.PoolManager(num_pools=16, maxsize=self.max_per_host, block=True, **tls)
-                self.sockets.track(self._pool)
-            return self._pool
+        # The engine never waits for a free connection (it gives no origin more units than the cap); anything else
+        # waits at most this long for one of the host's connections to come back, then fails as a timeout would.
+        raw = self._pool.request(method, url, {"User-Agent": self.user_agent, **headers}, timeout,
+                                 pool_timeout=timeout[0] + timeout[1])
+        return DirectResponse(raw, url)
 
     def clear(self) -> None:
-        with self._lock:
-            if self._pool is not None:
-                self._pool.clear()
-                self._pool = None
+        self._pool.clear()
