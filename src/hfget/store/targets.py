@@ -99,8 +99,12 @@ class CacheTarget:
         if file.etag is not None:
             if self.cache.has_blob(self.repo, file):
                 return True
+            # (Nothing cached yet: no need to probe for symlinks, so a dry run writes nothing. Once probed, the
+            # answer alone decides: asked for every file, twice.)
+            if self.cache.symlinks_probed and self.cache.symlinks:
+                return False
             if not (self.cache.repo_dir(self.repo) / "snapshots").is_dir() or self.cache.symlinks:
-                return False  # (nothing cached yet: no need to probe for symlinks, so a dry run writes nothing)
+                return False
             assert self.snapshot is not None
             return (self.cache.holds(self.repo, self.snapshot.commit, file)
                     or self.cache.local_copy(self.repo, file, self.snapshot.commit) is not None)
