@@ -84,6 +84,9 @@ class HubCache:
             path = self._dirs[key] = (self.root / key[0] / sub) if sub else self.root / key[0]
         return path
 
+    def blob_dir(self, repo: RepoRef) -> Path:
+        return self._dir(repo, "blobs")
+
     def blob_path(self, repo: RepoRef, etag: str) -> Path:
         return self._dir(repo, "blobs") / etag
 

@@ -122,7 +122,7 @@ class CacheTarget:
 
     @property
     def _blobs(self) -> Path:
-        return self.cache.repo_dir(self.repo) / "blobs"
+        return self.cache.blob_dir(self.repo)  # (asked several times per file: the cache keeps the path)
 
     @property
     def _locks(self) -> Path:
