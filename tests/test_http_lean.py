@@ -13,8 +13,12 @@ import threading
 
 import pytest
 
-from hfget.errors import NetworkError, ProtocolError
+from hfget.errors import NetworkError, ProtocolError, TlsError
 from hfget.net.http import HttpClient, RetryPolicy
+from hfget.testing.hubsim import HubSimulator
+from hfget.testing.simrepo import demo_repos
+
+from support import MODEL, self_signed_cert, tls_context
 
 
 class ScriptedServer:
@@ -173,3 +177,19 @@ def test_a_closed_port_is_a_refused_connection():
         assert getattr(caught.value, "refused", False)
     finally:
         c.close()
+
+
+def test_https_is_verified_against_the_bundle_given_and_refused_without_it(tmp_path):
+    cert, key = self_signed_cert(tmp_path)
+    with HubSimulator(demo_repos(large_mb=1), tls=tls_context(cert, key)) as hub:
+        trusting = HttpClient(verify=str(cert), retry=RetryPolicy(attempts=1))
+        untrusting = HttpClient(retry=RetryPolicy(attempts=1))
+        try:
+            ok_, data = trusting.json_body(trusting.request("GET", f"{hub.url}/api/models/{MODEL}",
+                                                            stream=True))
+            with pytest.raises(TlsError):
+                untrusting.request("GET", f"{hub.url}/api/models/{MODEL}", stream=True)
+        finally:
+            trusting.close()
+            untrusting.close()
+    assert ok_ and isinstance(data, dict)
