@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import hfget_process
+from conftest import cdn_on_another_host, hfget_process
 
 from hfget.testing.simrepo import SimRepo, blob_file, text_file
 
@@ -29,7 +29,8 @@ def hfget_download(cli, sim, cache: Path, repo: str, *args: str) -> None:
 def official_download(sim, cache: Path, repo: str, **kwargs) -> str:
     from huggingface_hub import snapshot_download
 
-    return snapshot_download(repo, endpoint=sim.url, cache_dir=cache, **kwargs)
+    with cdn_on_another_host(sim):
+        return snapshot_download(repo, endpoint=sim.url, cache_dir=cache, **kwargs)
 
 
 def modelscope_download(sim, ms_cache: Path, repo: str) -> None:

@@ -112,6 +112,29 @@ def sim(_session_sim):
     _session_sim.clear_faults()
 
 
+@contextmanager
+def cdn_on_another_host(sim: HubSimulator):
+    """Point the simulator's LFS redirects at `localhost` instead of its own 127.0.0.1 while an official
+    huggingface_hub client downloads: another host name, as the real hub's CDN is.
+
+    huggingface_hub before 2.2 took a redirect to another port of the same host for the hub itself (it compared host
+    names; 2.2 compares origins), followed it, and found no X-Repo-Commit on the CDN's answer. Against the real hub its
+    CDN is another host and every 2.x works, so the tests that use it to build caches name the CDN as the hub does."""
+    saved = sim.cdn_base
+    sim.cdn_base = f"http://localhost:{sim.cdn_port}"
+    try:
+        yield sim
+    finally:
+        sim.cdn_base = saved
+
+
+@pytest.fixture
+def sim_cdn_elsewhere(sim):
+    """The simulator with its CDN named as another host (cdn_on_another_host), for a test that runs huggingface_hub."""
+    with cdn_on_another_host(sim):
+        yield sim
+
+
 @pytest.fixture
 def cache(tmp_path) -> Path:
     return tmp_path / "hub-cache"
