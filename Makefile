@@ -19,7 +19,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/lint-imports --no-cache --no-logo
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 # The suite on the lowest versions pyproject.toml allows (.ci/constraints-min.txt pins each to its floor), in its own
 # venv so .venv keeps the newest ones. Slower than `make test` only by the install (~1 min) on first use.
@@ -37,7 +37,7 @@ $(MIN_STAMP): pyproject.toml .ci/constraints-min.txt
 # tests/test_min_versions.py check that what pip installed is each floor.
 test-min: $(MIN_STAMP)
 	$(VENV_MIN)/bin/lint-imports --no-cache
-	HFGET_TEST_MIN_VERSIONS=1 $(VENV_MIN)/bin/python -m pytest -q
+	HFGET_TEST_MIN_VERSIONS=1 $(VENV_MIN)/bin/python -m pytest -q -n auto
 
 clean:
 	rm -rf $(VENV) $(VENV_MIN) .demo .pytest_cache

@@ -24,7 +24,6 @@ import hashlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -36,6 +35,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from interop_envs import interop_venv
+from support import free_port
 
 OLAH_REQUIREMENTS = ["olah==0.5.4"]
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
@@ -54,12 +54,6 @@ class Request:
     method: str
     target: str  # a URL (upstream calls) or a path (client requests)
     status: int
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _toml(value) -> str:
@@ -116,7 +110,7 @@ class OlahServer:
     def start(self, timeout: float = 60.0) -> OlahServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         for _ in range(3):  # a free port can be taken between the probe and olah's bind: try another
-            self.port = _free_port()
+            self.port = free_port()
             config = self.workdir / "olah.toml"
             config.write_text(self.config_text())
             env = {k: v for k, v in os.environ.items() if k not in _PROXY_VARS}

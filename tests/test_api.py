@@ -15,10 +15,16 @@ import pytest
 
 import hfget
 from hfget import errors
-
-from conftest import GATED_TOKEN, VALID_TOKEN, closed_port, expected_files, official_offline_load, tree_state
-
-MODEL = "hfget-demo/tiny-model"
+from support import (
+    GATED_TOKEN,
+    MODEL,
+    MODEL_DIR,
+    VALID_TOKEN,
+    closed_port,
+    expected_files,
+    official_offline_load,
+    tree_state,
+)
 
 
 def _py(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -32,7 +38,7 @@ def test_snapshot_download_from_a_fresh_interpreter_returns_the_snapshot_path(si
     assert done.returncode == 0, done.stderr
     path = done.stdout.strip()
     commit = sim.repo(MODEL).refs["main"]
-    assert path == str(cache / "models--hfget-demo--tiny-model" / "snapshots" / commit)
+    assert path == str(cache / MODEL_DIR / "snapshots" / commit)
     # The official client, offline, finds exactly that snapshot with every file right.
     loaded = official_offline_load(cache, MODEL)
     assert loaded["path"] == path and loaded["files"] == expected_files(sim, MODEL)
@@ -43,11 +49,11 @@ def test_hf_hub_download_returns_one_files_path_and_moves_only_that_file(sim, ca
     path = hfget.hf_hub_download(MODEL, "vocab.txt", subfolder="tokenizer", endpoint=sim.url, cache_dir=cache,
                                  progress=False)
     commit = sim.repo(MODEL).refs["main"]
-    assert path == str(cache / "models--hfget-demo--tiny-model" / "snapshots" / commit / "tokenizer" / "vocab.txt")
+    assert path == str(cache / MODEL_DIR / "snapshots" / commit / "tokenizer" / "vocab.txt")
     expected = sim.repo(MODEL).commits[commit]["tokenizer/vocab.txt"]
     assert hashlib.sha256(open(path, "rb").read()).hexdigest() == expected.content.sha256
     assert sim.body_bytes_served("/cdn/*") + sim.body_bytes_served("/api/resolve-cache/*") == expected.size
-    assert sorted(p.name for p in (cache / "models--hfget-demo--tiny-model" / "blobs").iterdir()) == [expected.etag]
+    assert sorted(p.name for p in (cache / MODEL_DIR / "blobs").iterdir()) == [expected.etag]
 
 
 def test_patterns_revision_and_local_dir_mean_what_they_mean_in_huggingface_hub(sim, tmp_path):

@@ -15,13 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import expected_files, official_offline_load, tree_state
 from hfget.bundle import import_bundle
 from hfget.config import resolve
 from hfget.engine.events import FileFinished
-
-MODEL = "hfget-demo/tiny-model"
-DATASET = "hfget-demo/tiny-dataset"
+from support import DATASET, MODEL, MODEL_DIR, expected_files, official_offline_load, tree_state
 
 
 def _download(cli, sim, cache: Path, *args: str) -> None:
@@ -256,7 +253,7 @@ def test_a_partial_bundle_loads_what_it_holds_and_says_the_rest_is_missing(sim, 
 def test_export_refuses_a_damaged_cache_copy_and_leaves_no_file(sim, cli, tmp_path):
     source = tmp_path / "source-cache"
     _download(cli, sim, source, MODEL)
-    blob = (source / "models--hfget-demo--tiny-model" / "snapshots" / sim.repo(MODEL).refs["main"] /
+    blob = (source / MODEL_DIR / "snapshots" / sim.repo(MODEL).refs["main"] /
             "onnx" / "model.onnx").resolve()
     data = bytearray(blob.read_bytes())
     data[1000] ^= 0xFF  # same size: only the hash can tell

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import random
 import shutil
 import tarfile
@@ -16,13 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tree_state
 from hfget.bundle import import_bundle
 from hfget.bundle.manifest import MANIFEST_NAME, pax_record
 from hfget.config import resolve
 from hfget.errors import BundleError
-
-DATASET = "hfget-demo/tiny-dataset"
+from support import DATASET, DATASET_DIR, tree_state
 
 
 @pytest.fixture
@@ -122,7 +119,7 @@ def test_repo_ids_refs_and_commits_that_leave_the_cache_are_refused(real, target
 def test_a_symlinked_folder_in_the_cache_cannot_carry_files_out(real, target, tmp_path):
     bundle, manifest, _ = real
     revision = manifest["revisions"][0]
-    snapshot = target / "datasets--hfget-demo--tiny-dataset" / "snapshots" / revision["commit"]
+    snapshot = target / DATASET_DIR / "snapshots" / revision["commit"]
     snapshot.mkdir(parents=True)
     (snapshot / "data").symlink_to(tmp_path / "outside")
     refused(bundle, target, tmp_path, "would be written outside")

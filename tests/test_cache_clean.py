@@ -8,19 +8,31 @@ import shutil
 
 import pytest
 from huggingface_hub import scan_cache_dir
-
-from cache_helpers import (
-    DATASET, MODEL, advance, age, download_in_progress, hfget_download, legacy_modelscope_repo,
-    modelscope_download, modelscope_download_in_progress, moving_repo, official_download, undeletable,
-)
 from typer.testing import CliRunner
 
-from conftest import expected_files, leftovers, official_offline_load, tree_state
-from hfget.cli import app
 from hfget.cache import CleanRequest, plan_clean
+from hfget.cli import app
 from hfget.config import resolve
-
-MODEL_DIR = "models--hfget-demo--tiny-model"
+from support import (
+    DATASET,
+    DATASET_DIR,
+    MODEL,
+    MODEL_DIR,
+    advance,
+    age,
+    download_in_progress,
+    expected_files,
+    hfget_download,
+    leftovers,
+    legacy_modelscope_repo,
+    modelscope_download,
+    modelscope_download_in_progress,
+    moving_repo,
+    official_download,
+    official_offline_load,
+    tree_state,
+    undeletable,
+)
 
 
 @pytest.fixture
@@ -92,7 +104,7 @@ def test_a_symlink_planted_in_the_cache_never_leads_the_clean_outside(sim, cache
     os.symlink(precious, snapshot / "precious-dir")  # a folder link in a snapshot
     os.symlink(precious / "sub" / "data.bin", repo_dir / "blobs" / ("f" * 40))  # a blob that is a link out
     os.symlink(precious, repo_dir / "refs" / "evil")  # a folder link where refs live
-    dataset_dir = cache / "datasets--hfget-demo--tiny-dataset"
+    dataset_dir = cache / DATASET_DIR
     os.symlink(precious, dataset_dir / "blobs" / "elsewhere")
 
     # In a revision --keep-latest drops: huggingface_hub's own strategy would list the link's target as a blob
@@ -117,7 +129,7 @@ def test_a_symlink_planted_in_the_cache_never_leads_the_clean_outside(sim, cache
 
 
 def test_a_repo_folder_that_is_a_symlink_out_of_the_cache_is_skipped(sim, cache, cli, tmp_path):
-    moved = tmp_path / "big-disk" / "models--hfget-demo--tiny-model"
+    moved = tmp_path / "big-disk" / MODEL_DIR
     hfget_download(cli, sim, tmp_path / "big-disk", MODEL)
     cache.mkdir()
     os.symlink(moved, cache / MODEL_DIR)  # "I moved my models to another disk"
@@ -154,7 +166,7 @@ def test_a_declined_confirmation_changes_nothing(sim, cache, cli, filled, answer
 def test_confirming_deletes(sim, cache, cli, filled):
     result = _clean(cache, "dataset/*", input="y\n")
     assert result.exit_code == 0, result.output
-    assert not (cache / "datasets--hfget-demo--tiny-dataset").exists() and (cache / MODEL_DIR).exists()
+    assert not (cache / DATASET_DIR).exists() and (cache / MODEL_DIR).exists()
 
 
 @pytest.mark.parametrize(
@@ -190,7 +202,7 @@ def test_bad_input_is_a_clear_error_and_deletes_nothing(sim, cache, cli, filled,
 def test_incomplete_removes_partials_and_state_files_but_not_a_running_download(sim, cache, cli, filled):
     stale_state = cache / MODEL_DIR / "blobs" / ("b" * 64 + ".incomplete.state.json")
     stale_state.write_text("{}")  # a state file whose partial is gone
-    leftover = cache / "datasets--hfget-demo--tiny-dataset" / "blobs" / ("c" * 40 + ".incomplete")
+    leftover = cache / DATASET_DIR / "blobs" / ("c" * 40 + ".incomplete")
     leftover.write_bytes(b"x" * 1234)
     moving = moving_repo(sim)
     with download_in_progress(sim, cache, moving.repo_id) as running:
@@ -223,7 +235,7 @@ def test_a_repo_being_downloaded_is_skipped_with_a_note(sim, cache, cli, filled)
         late = planned_earlier.execute()
         assert not late.done and late.skipped[0].note.startswith("in use: hfget download, pid")
         assert (tree_state(folder / "snapshots"), tree_state(folder / "refs")) == before
-    assert not (cache / "datasets--hfget-demo--tiny-dataset").exists()  # the rest of the plan went ahead
+    assert not (cache / DATASET_DIR).exists()  # the rest of the plan went ahead
 
 
 def test_a_modelscope_download_in_progress_is_left_alone(sim, cli, tmp_path):
@@ -247,17 +259,17 @@ def test_a_file_that_cannot_be_deleted_is_reported_and_the_rest_goes_ahead(sim, 
     with undeletable(blob):
         result = _clean(cache, MODEL, DATASET, "--yes")
     assert result.exit_code == 1
-    assert "failed:" in result.stdout and "hfget-demo/tiny-model" in result.stdout and str(blob) in result.stdout
+    assert "failed:" in result.stdout and MODEL in result.stdout and str(blob) in result.stdout
     assert "✓ Freed" in result.stdout and "Traceback" not in result.output
     assert "Traceback" not in capfd.readouterr().err  # huggingface_hub's own logging is kept quiet
-    assert not (cache / "datasets--hfget-demo--tiny-dataset").exists()
+    assert not (cache / DATASET_DIR).exists()
     # The refs and snapshot links went first, so what is left still scans as a (now empty) repo, no warnings.
     info = scan_cache_dir(cache)
     assert not info.warnings and [r.revisions for r in info.repos if r.repo_id == MODEL] == [frozenset()]
 
 
 def test_older_than_takes_only_repos_unused_for_that_long(sim, cache, cli, filled):
-    age((cache / "datasets--hfget-demo--tiny-dataset").rglob("*"), days=40)
+    age((cache / DATASET_DIR).rglob("*"), days=40)
     result = _clean(cache, "--older-than", "30d", "--yes")
     assert result.exit_code == 0, result.output
     assert {r.repo_id for r in scan_cache_dir(cache).repos} == {MODEL, filled}

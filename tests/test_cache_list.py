@@ -9,11 +9,20 @@ from pathlib import Path
 import pytest
 from huggingface_hub import scan_cache_dir
 
-from cache_helpers import (
-    DATASET, MODEL, advance, age, download_in_progress, hfget_download, legacy_modelscope_repo,
-    modelscope_download, moving_repo, official_download,
+from support import (
+    DATASET,
+    MODEL,
+    MODEL_DIR,
+    advance,
+    age,
+    download_in_progress,
+    hfget_download,
+    legacy_modelscope_repo,
+    modelscope_download,
+    moving_repo,
+    official_download,
+    tree_state,
 )
-from conftest import tree_state
 
 
 def _list(cli, *args):
@@ -156,7 +165,7 @@ def test_partials_and_a_download_in_progress_are_shown(sim, cache, cli, filled):
 
 
 def test_a_damaged_repo_is_listed_not_hidden(sim, cache, cli, filled):
-    snapshot = next((cache / "models--hfget-demo--tiny-model" / "snapshots").iterdir())
+    snapshot = next((cache / MODEL_DIR / "snapshots").iterdir())
     blob = (snapshot / "config.json").resolve()
     blob.unlink()  # a blob gone: huggingface_hub's scanner rejects the whole repo
     listed = {r["id"]: r for r in _list(cli, "--cache-dir", cache)["repos"]}

@@ -15,18 +15,26 @@ from pathlib import Path
 
 import pytest
 
-from cache_helpers import MODEL, hfget_download
-from conftest import expected_files, hfget_partial_bytes, hfget_partials, leftovers, official_offline_load, tree_state
 from hfget.cache import CleanRequest, plan_clean
 from hfget.config import resolve
 from hfget.fs import locks
 from hfget.fs.repo_lock import RepoBusy, RepoLock, live_markers
+from support import (
+    MODEL,
+    MODEL_DIR,
+    expected_files,
+    hfget_download,
+    hfget_partial_bytes,
+    hfget_partials,
+    leftovers,
+    official_offline_load,
+    tree_state,
+)
 
 HFGET = str(Path(sys.executable).with_name("hfget"))
 # flock stand-ins, setpriv, rlimits, a umask set for the child: POSIX tools. Windows' locks (msvcrt) are tested by
 # test_nonposix.py's stand-in, and the lock hfget takes there is filelock's (see the README, "Windows and macOS").
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX locks and process tools; see test_nonposix.py")
-MODEL_DIR = "models--hfget-demo--tiny-model"
 
 
 def _hfget(*args, preexec=None, **kwargs) -> subprocess.CompletedProcess:

@@ -13,11 +13,18 @@ from pathlib import Path
 import pytest
 
 from hfget.testing.hubsim import modelscope_commit
-
-from cache_helpers import MODEL, hfget_download, modelscope_download, official_download
-from conftest import closed_port, expected_files, official_offline_load, tree_state
-
-REPO_DIR = "models--hfget-demo--tiny-model"
+from support import (
+    DATASET,
+    MODEL,
+    MODEL_DIR,
+    closed_port,
+    expected_files,
+    hfget_download,
+    modelscope_download,
+    official_download,
+    official_offline_load,
+    tree_state,
+)
 
 
 def _flip_one_byte(path: Path, offset: int = 1000) -> None:
@@ -29,7 +36,7 @@ def _flip_one_byte(path: Path, offset: int = 1000) -> None:
 
 
 def _snapshot(cache: Path, sim, revision: str = "main") -> Path:
-    return cache / REPO_DIR / "snapshots" / sim.repo(MODEL).refs[revision]
+    return cache / MODEL_DIR / "snapshots" / sim.repo(MODEL).refs[revision]
 
 
 def _file_bytes_served(sim) -> dict[str, int]:
@@ -43,7 +50,7 @@ def _file_bytes_served(sim) -> dict[str, int]:
 
 def test_a_clean_cache_verifies_with_exit_0(sim, cache, cli):
     hfget_download(cli, sim, cache, MODEL)
-    official_download(sim, cache, "hfget-demo/tiny-dataset", repo_type="dataset")  # written by huggingface_hub
+    official_download(sim, cache, DATASET, repo_type="dataset")  # written by huggingface_hub
     result = cli("cache", "verify", "--cache-dir", cache)
     assert result.exit_code == 0, result.output
     assert "Every file checked matches its hash" in result.stdout
@@ -51,7 +58,7 @@ def test_a_clean_cache_verifies_with_exit_0(sim, cache, cli):
     assert data["ok"] is True and data["bad"] == []
     checked = {(s["repo_id"], f["path"]): f["algorithm"] for s in data["snapshots"] for f in s["files"]}
     assert checked[(MODEL, "model.safetensors")] == "sha256" and checked[(MODEL, "config.json")] == "git-sha1"
-    assert ("hfget-demo/tiny-dataset", "data/train/part-00000.parquet") in checked
+    assert (DATASET, "data/train/part-00000.parquet") in checked
     assert all(f["status"] == "ok" for s in data["snapshots"] for f in s["files"])
     assert {s["reference"] for s in data["snapshots"]} == {"recorded tree"}  # both clients record trees/
 
@@ -86,7 +93,7 @@ def test_a_changed_byte_and_a_missing_blob_are_named_and_repair_moves_only_their
     assert sum(served.values()) == files["model.safetensors"].size + files["config.json"].size, served
     after = tree_state(cache)
     changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
-    blob_names = {f"{REPO_DIR}/blobs/{files['model.safetensors'].etag}", f"{REPO_DIR}/blobs/{files['config.json'].etag}"}
+    blob_names = {f"{MODEL_DIR}/blobs/{files['model.safetensors'].etag}", f"{MODEL_DIR}/blobs/{files['config.json'].etag}"}
     assert {c for c in changed if "/blobs/" in c} == blob_names  # no other blob touched
     assert not {c for c in changed if "/refs/" in c or "/snapshots/" in c}
     for revision in ("main", "v1.0"):
@@ -96,7 +103,7 @@ def test_a_changed_byte_and_a_missing_blob_are_named_and_repair_moves_only_their
 
 def test_without_a_recorded_listing_the_blob_names_or_the_hub_vouch(sim, cache, cli):
     hfget_download(cli, sim, cache, MODEL)
-    shutil.rmtree(cache / REPO_DIR / "trees")
+    shutil.rmtree(cache / MODEL_DIR / "trees")
     snap = _snapshot(cache, sim)
     _flip_one_byte((snap / "tokenizer" / "tokenizer.json").resolve())
     result = cli("cache", "verify", "--offline", "--cache-dir", cache, "--json")
@@ -144,7 +151,7 @@ def test_a_snapshot_modelscope_served_is_repaired_from_modelscope(sim, cache, cl
     monkeypatch.setenv("MODELSCOPE_ENDPOINT", sim.url)
     assert cli("download", MODEL, "--source", "modelscope", "--cache-dir", cache, "-q").exit_code == 0
     commit = modelscope_commit(sim.repo(MODEL).refs["main"])
-    weights = cache / REPO_DIR / "snapshots" / commit / "model.safetensors"
+    weights = cache / MODEL_DIR / "snapshots" / commit / "model.safetensors"
     _flip_one_byte(weights.resolve())
     sim.clear_log()
     result = cli("cache", "verify", "--repair", "--cache-dir", cache)

@@ -8,9 +8,7 @@ import re
 
 import pytest
 
-from conftest import VALID_TOKEN, closed_port
-
-MODEL = "hfget-demo/tiny-model"
+from support import MODEL, VALID_TOKEN, closed_port
 
 
 @pytest.mark.parametrize(

@@ -10,15 +10,13 @@ import sys
 import threading
 from pathlib import Path
 
-from conftest import expected_files, official_offline_load
-
 from hfget.engine.events import FileRetrying
-from hfget.net.http import HttpClient
 from hfget.engine.segments import PieceSizes
-from hfget.testing.simrepo import SimRepo, blob_file, text_file
 from hfget.engine.transfer import FileJob, Transfer
+from hfget.net.http import HttpClient
+from hfget.testing.simrepo import SimRepo, blob_file, text_file
+from support import MODEL, MODEL_DIR, expected_files, official_offline_load
 
-MODEL = "hfget-demo/tiny-model"
 MIB = 1 << 20
 
 
@@ -146,7 +144,7 @@ def test_two_processes_on_the_same_repo_share_the_files_and_end_with_one_correct
     # Every file crossed the network once in total: each process took the files the other was not holding.
     assert sim.body_bytes_served("/cdn/*") == sum(f.size for f in files if f.lfs)
     assert sim.body_bytes_served("/api/resolve-cache/*") == sum(f.size for f in files if not f.lfs)
-    blobs = cache / "models--hfget-demo--tiny-model" / "blobs"
+    blobs = cache / MODEL_DIR / "blobs"
     assert sorted(p.name for p in blobs.iterdir()) == sorted(f.etag for f in files)  # no partial, no state
     assert official_offline_load(cache, MODEL)["files"] == expected_files(sim, MODEL)
 

@@ -11,13 +11,18 @@ import time
 
 import pytest
 
-from conftest import (
-    GATED_TOKEN, VALID_TOKEN, closed_port, misbehaving_server, pproxy, self_signed_cert, tls_context,
-)
 from hfget.testing.hubsim import HubSimulator
 from hfget.testing.simrepo import demo_repos
-
-MODEL = "hfget-demo/tiny-model"
+from support import (
+    GATED_TOKEN,
+    MODEL,
+    VALID_TOKEN,
+    closed_port,
+    misbehaving_server,
+    pproxy,
+    self_signed_cert,
+    tls_context,
+)
 
 
 def diagnose(cli, *args, env=None):

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import closed_port, misbehaving_server
-
-MODEL = "hfget-demo/tiny-model"
+from support import MODEL, closed_port, misbehaving_server
 
 
 def _diagnose(cli, *args, env=None):
@@ -69,7 +67,7 @@ def test_a_configured_mirror_that_never_answers_is_named_for_removal(sim, cli, i
 
 
 def test_an_https_proxy_that_speaks_plain_http_is_named_with_its_fix(sim, cli, tmp_path):
-    from conftest import pproxy
+    from support import pproxy
 
     with pproxy(sim.port, tmp_path / "p.log", protocols="http") as port:
         report, human = _diagnose(cli, "--proxy", f"https://127.0.0.1:{port}")

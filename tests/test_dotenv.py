@@ -10,11 +10,10 @@ import os
 
 import pytest
 
-from conftest import GATED_TOKEN, VALID_TOKEN, tree_state
 from hfget import config
+from support import GATED_TOKEN, MODEL, VALID_TOKEN, tree_state
 
 GATED = "hfget-demo/gated-model"
-MODEL = "hfget-demo/tiny-model"
 
 
 @pytest.fixture

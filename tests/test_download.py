@@ -8,9 +8,7 @@ import os
 import subprocess
 import sys
 
-from conftest import expected_files, leftovers, official_offline_load, tree_state
-
-MODEL = "hfget-demo/tiny-model"
+from support import DATASET, MODEL, MODEL_DIR, expected_files, leftovers, official_offline_load
 
 
 def test_download_lands_in_the_hf_cache_and_loads_offline_with_the_official_client(sim, cache, cli):
@@ -32,14 +30,14 @@ def test_download_lands_in_the_hf_cache_and_loads_offline_with_the_official_clie
     assert revision.refs == frozenset({"main"})
     assert revision.commit_hash == sim.repo(MODEL).refs["main"]
     # Layout details huggingface_hub relies on: relative symlinks into blobs named by etag, no leftovers.
-    snapshot = cache / "models--hfget-demo--tiny-model" / "snapshots" / revision.commit_hash
+    snapshot = cache / MODEL_DIR / "snapshots" / revision.commit_hash
     link = snapshot / "model.safetensors"
     assert link.is_symlink() and os.readlink(link).startswith("../../blobs/")
     assert not leftovers(cache)
-    assert (cache / "models--hfget-demo--tiny-model" / "trees" / f"{revision.commit_hash}.json").is_file()
+    assert (cache / MODEL_DIR / "trees" / f"{revision.commit_hash}.json").is_file()
     # hfget's record of which source served the commit (for `cache list`).
-    from hfget.store.hub_cache import HubCache
     from hfget.repo import RepoRef
+    from hfget.store.hub_cache import HubCache
 
     origin = HubCache(cache).read_origins(RepoRef(MODEL))[revision.commit_hash]
     assert (origin["source"], origin["endpoint"], origin["revision"]) == ("mirror", sim.url, "main")
@@ -73,17 +71,17 @@ def test_second_download_moves_zero_bytes_and_a_new_revision_reuses_blobs(sim, c
 
 def test_dataset_with_include_exclude_and_explicit_files(sim, cache, cli):
     result = cli(
-        "download", "hfget-demo/tiny-dataset", "--repo-type", "dataset", "--include", "data/train/*",
+        "download", DATASET, "--repo-type", "dataset", "--include", "data/train/*",
         "--include", "README.md", "--exclude", "*00001*", "--endpoint", sim.url, "--cache-dir", cache, "--json",
     )
     assert result.exit_code == 0, result.output
     got = sorted(f["path"] for f in json.loads(result.stdout)["files"])
     assert got == ["README.md", "data/train/part-00000.parquet"]
 
-    result = cli("download", "hfget-demo/tiny-model", "config.json", "onnx/model.onnx",
+    result = cli("download", MODEL, "config.json", "onnx/model.onnx",
                  "--endpoint", sim.url, "--cache-dir", cache, "--json")
     assert sorted(f["path"] for f in json.loads(result.stdout)["files"]) == ["config.json", "onnx/model.onnx"]
-    snapshot = cache / "models--hfget-demo--tiny-model" / "snapshots" / sim.repo(MODEL).refs["main"]
+    snapshot = cache / MODEL_DIR / "snapshots" / sim.repo(MODEL).refs["main"]
     assert sorted(p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file()) == [
         "config.json", "onnx/model.onnx",
     ]
@@ -127,7 +125,7 @@ def test_default_model_and_endpoint_come_from_dotenv(sim, cache, cli, isolated):
     summary = json.loads(result.stdout)
     assert summary["repo_id"] == MODEL and summary["endpoint"] == sim.url
     assert "HF_ENDPOINT from .env" in summary["attempts"][0]["why"]
-    assert (cache / "models--hfget-demo--tiny-model").is_dir()
+    assert (cache / MODEL_DIR).is_dir()
 
 
 def test_plain_progress_when_not_a_terminal(sim, cache, cli):
@@ -144,8 +142,8 @@ def test_rich_progress_renders_overall_and_file_rows():
 
     from rich.console import Console
 
-    from hfget.ui.progress import RichProgress
     from hfget.engine.transfer import FileFinished, FileProgress, FileStarted, TransferFinished, TransferStarted
+    from hfget.ui.progress import RichProgress
 
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=100)

@@ -7,9 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import closed_port, expected_files, leftovers, official_offline_load, tree_state
-
-MODEL = "hfget-demo/tiny-model"
+from support import MODEL, MODEL_DIR, closed_port, expected_files, leftovers, official_offline_load, tree_state
 
 
 @pytest.fixture
@@ -122,10 +120,10 @@ def test_read_only_cache_dir(sim, cli, tmp_path):
 def test_corrupt_bytes_never_enter_the_cache(sim, warm_cache, cli):
     sim.add_fault("corrupt", "model.safetensors", offset=12345)  # every time
     main_weights = sim.repo(MODEL).commits[sim.repo(MODEL).refs["main"]]["model.safetensors"]
-    before_ref = (warm_cache / "models--hfget-demo--tiny-model" / "refs" / "main").exists()
+    before_ref = (warm_cache / MODEL_DIR / "refs" / "main").exists()
     result = cli("download", MODEL, "--endpoint", sim.url, "--cache-dir", warm_cache)
     _assert_clean_failure(result, 1, "does not match its expected sha256", "model.safetensors")
-    repo_dir = warm_cache / "models--hfget-demo--tiny-model"
+    repo_dir = warm_cache / MODEL_DIR
     assert not (repo_dir / "blobs" / main_weights.etag).exists()
     assert not leftovers(repo_dir)
     assert not (repo_dir / "snapshots" / sim.repo(MODEL).refs["main"] / "model.safetensors").exists()

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import pproxy
+from support import DATASET, MODEL, pproxy
 
-MODEL = "hfget-demo/tiny-model"
 HFGET = str(Path(sys.executable).with_name("hfget"))
 # What the application runs: the official client, as transformers calls it, with no argument but the repo id.
 APP = ("import os, huggingface_hub as h; p = h.snapshot_download('hfget-demo/tiny-model', allow_patterns='*.json'); "
@@ -126,6 +125,6 @@ def test_download_ends_with_how_to_load_it_and_json_carries_it(sim, cache, cli, 
     assert json.loads(local.stdout)["load"] == {
         "repo_id": MODEL, "path": str(tmp_path / "m"), "code": f'from_pretrained("{tmp_path / "m"}")', "env": {},
         "line": f'from_pretrained("{tmp_path / "m"}")'}
-    data = json.loads(cli("download", "hfget-demo/tiny-dataset", "--repo-type", "dataset", "--endpoint", sim.url,
+    data = json.loads(cli("download", DATASET, "--repo-type", "dataset", "--endpoint", sim.url,
                           "--cache-dir", cache, "--json").stdout)
     assert data["load"]["code"] == 'load_dataset("hfget-demo/tiny-dataset")'

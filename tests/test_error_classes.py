@@ -17,11 +17,11 @@ from contextlib import contextmanager
 
 import pytest
 
-from conftest import closed_port, pproxy, self_signed_cert, tls_context
 from hfget.errors import ConnectError, DnsError, NetworkTimeout, ProxyError, TlsError
 from hfget.net.http import HttpClient, RetryPolicy
 from hfget.net.net_errors import classify_exception
 from hfget.net.proxy import ProxyConfig, parse
+from support import MODEL, closed_port, pproxy, self_signed_cert, tls_context
 
 
 @contextmanager
@@ -189,10 +189,10 @@ def test_the_fix_for_an_https_proxy_speaking_http_works(sim, cli, cache, tmp_pat
     """"Use http://HOST:PORT" is the fix: with it, the same download goes through."""
     sim.cdn_base = "http://cdn.invalid"
     with pproxy(sim.port, tmp_path / "p.log", protocols="http") as port:
-        bad = cli("download", "hfget-demo/tiny-model", "config.json", "--endpoint", "http://hub.invalid",
+        bad = cli("download", MODEL, "config.json", "--endpoint", "http://hub.invalid",
                   "--cache-dir", cache, "--proxy", f"https://127.0.0.1:{port}")
         assert bad.exit_code == 1 and f"Fix: Use http://127.0.0.1:{port}: https:// in front of a proxy" in bad.stderr
-        good = cli("download", "hfget-demo/tiny-model", "config.json", "--endpoint", "http://hub.invalid",
+        good = cli("download", MODEL, "config.json", "--endpoint", "http://hub.invalid",
                    "--cache-dir", cache, "--proxy", f"http://127.0.0.1:{port}")
     assert good.exit_code == 0, good.output
 

@@ -7,9 +7,7 @@ import time
 
 import pytest
 
-from conftest import expected_files, hfget_partials, leftovers, official_offline_load, tree_state
-
-MODEL = "hfget-demo/tiny-model"
+from support import MODEL, MODEL_DIR, expected_files, hfget_partials, leftovers, official_offline_load, tree_state
 
 # Short timeouts so a hanging or trickling server costs seconds; few retries so giving up is quick.
 FAST = {"HFGET_READ_TIMEOUT": "1", "HFGET_CONNECT_TIMEOUT": "1", "HFGET_RETRIES": "2"}
@@ -21,7 +19,7 @@ def _weights(sim, revision="main"):
 
 
 def _no_unverified_blob(cache, sim) -> None:
-    blobs = cache / "models--hfget-demo--tiny-model" / "blobs"
+    blobs = cache / MODEL_DIR / "blobs"
     if not blobs.exists():
         return
     from hfget.engine.digest import Digest
@@ -88,7 +86,7 @@ def test_a_wrong_content_range_is_never_written(sim, cache, cli):
                  env=FAST)
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "Content-Range" in result.stderr
-    assert not (cache / "models--hfget-demo--tiny-model" / "blobs" / weights.etag).exists()
+    assert not (cache / MODEL_DIR / "blobs" / weights.etag).exists()
     _no_unverified_blob(cache, sim)
 
 
@@ -114,7 +112,7 @@ def test_a_file_that_changed_between_two_runs(sim, cache, cli):
         assert json.loads(second.stdout)["bytes_downloaded"] == new_weights.size  # nothing taken from the old partial
         loaded = official_offline_load(cache, MODEL, files=["model.safetensors"])
         assert loaded["files"]["model.safetensors"] == new_weights.content.sha256
-        blobs = cache / "models--hfget-demo--tiny-model" / "blobs"
+        blobs = cache / MODEL_DIR / "blobs"
         assert hfget_partials(blobs, old.etag)  # the old partial, still resumable if main goes back
         listed = json.loads(cli("cache", "list", "--cache-dir", cache, "--json", "--only", "huggingface").stdout)
         (entry,) = [r for r in listed["repos"] if r["id"] == MODEL]
@@ -130,5 +128,5 @@ def test_a_mirror_serving_other_bytes_than_it_lists_never_lands(sim, cache, cli)
     sim.add_fault("corrupt", "model.safetensors", offset=weights.size - 1)
     result = cli("download", MODEL, "model.safetensors", "--endpoint", sim.url, "--cache-dir", cache, env=FAST)
     assert result.exit_code == 1 and "does not match its expected sha256" in " ".join(result.stderr.split())
-    assert not (cache / "models--hfget-demo--tiny-model" / "blobs" / weights.etag).exists()
+    assert not (cache / MODEL_DIR / "blobs" / weights.etag).exists()
     _no_unverified_blob(cache, sim)

@@ -9,11 +9,12 @@ starvation olah shows when too many requests are held), and the real olah (PyPI)
 from __future__ import annotations
 
 import pytest
-from conftest import expected_files, hfget_process, official_offline_load
-from olah_server import olah_factory  # noqa: F401  (a fixture)
 
 from hfget.testing.hubsim import BlockCache, HubSimulator
 from hfget.testing.simrepo import SimRepo, blob_file, text_file
+from support import expected_files, hfget_process, official_offline_load
+
+from olah_server import olah_factory  # noqa: F401  (a fixture)
 
 MIB = 1 << 20
 TEAM = "team/big-model"

@@ -8,9 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import expected_files, official_offline_load, tree_state
+from support import MODEL, MODEL_DIR, expected_files, official_offline_load, tree_state
 
-MODEL = "hfget-demo/tiny-model"
 TREE = "/api/models/hfget-demo/tiny-model/tree/*"
 REVISION = "/api/models/hfget-demo/tiny-model/revision/*"
 
@@ -99,7 +98,7 @@ def test_a_redirect_loop_is_a_clear_error(sim, cache, cli):
     result = cli("download", MODEL, "config.json", "--endpoint", sim.url, "--cache-dir", cache)
     assert result.exit_code == 1 and "redirect loop" in result.stderr
     # Folders may exist (the download got as far as preparing the cache), but no byte, link or ref of it.
-    repo = cache / "models--hfget-demo--tiny-model"
+    repo = cache / MODEL_DIR
     written = [p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_file() or p.is_symlink()]
     assert [w for w in written if not w.startswith((".hfget/", "trees/"))] == [], written  # no partial either
 

@@ -6,10 +6,10 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from huggingface_hub import errors as hf_errors
 from huggingface_hub import HfApi, hf_hub_download, snapshot_download
+from huggingface_hub import errors as hf_errors
 
-from conftest import GATED_TOKEN, VALID_TOKEN, expected_files
+from support import DATASET, GATED_TOKEN, MODEL, VALID_TOKEN, expected_files
 
 pytestmark = [pytest.mark.official_client, pytest.mark.usefixtures("sim_cdn_elsewhere")]
 
@@ -23,8 +23,8 @@ def _hashes(folder: Path) -> dict[str, str]:
 
 
 def test_official_snapshot_download_is_byte_identical(sim, tmp_path):
-    path = snapshot_download("hfget-demo/tiny-model", endpoint=sim.url, cache_dir=tmp_path / "c")
-    assert _hashes(Path(path)) == expected_files(sim, "hfget-demo/tiny-model")
+    path = snapshot_download(MODEL, endpoint=sim.url, cache_dir=tmp_path / "c")
+    assert _hashes(Path(path)) == expected_files(sim, MODEL)
     # LFS bytes came from the CDN origin (another port), without the hub's Authorization header.
     cdn = [r for r in sim.requests_for("/cdn/*", "GET")]
     assert cdn and all(r.port == sim.cdn_port for r in cdn)
@@ -33,20 +33,20 @@ def test_official_snapshot_download_is_byte_identical(sim, tmp_path):
 def test_official_client_reads_datasets_tags_and_paginated_trees(sim, tmp_path):
     sim.tree_page_size = 2  # forces several pages, followed through the Link header
     path = snapshot_download(
-        "hfget-demo/tiny-dataset", repo_type="dataset", endpoint=sim.url, cache_dir=tmp_path / "c"
+        DATASET, repo_type="dataset", endpoint=sim.url, cache_dir=tmp_path / "c"
     )
-    assert _hashes(Path(path)) == expected_files(sim, "hfget-demo/tiny-dataset", repo_type="dataset")
+    assert _hashes(Path(path)) == expected_files(sim, DATASET, repo_type="dataset")
     assert len(sim.requests_for("/api/datasets/hfget-demo/tiny-dataset/tree/*")) >= 3
 
-    old = snapshot_download("hfget-demo/tiny-model", revision="v1.0", endpoint=sim.url, cache_dir=tmp_path / "c")
-    assert _hashes(Path(old)) == expected_files(sim, "hfget-demo/tiny-model", "v1.0")
-    tree = list(HfApi(endpoint=sim.url).list_repo_tree("hfget-demo/tiny-model", recursive=True))
+    old = snapshot_download(MODEL, revision="v1.0", endpoint=sim.url, cache_dir=tmp_path / "c")
+    assert _hashes(Path(old)) == expected_files(sim, MODEL, "v1.0")
+    tree = list(HfApi(endpoint=sim.url).list_repo_tree(MODEL, recursive=True))
     lfs = {f.path: f.lfs.sha256 for f in tree if getattr(f, "lfs", None)}
-    assert lfs["model.safetensors"] == expected_files(sim, "hfget-demo/tiny-model")["model.safetensors"]
+    assert lfs["model.safetensors"] == expected_files(sim, MODEL)["model.safetensors"]
 
 
 def test_official_hf_hub_download_single_file(sim, tmp_path):
-    path = hf_hub_download("hfget-demo/tiny-model", "tokenizer/vocab.txt", endpoint=sim.url, cache_dir=tmp_path)
+    path = hf_hub_download(MODEL, "tokenizer/vocab.txt", endpoint=sim.url, cache_dir=tmp_path)
     assert Path(path).read_text().startswith("tok0\ntok1\n")
 
 
@@ -54,8 +54,8 @@ def test_official_hf_hub_download_single_file(sim, tmp_path):
     ("kwargs", "error"),
     [
         ({"repo_id": "hfget-demo/no-such-model", "filename": "config.json"}, hf_errors.RepositoryNotFoundError),
-        ({"repo_id": "hfget-demo/tiny-model", "filename": "config.json", "revision": "nope"}, hf_errors.RevisionNotFoundError),
-        ({"repo_id": "hfget-demo/tiny-model", "filename": "missing.bin"}, hf_errors.EntryNotFoundError),
+        ({"repo_id": MODEL, "filename": "config.json", "revision": "nope"}, hf_errors.RevisionNotFoundError),
+        ({"repo_id": MODEL, "filename": "missing.bin"}, hf_errors.EntryNotFoundError),
         ({"repo_id": "hfget-demo/gated-model", "filename": "config.json"}, hf_errors.GatedRepoError),
         ({"repo_id": "hfget-demo/gated-model", "filename": "config.json", "token": VALID_TOKEN}, hf_errors.GatedRepoError),
     ],
@@ -80,14 +80,14 @@ def test_official_client_opens_gated_repo_with_an_accepted_token(sim, tmp_path):
 def test_official_client_reads_paths_info(sim):
     # POST /api/models/R/paths-info/REV: huggingface_hub's get_paths_info, and what olah asks upstream per resolve.
     api = HfApi(endpoint=sim.url)
-    infos = api.get_paths_info("hfget-demo/tiny-model", ["config.json", "model.safetensors", "tokenizer", "nope"])
+    infos = api.get_paths_info(MODEL, ["config.json", "model.safetensors", "tokenizer", "nope"])
     by_path = {i.path: i for i in infos}
     assert sorted(by_path) == ["config.json", "model.safetensors", "tokenizer"]  # unknown paths are left out
-    assert by_path["model.safetensors"].lfs.sha256 == expected_files(sim, "hfget-demo/tiny-model")["model.safetensors"]
+    assert by_path["model.safetensors"].lfs.sha256 == expected_files(sim, MODEL)["model.safetensors"]
     assert by_path["config.json"].lfs is None and by_path["config.json"].size > 0
     assert type(by_path["tokenizer"]).__name__ == "RepoFolder"
     with pytest.raises(hf_errors.RevisionNotFoundError):
-        api.get_paths_info("hfget-demo/tiny-model", ["config.json"], revision="nope")
+        api.get_paths_info(MODEL, ["config.json"], revision="nope")
     assert sim.requests_for("/api/models/hfget-demo/tiny-model/paths-info/*", "POST")
 
 
@@ -106,11 +106,11 @@ def test_official_modelscope_client_downloads_from_the_simulator(sim, tmp_path):
     env = {**os.environ, "MODELSCOPE_ENDPOINT": sim.url, "MODELSCOPE_CACHE": str(tmp_path / "ms-cache")}
     cli = Path(sys.executable).with_name("modelscope")
     proc = subprocess.run(
-        [str(cli), "download", "hfget-demo/tiny-model", "--local-dir", str(tmp_path / "out")],
+        [str(cli), "download", MODEL, "--local-dir", str(tmp_path / "out")],
         env=env, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert _hashes(tmp_path / "out") == expected_files(sim, "hfget-demo/tiny-model")
+    assert _hashes(tmp_path / "out") == expected_files(sim, MODEL)
     listing = sim.requests_for("/api/v1/models/hfget-demo/tiny-model/repo/files")
     assert listing and "Revision=master" in listing[0].query
     # Large files were redirected to the CDN origin, small ones served directly.

@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import expected_files, official_offline_load
 
 from hfget.testing.hubsim import HubSimulator
 from hfget.testing.simrepo import demo_repos
+from support import MODEL, MODEL_DIR, expected_files, official_offline_load
 
-MODEL = "hfget-demo/tiny-model"
 LEAKED = "cas-bridge.xethub.invalid"
 
 
@@ -34,7 +33,7 @@ def test_an_unresolvable_redirect_is_named_and_the_fix_fits(leaky_mirror, cache,
     # Given up at once (retrying a name that does not resolve cannot help), not after five rounds of backoff.
     assert len(leaky_mirror.requests_for("*/resolve/*/model.safetensors", "GET")) == 1
     weights = leaky_mirror.repo(MODEL).commits[leaky_mirror.repo(MODEL).refs["main"]]["model.safetensors"]
-    assert not (cache / "models--hfget-demo--tiny-model" / "blobs" / weights.etag).exists()  # nothing placed
+    assert not (cache / MODEL_DIR / "blobs" / weights.etag).exists()  # nothing placed
 
 
 @pytest.fixture

@@ -12,11 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (
-    expected_files, hfget_partial_bytes, hfget_partials, hfget_process, leftovers, official_offline_load,
+from support import (
+    MODEL,
+    MODEL_DIR,
+    expected_files,
+    hfget_partial_bytes,
+    hfget_partials,
+    hfget_process,
+    leftovers,
+    official_offline_load,
 )
 
-MODEL = "hfget-demo/tiny-model"
 HFGET = str(Path(sys.executable).with_name("hfget"))
 
 
@@ -66,7 +72,7 @@ def test_disk_full_mid_download_is_a_clear_error_and_the_partial_resumes(sim, sm
         [HFGET, "download", MODEL, "model.safetensors", "--endpoint", sim.url, "--cache-dir", str(cache), "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
     )
-    blobs = cache / "models--hfget-demo--tiny-model" / "blobs"
+    blobs = cache / MODEL_DIR / "blobs"
     _wait_for(lambda: hfget_partial_bytes(blobs) > 1_000_000)
     filler = _fill(small_disk)
     out, err = proc.communicate(timeout=60)
@@ -99,7 +105,7 @@ def test_disk_full_while_another_connection_is_stalled_is_reported_at_once(sim, 
     sim.add_fault("throttle", "onnx/model.onnx", where="cdn", rate=1_000_000)
     proc = hfget_process("download", MODEL, "model.safetensors", "onnx/model.onnx", "--endpoint", sim.url,
                          "--cache-dir", cache)
-    blobs = cache / "models--hfget-demo--tiny-model" / "blobs"
+    blobs = cache / MODEL_DIR / "blobs"
     _wait_for(lambda: blobs.exists() and bool(sim.requests_for(f"/cdn/{weights.content.sha256}", "GET"))
               and hfget_partial_bytes(blobs, onnx.etag) > 100_000)
     _fill(small_disk)
@@ -123,7 +129,7 @@ def test_two_downloads_and_a_cache_clean_racing_on_one_repo(sim, tmp_path):
            "--connections", "2"]
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     second = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-    _wait_for(lambda: bool(hfget_partials(cache / "models--hfget-demo--tiny-model" / "blobs")))
+    _wait_for(lambda: bool(hfget_partials(cache / MODEL_DIR / "blobs")))
     clean = subprocess.run([HFGET, "cache", "clean", MODEL, "--yes", "--cache-dir", str(cache), "--only", "huggingface"],
                            capture_output=True, text=True, env=_env(), timeout=60)
     results = [p.communicate(timeout=120) for p in (first, second)]

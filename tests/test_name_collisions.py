@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import official_offline_load, tree_state
 from hfget.fs.names import CASE, UNICODE, FolderNames, name_collisions
 from hfget.testing.simrepo import SimRepo, text_file
+from support import official_offline_load, tree_state
 
 
 def _clashing_repo(sim, *paths: str) -> SimRepo:

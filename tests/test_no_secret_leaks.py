@@ -17,9 +17,8 @@ from urllib.parse import quote, unquote
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import closed_port
+from support import MODEL, closed_port
 
-MODEL = "hfget-demo/tiny-model"
 GATED = "hfget-demo/gated-model"
 
 tokens = st.text(string.ascii_letters + string.digits, min_size=34, max_size=34).map(lambda s: "hf_" + s)

@@ -6,24 +6,34 @@ cache, and huggingface_hub (which finds no symlinks there either) loads what it 
 from __future__ import annotations
 
 import json
-import stat
 import os
+import stat
 import subprocess
 import sys
 import threading
 import time
 
 import pytest
-from cache_helpers import MODEL, interrupt_halfway
-from conftest import SIGKILL, expected_files, hfget_partials, leftovers, needs_linux, official_offline_load
-from nonposix import nonposix_env, offline_load, run_hfget, run_python
 
 from hfget.engine.resume_state import state_path
 from hfget.engine.segments import PieceSizes
 from hfget.fs import fileio, locks, oslocks
 from hfget.fs.symlinks import symlinks_work
+from nonposix import nonposix_env, offline_load, run_hfget, run_python
+from support import (
+    DATASET,
+    DATASET_DIR,
+    MODEL,
+    MODEL_DIR,
+    SIGKILL,
+    expected_files,
+    hfget_partials,
+    interrupt_halfway,
+    leftovers,
+    needs_linux,
+    official_offline_load,
+)
 
-MODEL_DIR = "models--hfget-demo--tiny-model"
 ONE_CHUNK = PieceSizes().min_piece  # (as in test_resume: what a resumed run may fetch beyond what is missing)
 
 
@@ -153,17 +163,17 @@ def test_cache_clean_removes_read_only_files(sim, cache, cli):
     """Windows cannot delete a read-only file; `cache clean` makes it writable first: plain files in a snapshot
     (a cache without symlinks), in a read-only folder, and blobs (deleted through huggingface_hub's strategy)."""
     assert run_hfget("download", MODEL, "--endpoint", sim.url, "--cache-dir", cache).returncode == 0
-    dataset = "hfget-demo/tiny-dataset"
+    dataset = DATASET
     assert cli("download", dataset, "--repo-type", "dataset", "--endpoint", sim.url, "--cache-dir", cache,
                "--quiet").exit_code == 0  # (here, with symlinks: its files are blobs)
     snapshot = cache / MODEL_DIR / "snapshots" / sim.repo(MODEL).resolve("main")
-    blobs = list((cache / "datasets--hfget-demo--tiny-dataset" / "blobs").iterdir())
+    blobs = list((cache / DATASET_DIR / "blobs").iterdir())
     for path in (snapshot / "config.json", snapshot / "tokenizer" / "vocab.txt", *blobs):
         path.chmod(stat.S_IREAD)
     (snapshot / "tokenizer").chmod(0o555)
     clean = run_hfget("cache", "clean", "--all", "--yes", "--cache-dir", cache, "--only", "huggingface")
     assert clean.returncode == 0, clean.stdout + clean.stderr
-    assert not (cache / MODEL_DIR).exists() and not (cache / "datasets--hfget-demo--tiny-dataset").exists()
+    assert not (cache / MODEL_DIR).exists() and not (cache / DATASET_DIR).exists()
 
 
 @needs_linux

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from conftest import expected_files, official_offline_load
 from hfget.testing.simrepo import ODD_NAMES_REPO, odd_names_repo
+from support import expected_files, official_offline_load
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
 

@@ -9,12 +9,10 @@ import json
 
 import pytest
 
-from conftest import expected_files, official_offline_load
 from hfget.testing.hubsim import HubSimulator
 from hfget.testing.simrepo import ODD_NAMES_REPO, SimRepo, blob_file, odd_names_repo, text_file
+from support import DATASET, MODEL, expected_files, official_offline_load
 
-MODEL = "hfget-demo/tiny-model"
-DATASET = "hfget-demo/tiny-dataset"
 HF = "https://huggingface.co"
 
 

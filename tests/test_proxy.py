@@ -11,9 +11,7 @@ import json
 
 import pytest
 
-from conftest import closed_port, expected_files, official_offline_load, pproxy, tree_state
-
-MODEL = "hfget-demo/tiny-model"
+from support import MODEL, closed_port, expected_files, official_offline_load, pproxy, tree_state
 
 
 @pytest.fixture

@@ -8,15 +8,22 @@ import signal
 from pathlib import Path
 
 import pytest
-from cache_helpers import interrupt_halfway
-from conftest import SIGKILL, dead_hfget_partial, hfget_partials, needs_posix_signals, official_offline_load
 
 from hfget.engine.resume_state import state_path
 from hfget.engine.segments import PieceSizes
 from hfget.testing.hubsim import HubSimulator
 from hfget.testing.simrepo import demo_repos
+from support import (
+    MODEL,
+    MODEL_DIR,
+    SIGKILL,
+    dead_hfget_partial,
+    hfget_partials,
+    interrupt_halfway,
+    needs_posix_signals,
+    official_offline_load,
+)
 
-MODEL = "hfget-demo/tiny-model"
 # The most a resumed run may fetch beyond what is missing on disk: bytes written after the last state save. The
 # engine saves every 512 KiB, so one minimal piece (1 MiB) is a safe bound that still fails if the state is ignored.
 ONE_CHUNK = PieceSizes().min_piece
@@ -29,7 +36,7 @@ def _weights(sim):
 
 def _partial(cache: Path, f) -> Path:
     """The partial the interrupted run left (named by that run: store/partials.py)."""
-    (partial,) = hfget_partials(cache / "models--hfget-demo--tiny-model" / "blobs", f.etag)
+    (partial,) = hfget_partials(cache / MODEL_DIR / "blobs", f.etag)
     return partial
 
 
@@ -99,7 +106,7 @@ def test_resume_continues_from_another_source_with_the_same_hash(sim, other_sim,
 def test_a_state_for_another_file_is_not_trusted(sim, cache, cli):
     """A state whose size or hash differs from the file now listed is thrown away with its partial."""
     f = _weights(sim)
-    partial = dead_hfget_partial(cache / "models--hfget-demo--tiny-model" / "blobs", f.etag)
+    partial = dead_hfget_partial(cache / MODEL_DIR / "blobs", f.etag)
     partial.write_bytes(f.content.read(0, f.size // 2))
     state_path(partial).write_text(
         json.dumps({"version": 1, "size": f.size + 1, "algo": "sha256", "expected": f.content.sha256,

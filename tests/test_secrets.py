@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import GATED_TOKEN, closed_port
+from support import GATED_TOKEN, MODEL, closed_port
 
-MODEL = "hfget-demo/tiny-model"
 GATED = "hfget-demo/gated-model"
 UNKNOWN_TOKEN = "hf_notKnownToTheHubXXXXYYYYZZZZ0000abcd"
 

@@ -15,10 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from cache_helpers import MODEL, interrupt_halfway
-from conftest import SIGKILL, expected_files, hfget_partials, leftovers, needs_posix_signals, official_offline_load
 from hfget.engine.resume_state import state_path
 from hfget.testing.simrepo import SimRepo, blob_file, text_file
+from support import (
+    MODEL,
+    MODEL_DIR,
+    SIGKILL,
+    expected_files,
+    hfget_partials,
+    interrupt_halfway,
+    leftovers,
+    needs_posix_signals,
+    official_offline_load,
+)
+
 from interop_envs import interop_venv
 
 # The first test to use `hf0` builds its venv (about 30 s here, from PyPI): more than the default test timeout
@@ -93,7 +103,7 @@ def _wait_for(predicate, process: subprocess.Popen, timeout: float = 60.0):
 def test_hub_0x_after_a_killed_multi_connection_hfget_gets_every_byte_right(sim, cache, cli, hf0, sig):
     f = _weights(sim)
     interrupt_halfway(sim, cache, sig)
-    blobs = cache / "models--hfget-demo--tiny-model" / "blobs"
+    blobs = cache / MODEL_DIR / "blobs"
     (partial,) = hfget_partials(blobs, f.etag)
     done = json.loads(state_path(partial).read_text())["done"]
     assert len(done) > 1 or done[0][0] != 0, "the interrupted run should have left holes (several connections)"
@@ -165,7 +175,7 @@ def test_cache_clean_incomplete_while_hf_download_is_writing(sim, cache, cli, bi
     f = _weights(sim, big.repo_id)
     blobs = _blobs(cache, big.repo_id)
     # Something the clean may take: what a killed hfget left of a file of another repo.
-    stale = cache / "models--hfget-demo--tiny-model" / "blobs"
+    stale = cache / MODEL_DIR / "blobs"
     interrupt_halfway(sim, cache, SIGKILL)
     assert hfget_partials(stale)
     sim.add_fault("throttle", "model.safetensors", rate=3_000_000)  # some 8 s for 24 MiB
@@ -203,5 +213,5 @@ def test_two_hfget_and_one_hf_download_on_one_repo_at_once(sim, cache):
     _verified(sim, cache, MODEL)
     assert official_offline_load(cache, MODEL)["files"] == expected_files(sim, MODEL)
     assert not leftovers(cache)
-    locks = cache / ".locks" / "models--hfget-demo--tiny-model"
+    locks = cache / ".locks" / MODEL_DIR
     assert not list(locks.glob("*.hfget"))  # every hfget marker went with its process

@@ -28,11 +28,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import expected_files, official_offline_load
+from support import DATASET, MODEL, expected_files, official_offline_load
+
 from interop_envs import interop_venv
 
-MODEL = "hfget-demo/tiny-model"
-DATASET = "hfget-demo/tiny-dataset"
 QUIRKYFS = Path(__file__).with_name("quirkyfs.py")
 NOOP_FLOCK = "import fcntl; fcntl.flock = lambda fd, op: None; fcntl.lockf = lambda fd, cmd, *a: None\n"
 

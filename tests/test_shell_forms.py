@@ -10,9 +10,8 @@ import re
 import pytest
 
 from hfget.ui.cli_env import Shell, verdict_shells
+from support import MODEL
 from test_shells import _powershell_single_quoted
-
-MODEL = "hfget-demo/tiny-model"
 
 
 def _cmd_value(text: str, name: str) -> str:

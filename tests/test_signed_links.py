@@ -8,10 +8,10 @@ import json
 from urllib.parse import parse_qs
 
 import pytest
-from conftest import official_offline_load
 
 from hfget.testing.hubsim import HubSimulator
 from hfget.testing.simrepo import SimRepo, blob_file, text_file
+from support import official_offline_load
 
 BIG = "hfget-demo/big-model"
 MIB = 1 << 20

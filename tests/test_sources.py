@@ -6,11 +6,18 @@ import json
 
 import pytest
 
-from conftest import GATED_TOKEN, VALID_TOKEN, closed_port, expected_files, official_offline_load, tree_state
 from hfget.testing.hubsim import HubSimulator, SimUser, modelscope_commit
 from hfget.testing.simrepo import SimRepo, blob_file, demo_repos, text_file
-
-MODEL = "hfget-demo/tiny-model"
+from support import (
+    GATED_TOKEN,
+    MODEL,
+    MODEL_DIR,
+    VALID_TOKEN,
+    closed_port,
+    expected_files,
+    official_offline_load,
+    tree_state,
+)
 
 
 def _json(result) -> dict:
@@ -77,7 +84,7 @@ def test_every_hugging_face_source_fails_and_modelscope_serves_into_the_hf_cache
     assert loaded["files"] == expected_files(sim, MODEL)
     assert loaded["path"].endswith(f"models--hfget-demo--tiny-model/snapshots/{ms_commit}")
     # Regular files are named by their git blob id, as the hub names them; LFS files by sha256.
-    blobs = {p.name for p in (cache / "models--hfget-demo--tiny-model" / "blobs").iterdir()}
+    blobs = {p.name for p in (cache / MODEL_DIR / "blobs").iterdir()}
     files = sim.repo(MODEL).commits[sim.repo(MODEL).refs["main"]]
     assert blobs == {f.etag for f in files.values()}
     # A second run moves nothing.

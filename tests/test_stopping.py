@@ -16,13 +16,11 @@ import threading
 import time
 
 import pytest
-from conftest import hfget_partials, hfget_process, misbehaving_server, pproxy
 
 from hfget.engine.resume_state import state_path
 from hfget.net.http import Cancelled, HttpClient
 from hfget.net.proxy import NO_PROXY_CONFIG, Proxy, ProxyConfig
-
-MODEL = "hfget-demo/tiny-model"
+from support import MODEL, MODEL_DIR, hfget_partials, hfget_process, misbehaving_server, pproxy
 
 
 def _files(sim):
@@ -57,7 +55,7 @@ def test_ctrl_c_stops_at_once_without_blaming_the_server(sim, cache):
     lines = err.splitlines()
     assert not [line for line in lines if "retry" in line or "FAILED" in line], err  # our stop broke those
     assert "Run the same command again to resume" in err
-    (partial,) = hfget_partials(cache / "models--hfget-demo--tiny-model" / "blobs", weights.etag)
+    (partial,) = hfget_partials(cache / MODEL_DIR / "blobs", weights.etag)
     assert json.loads(state_path(partial).read_text())["done"]  # what arrived is recorded for the next run
 
 

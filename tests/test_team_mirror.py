@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import official_offline_load
 from hfget.testing.simrepo import demo_repos
+from support import MODEL, official_offline_load
+
 from olah_server import make_mirror_repo, olah_factory  # noqa: F401  (a fixture)
 
-MODEL = "hfget-demo/tiny-model"
 CLIENTS = 3
 
 pytestmark = pytest.mark.interop

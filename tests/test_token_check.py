@@ -9,11 +9,10 @@ import json
 
 import pytest
 
-from conftest import GATED_TOKEN, VALID_TOKEN, closed_port
 from hfget.testing.hubsim import HubSimulator, SimUser
 from hfget.testing.simrepo import SimRepo, text_file
+from support import GATED_TOKEN, MODEL, VALID_TOKEN, closed_port
 
-MODEL = "hfget-demo/tiny-model"
 GATED = "hfget-demo/gated-model"
 INVALID_TOKEN = "hf_simTokenNobodyZZZZYYYYXXXXWWWW9999"
 SECRETS = (VALID_TOKEN, GATED_TOKEN, INVALID_TOKEN)
@@ -176,8 +175,8 @@ def test_modelscope_token_valid_invalid_and_shadowed(official, cli, isolated, mo
 def test_output_is_redacted_once_more_on_the_way_out(capsys):
     """Reports hold masked tokens only; should a server echo a token into a detail, the printer still masks it."""
     from hfget.cli import _show
-    from hfget.ui.render_diagnose import token_check as render
     from hfget.doctor.tokencheck import TokenInfo, TokenReport
+    from hfget.ui.render_diagnose import token_check as render
 
     echoed = TokenInfo("HF_TOKEN from env", "hf_****1234", "in effect", valid=False,
                        detail=f"the server said: bad token {VALID_TOKEN}")

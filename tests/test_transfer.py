@@ -7,13 +7,11 @@ import threading
 import time
 
 import pytest
-from conftest import dead_hfget_partial, expected_files, leftovers, official_offline_load
 
 from hfget.engine.file_task import EngineSettings, FileTask
 from hfget.engine.segments import PieceSizes
 from hfget.engine.transfer import FileJob
-
-MODEL = "hfget-demo/tiny-model"
+from support import MODEL, MODEL_DIR, dead_hfget_partial, expected_files, leftovers, official_offline_load
 
 
 def _weights(sim, revision="main"):
@@ -23,7 +21,7 @@ def _weights(sim, revision="main"):
 
 def _partial(cache, f):
     """A partial an earlier, dead hfget run left."""
-    return dead_hfget_partial(cache / "models--hfget-demo--tiny-model" / "blobs", f.etag)
+    return dead_hfget_partial(cache / MODEL_DIR / "blobs", f.etag)
 
 
 def _asked(gets, size):
@@ -142,9 +140,9 @@ def test_persistent_5xx_is_a_clear_server_error_and_keeps_finished_files(sim, ca
     result = cli("download", MODEL, "--endpoint", sim.url, "--cache-dir", cache)
     assert result.exit_code == 1
     assert "HTTP 502" in result.stderr and "The other 5 file(s) are in place" in result.stderr
-    blobs = cache / "models--hfget-demo--tiny-model" / "blobs"
+    blobs = cache / MODEL_DIR / "blobs"
     assert len([p for p in blobs.iterdir() if p not in leftovers(blobs)]) == 5
-    assert not (cache / "models--hfget-demo--tiny-model" / "refs" / "main").exists()
+    assert not (cache / MODEL_DIR / "refs" / "main").exists()
 
 
 def test_a_restart_empties_the_partial_only_after_the_writes_in_flight_have_landed(tmp_path):

@@ -19,6 +19,7 @@ import pytest
 
 from hfget.testing.hubsim import HubSimulator
 from hfget.testing.simrepo import model_repo
+
 from interop_envs import interop_venv
 
 pytestmark = pytest.mark.interop

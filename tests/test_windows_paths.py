@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import official_offline_load, tree_state
 from hfget.config import expand_path
 from hfget.fs import winpaths
 from hfget.repo import RemoteFile, RepoRef, Snapshot
 from hfget.store.hub_cache import HubCache
 from hfget.store.targets import CacheTarget
 from hfget.testing.simrepo import SimRepo, text_file
+from support import MODEL, official_offline_load, tree_state
 from test_name_collisions import fat_folder  # noqa: F401  (a fixture: a FAT file system through FUSE)
 
 
@@ -178,11 +178,11 @@ def test_a_deep_cache_downloads_and_loads(sim, tmp_path, cli):
     """A cache folder so deep that its snapshot paths pass 260 characters: on Windows hfget writes it through the
     extended form; here (and on every runner) it must simply work, and show the plain path."""
     cache = tmp_path.joinpath(*["nested-folder-for-a-long-path"] * 7)
-    result = cli("download", "hfget-demo/tiny-model", "--endpoint", sim.url, "--cache-dir", cache, "--json")
+    result = cli("download", MODEL, "--endpoint", sim.url, "--cache-dir", cache, "--json")
     assert result.exit_code == 0, result.output
     location = json.loads(result.stdout)["location"]
     assert len(location) > winpaths.MAX_PATH - 60 and not location.startswith("\\\\?\\")
-    assert official_offline_load(cache, "hfget-demo/tiny-model")["files"]
+    assert official_offline_load(cache, MODEL)["files"]
 
 
 # --- ~ and %USERPROFILE% -------------------------------------------------------------------------------------------
@@ -213,9 +213,9 @@ def test_the_settings_expand_them(tmp_path, monkeypatch, cli, sim):
     """HF_HUB_CACHE=~/... in .env and --cache-dir $VAR/...: both reach the cache the user meant."""
     monkeypatch.setenv("MY_CACHES", str(tmp_path / "caches"))
     (Path.cwd() / ".env").write_text("HF_HUB_CACHE=~/hub-from-dotenv\n")
-    result = cli("download", "hfget-demo/tiny-model", "config.json", "--endpoint", sim.url, "--json")
+    result = cli("download", MODEL, "config.json", "--endpoint", sim.url, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["location"].startswith(str(tmp_path / "home" / "hub-from-dotenv"))
-    result = cli("download", "hfget-demo/tiny-model", "config.json", "--endpoint", sim.url, "--json",
+    result = cli("download", MODEL, "config.json", "--endpoint", sim.url, "--json",
                  "--cache-dir", "$MY_CACHES/hub")
     assert json.loads(result.stdout)["location"].startswith(str(tmp_path / "caches" / "hub"))

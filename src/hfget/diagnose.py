@@ -72,75 +72,90 @@ def run(settings: Settings, repo: str | None = None, shells: tuple[str, ...] = (
     """Every route and check; the verdict's lines also for each of `shells` (doctor/shells.py names)."""
     started = time.monotonic()
     timeout = settings.seconds("HFGET_DIAGNOSE_TIMEOUT")
-    deadline = started + 3 * timeout + 1
     repo_ref = parse_repo_spec(repo or settings.get("DEFAULT_MODEL") or PROBE_REPO).repo
-    settings, problems = usable(settings)
-    found: list[Check] = problems
-    routes: list[RouteReport] = []
-    workers: list[tuple[threading.Thread, RouteReport | Check]] = []
-    lock = threading.Lock()
-    closed = threading.Event()  # set at the deadline: late results are dropped, not mixed into the report
-
-    def add(report: RouteReport, check: Check) -> None:
-        with lock:
-            if not closed.is_set():
-                report.layers.append(check)
-
-    def spawn(target, *args, report: RouteReport | Check) -> None:
-        def guarded() -> None:
-            try:
-                target(*args)
-            except Exception as exc:  # noqa: BLE001 - a thread's traceback would land on the user's terminal
-                if isinstance(report, RouteReport):
-                    add(report, Check("http", "http", FAIL, f"internal error: {type(exc).__name__}: {exc}",
-                                      "Please report this (run with HFGET_DEBUG=1 for details)."))
-
-        thread = threading.Thread(target=guarded, daemon=True)
-        thread.start()
-        workers.append((thread, report))
-
+    settings, found = usable(settings)
+    probes = _Probes(started, deadline=started + 3 * timeout + 1)
     route = None
     try:
         route = plan(settings, _client_factory(settings, timeout))
     except HfgetError as error:
         found.append(Check("settings", "routes", FAIL, error.message, error.hint))
-    proxy_found: list[Check] = []
-    token_found: list[Check] = []
     if route is not None:
-        for candidate in route.candidates:
-            report = RouteReport(candidate.source.name, mask_url(candidate.source.endpoint),
-                                 candidate.proxy.masked if candidate.proxy else None, candidate.reason)
-            routes.append(report)
-            spawn(_probe_route, candidate, repo_ref, settings, timeout, lambda c, r=report: add(r, c), report=report)
-        # The API checks send the token where a download would: say so for every host that is not huggingface.co.
-        sent = [destination_note(c.source.endpoint, settings) for c in route.candidates
-                if getattr(c.source, "grant", None)]
-        found += [Check("tokens", "token sent to", WARN, note) for note in dict.fromkeys(sent) if note]
-        late = "did not finish within the time limit"
-        spawn(_proxies, route.candidates, timeout, proxy_found, report=Check("proxy", "proxy checks", WARN, late))
-        spawn(_tokens, settings, timeout, token_found, report=Check("tokens", "token checks", WARN, late))
+        found += probes.start(route.candidates, repo_ref, settings, timeout)
     found += local.settings_checks(settings) + local.proxy_settings_checks(settings)
     found += local.cache_checks(settings) + local.version_checks() + local.conflict_checks(settings)
-    for thread, _ in workers:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    with lock:
-        closed.set()
-        for thread, report in workers:
-            if thread.is_alive() and isinstance(report, RouteReport):
-                report.layers.append(_hanging(report, deadline - started))
-            elif thread.is_alive():
-                (proxy_found if report.group == "proxy" else token_found).append(report)
-        for report in routes:
-            http = next((c for c in report.layers if c.name == "http"), None)
-            report.works = http is not None and http.status != FAIL
-            report.serves_repo = http is not None and http.status == OK
-        proxy_snapshot, token_snapshot = list(proxy_found), list(token_found)
+    network_checks = probes.finish()
     if route is not None:
         route.close()
-    all_checks = found + proxy_snapshot + token_snapshot
+    all_checks = found + network_checks
+    found_verdict = verdict(settings, probes.routes, all_checks, str(repo_ref), shells)
+    return DiagnoseReport(str(repo_ref), timeout, probes.routes, all_checks, found_verdict, time.monotonic() - started)
 
-    found_verdict = verdict(settings, routes, all_checks, str(repo_ref), shells)
-    return DiagnoseReport(str(repo_ref), timeout, routes, all_checks, found_verdict, time.monotonic() - started)
+
+class _Probes:
+    """The checks that talk to the network, each on its own thread, bounded by one deadline for the whole run.
+
+    At the deadline the report is closed: a thread still running is reported as hanging (at the layer a route had
+    reached), and anything it finds later is dropped rather than mixed into a report being rendered."""
+
+    def __init__(self, started: float, deadline: float) -> None:
+        self.started, self.deadline = started, deadline
+        self.routes: list[RouteReport] = []
+        self.proxy_found: list[Check] = []
+        self.token_found: list[Check] = []
+        self._workers: list[tuple[threading.Thread, RouteReport | Check]] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+
+    def start(self, candidates: list[Candidate], repo_ref: RepoRef, settings: Settings, timeout: float) -> list[Check]:
+        """Probe every route, the proxies and the tokens; returns the checks known at once (where the token goes)."""
+        for candidate in candidates:
+            report = RouteReport(candidate.source.name, mask_url(candidate.source.endpoint),
+                                 candidate.proxy.masked if candidate.proxy else None, candidate.reason)
+            self.routes.append(report)
+            self._spawn(_probe_route, candidate, repo_ref, settings, timeout, lambda c, r=report: self._add(r, c),
+                        report=report)
+        late = "did not finish within the time limit"
+        self._spawn(_proxies, candidates, timeout, self.proxy_found, report=Check("proxy", "proxy checks", WARN, late))
+        self._spawn(_tokens, settings, timeout, self.token_found, report=Check("tokens", "token checks", WARN, late))
+        # The API checks send the token where a download would: say so for every host that is not huggingface.co.
+        sent = [destination_note(c.source.endpoint, settings) for c in candidates if getattr(c.source, "grant", None)]
+        return [Check("tokens", "token sent to", WARN, note) for note in dict.fromkeys(sent) if note]
+
+    def finish(self) -> list[Check]:
+        """Wait until the deadline at most, close the report, and return the proxy and token checks."""
+        for thread, _ in self._workers:
+            thread.join(max(0.0, self.deadline - time.monotonic()))
+        with self._lock:
+            self._closed.set()
+            for thread, report in self._workers:
+                if thread.is_alive() and isinstance(report, RouteReport):
+                    report.layers.append(_hanging(report, self.deadline - self.started))
+                elif thread.is_alive():
+                    (self.proxy_found if report.group == "proxy" else self.token_found).append(report)
+            for report in self.routes:
+                http = next((c for c in report.layers if c.name == "http"), None)
+                report.works = http is not None and http.status != FAIL
+                report.serves_repo = http is not None and http.status == OK
+            return list(self.proxy_found) + list(self.token_found)
+
+    def _add(self, report: RouteReport, check: Check) -> None:
+        with self._lock:
+            if not self._closed.is_set():
+                report.layers.append(check)
+
+    def _spawn(self, target, *args, report: RouteReport | Check) -> None:
+        def guarded() -> None:
+            try:
+                target(*args)
+            except Exception as exc:  # noqa: BLE001 - a thread's traceback would land on the user's terminal
+                if isinstance(report, RouteReport):
+                    self._add(report, Check("http", "http", FAIL, f"internal error: {type(exc).__name__}: {exc}",
+                                            "Please report this (run with HFGET_DEBUG=1 for details)."))
+
+        thread = threading.Thread(target=guarded, daemon=True)
+        thread.start()
+        self._workers.append((thread, report))
 
 
 def _client_factory(settings: Settings, timeout: float):
@@ -155,7 +170,8 @@ def _hanging(report: RouteReport, budget: float) -> Check:
     if report.proxy:
         steps = ("proxy", "http", "speed")
     else:
-        steps = ("dns", "tcp", "tls", "http", "speed") if report.endpoint.startswith("https://") else ("dns", "tcp", "http", "speed")
+        tls = ("tls",) if report.endpoint.startswith("https://") else ()
+        steps = ("dns", "tcp", *tls, "http", "speed")
     done = {c.name for c in report.layers}
     layer = next((name for name in steps if name not in done), "speed")
     return Check(layer, layer, FAIL, f"still no answer after {budget:.0f} s: the endpoint accepts but hangs (or "
@@ -188,11 +204,13 @@ def _probe_route(candidate: Candidate, repo: RepoRef, settings: Settings, timeou
     else:
         proxy = urlsplit(candidate.proxy.url)
         addrs, dns = resolve_name(proxy.hostname or "", proxy.port or 1080, timeout)
-        sock, tcp = connect(addrs, proxy.port or 1080, timeout, f"the proxy {proxy.hostname}:{proxy.port}") if addrs else (None, dns)
+        where = f"the proxy {proxy.hostname}:{proxy.port}"
+        sock, tcp = connect(addrs, proxy.port or 1080, timeout, where) if addrs else (None, dns)
         if sock is None:
             add(Check("proxy", "proxy", FAIL, tcp.detail, tcp.hint))
             return
-        add(Check("proxy", "proxy", OK, f"{candidate.proxy.masked} reachable; DNS, TCP and TLS to {host} go through it"))
+        add(Check("proxy", "proxy", OK,
+                  f"{candidate.proxy.masked} reachable; DNS, TCP and TLS to {host} go through it"))
         sock.close()
     api, snapshot = api_check(candidate.source, repo)
     add(api)

@@ -32,12 +32,11 @@ _MODE = os.environ.get("HFGET_NONPOSIX", "")
 
 if _MODE in ("windows", "nolocks"):
     import errno
+    import fcntl as _fcntl  # the real one, for the msvcrt stand-in only; nobody else can import it from now on
     import importlib.abc
     import stat
     import struct
     import types
-
-    import fcntl as _fcntl  # the real one, for the msvcrt stand-in only; nobody else can import it from now on
 
     _BLOCKED = {"fcntl", "resource"}
 

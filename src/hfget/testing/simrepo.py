@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 BLOCK = 1 << 20
+# The demo repos every test and `make demo` use (demo_repos).
+DEMO_MODEL = "hfget-demo/tiny-model"
+DEMO_DATASET = "hfget-demo/tiny-dataset"
 
 
 class Content:
@@ -210,7 +213,7 @@ def model_repo(repo_id: str, files: dict[str, bytes], lfs_suffixes: tuple[str, .
 
 def demo_repos(large_mb: int = 24) -> list[SimRepo]:
     """The repos the demo and most tests use: a small model, a dataset, and a gated model."""
-    model = SimRepo("hfget-demo/tiny-model")
+    model = SimRepo(DEMO_MODEL)
     config = '{\n  "architectures": ["TinyForCausalLM"],\n  "hidden_size": 64,\n  "model_type": "tiny"\n}\n'
     common = [
         text_file("README.md", "# tiny-model\n\nA deterministic demo repo served by hfget's hub simulator.\n"),
@@ -226,7 +229,7 @@ def demo_repos(large_mb: int = 24) -> list[SimRepo]:
         common + [blob_file("model.safetensors", large_mb * 1024 * 1024 + 9999, seed=14)], ref="main", message="v2"
     )
 
-    dataset = SimRepo("hfget-demo/tiny-dataset", repo_type="dataset")
+    dataset = SimRepo(DEMO_DATASET, repo_type="dataset")
     dataset.commit(
         [
             text_file("README.md", "# tiny-dataset\n"),

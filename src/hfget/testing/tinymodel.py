@@ -302,21 +302,8 @@ def _dump(obj):
     return (json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8")
 
 
-def build_files(vocab_size=512, trainer="python", extra_files=True):
-    """Return {filename: bytes}. vocab_size counts 256 bytes + merged tokens + 3 specials."""
-    num_tokens = vocab_size - 256 - len(SPECIAL_TOKENS)
-    if num_tokens < 0:
-        raise ValueError("vocab_size must be >= %d" % (256 + len(SPECIAL_TOKENS)))
-    if trainer == "python":
-        merges = train_bpe_python(TRAINING_TEXT, num_tokens)
-    elif trainer == "tokenizers":
-        merges = train_bpe_tokenizers(TRAINING_TEXT, num_tokens)
-    else:
-        raise ValueError(trainer)
-    vocab = build_vocab(merges)
-    vocab_size = len(vocab)
-    eot, ims, ime = (vocab[s] for s in SPECIAL_TOKENS)
-
+def _tokenizer_files(vocab, merges):
+    """tokenizer.json and the two files transformers reads beside it, as Qwen2 ships them."""
     files = {}
     files["tokenizer.json"] = (json.dumps(tokenizer_json(vocab, merges), ensure_ascii=False,
                                           separators=(",", ":")) + "\n").encode("utf-8")
@@ -347,6 +334,12 @@ def build_files(vocab_size=512, trainer="python", extra_files=True):
         "pad_token": {"content": "<|endoftext|>", "lstrip": False, "normalized": False,
                       "rstrip": False, "single_word": False},
     })
+    return files
+
+
+def _model_configs(vocab_size, eot, ime):
+    """config.json and generation_config.json of a Qwen2 with this module's sizes."""
+    files = {}
     files["config.json"] = _dump({
         "architectures": ["Qwen2ForCausalLM"],
         "attention_dropout": 0.0,
@@ -378,6 +371,26 @@ def build_files(vocab_size=512, trainer="python", extra_files=True):
         "max_new_tokens": 16,
         "pad_token_id": eot,
     })
+    return files
+
+
+def build_files(vocab_size=512, trainer="python", extra_files=True):
+    """Return {filename: bytes}. vocab_size counts 256 bytes + merged tokens + 3 specials."""
+    num_tokens = vocab_size - 256 - len(SPECIAL_TOKENS)
+    if num_tokens < 0:
+        raise ValueError("vocab_size must be >= %d" % (256 + len(SPECIAL_TOKENS)))
+    if trainer == "python":
+        merges = train_bpe_python(TRAINING_TEXT, num_tokens)
+    elif trainer == "tokenizers":
+        merges = train_bpe_tokenizers(TRAINING_TEXT, num_tokens)
+    else:
+        raise ValueError(trainer)
+    vocab = build_vocab(merges)
+    vocab_size = len(vocab)
+    eot, ims, ime = (vocab[s] for s in SPECIAL_TOKENS)
+
+    files = _tokenizer_files(vocab, merges)
+    files.update(_model_configs(vocab_size, eot, ime))
     files["model.safetensors"] = safetensors_bytes(model_tensors(vocab_size), {"format": "pt"})
     if extra_files:
         bpe_vocab = {k: v for k, v in vocab.items() if k not in SPECIAL_TOKENS}

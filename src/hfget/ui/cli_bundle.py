@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from .cli_common import (
     CacheDir,
@@ -21,6 +20,7 @@ from .cli_common import (
     boundary,
     known_secrets,
     progress_mode,
+    show_result,
     stderr_console,
 )
 
@@ -71,7 +71,6 @@ def bundle_export(
         from .. import config
         from ..bundle import ExportRequest, export_bundle
         from .progress import for_mode
-        from .render import emit_json
         from .render_bundle import EXPORTING, export_result
 
         settings = config.resolve(flags, env_file=env_file)
@@ -81,10 +80,7 @@ def bundle_export(
                                 force=force)
         with for_mode(progress_mode(quiet, json_out), stderr_console(), sys.stderr, EXPORTING) as progress:
             result = export_bundle(request, settings, on_event=progress)
-        if json_out:
-            emit_json({"ok": True, **result.to_dict()})
-        elif not quiet:
-            export_result(Console(highlight=False, soft_wrap=True), result)
+        show_result(result, export_result, json_out=json_out, quiet=quiet)
 
 
 @bundle_app.command("import")
@@ -100,16 +96,12 @@ def bundle_import(
         from .. import config
         from ..bundle import import_bundle
         from .progress import for_mode
-        from .render import emit_json
         from .render_bundle import IMPORTING, import_result
 
         settings = config.resolve({"HF_HUB_CACHE": str(cache_dir) if cache_dir else None}, env_file=env_file)
         with for_mode(progress_mode(quiet, json_out), stderr_console(), sys.stderr, IMPORTING) as progress:
             result = import_bundle(bundle, settings, on_event=progress)
-        if json_out:
-            emit_json({"ok": True, **result.to_dict()})
-        elif not quiet:
-            import_result(Console(highlight=False, soft_wrap=True), result)
+        show_result(result, import_result, json_out=json_out, quiet=quiet)
 
 
 @bundle_app.command("ls")
@@ -124,14 +116,10 @@ def bundle_ls(
         from .. import config
         from ..bundle import list_bundle
         from ..errors import EXIT_FAILURE
-        from .render import emit_json
         from .render_bundle import listing
 
         settings = config.resolve({"HF_HUB_CACHE": str(cache_dir) if cache_dir else None}, env_file=env_file)
         found = list_bundle(bundle, settings)
-        if json_out:
-            emit_json({"ok": found.problem is None, **found.to_dict()})
-        else:
-            listing(Console(highlight=False, soft_wrap=True), found)
+        show_result(found, listing, json_out=json_out, ok=found.problem is None)
     if found.problem:
         raise typer.Exit(EXIT_FAILURE)

@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
+
 try:  # typer 0.28 ships click inside it: its usage errors derive from TyperException
     from typer.exceptions import TyperException as UsageErrorBase
 except ImportError:  # typer < 0.28 runs on click itself
@@ -54,6 +55,21 @@ Proxy = Annotated[
 CacheDir = Annotated[
     Optional[Path], typer.Option("--cache-dir", help="Hugging Face hub cache (overrides HF_HUB_CACHE / HF_HOME).")
 ]
+ModelScopeEndpoint = Annotated[
+    Optional[str],
+    typer.Option("--modelscope-endpoint", help="ModelScope URL (overrides MODELSCOPE_ENDPOINT).", show_default=False),
+]
+
+
+def show_result(result, render: Callable[[Console, object], None], *, json_out: bool, quiet: bool = False,
+                ok: bool = True) -> None:
+    """A command's result: as JSON on stdout (`{"ok": ..., **result.to_dict()}`), or drawn by `render` unless quiet."""
+    if json_out:
+        from .render import emit_json
+
+        emit_json({"ok": ok, **result.to_dict()})
+    elif not quiet:
+        render(Console(highlight=False, soft_wrap=True), result)
 
 
 # --- the error boundary -----------------------------------------------------------------------------------------
@@ -99,8 +115,8 @@ def boundary(json_mode: bool = False, secrets: Callable[[], list] | None = None,
     of anything shaped like an HF token, whatever built the message. `quiet` keeps the error to its paragraph and
     fix (no table of the sources tried, no notes).
     """
-    from .interrupts import stop_signals_interrupt
     from ..redact import redact
+    from .interrupts import stop_signals_interrupt
 
     secrets = secrets or (lambda: known_secrets([]))
     debug = os.environ.get("HFGET_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")

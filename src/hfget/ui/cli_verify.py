@@ -13,6 +13,7 @@ from .cli_common import (
     Endpoint,
     EnvFile,
     JsonOut,
+    ModelScopeEndpoint,
     Proxy,
     Quiet,
     Token,
@@ -32,7 +33,9 @@ def verify(
         Optional[str], typer.Option("--revision", "-r", help="Only this revision: a ref, a commit (prefix) or a "
                                     "ModelScope revision folder.", show_default=False)
     ] = None,
-    repair: Annotated[bool, typer.Option("--repair", help="Re-fetch exactly the bad files through the source chain.")] = False,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Re-fetch exactly the bad files through the source chain.")
+    ] = False,
     offline: Annotated[
         bool, typer.Option("--offline", help="Ask no source: check against what the cache recorded only.")
     ] = False,
@@ -46,10 +49,7 @@ def verify(
     endpoint: Endpoint = None,
     proxy: Proxy = None,
     token: Token = None,
-    modelscope_endpoint: Annotated[
-        Optional[str],
-        typer.Option("--modelscope-endpoint", help="ModelScope URL (overrides MODELSCOPE_ENDPOINT).", show_default=False),
-    ] = None,
+    modelscope_endpoint: ModelScopeEndpoint = None,
     json_out: JsonOut = False,
     quiet: Quiet = False,
     env_file: EnvFile = None,
@@ -65,25 +65,32 @@ def verify(
     secrets = lambda: known_secrets(settings_box, token, urls=(proxy, endpoint, modelscope_endpoint))  # noqa: E731
     with boundary(json_out, secrets=secrets):
         from .. import config
-        from ..flows.verify import VerifyRequest, run
+        from ..flows.verify import VerifyRequest
         from .render import emit_json
-        from .render_verify import HashProgress, LateProgress, verify_report
+        from .render_verify import verify_report
 
         settings = config.resolve(flags, env_file=env_file)
         settings_box.append(settings)
         request = VerifyRequest(tuple(patterns or ()), revision, only.value if only else None, online=not offline,
                                 repair=repair, workers=workers)
-        mode = progress_mode(quiet, json_out)
-        if repair:
-            from ..engine.transfer import limit_malloc_arenas
-
-            limit_malloc_arenas()  # this process is ours, as for hfget download
-        with HashProgress(mode, stderr_console(), sys.stderr) as on_hash, \
-                LateProgress(mode, stderr_console(), sys.stderr) as on_transfer:
-            report = run(settings, request, on_hash=on_hash, on_transfer=on_transfer)
+        report = _run(settings, request, progress_mode(quiet, json_out))
         if json_out:
             emit_json(report.to_dict())
         elif not quiet or report.bad:
             verify_report(_table_console(), report)
     failed = not report.ok if report.repair is None else not report.repair.ok
     raise typer.Exit(1 if failed else 0)
+
+
+def _run(settings, request, mode: str):
+    """Hash (and repair) with the progress display of `mode`."""
+    from ..flows.verify import run
+    from .render_verify import HashProgress, LateProgress
+
+    if request.repair:
+        from ..engine.transfer import limit_malloc_arenas
+
+        limit_malloc_arenas()  # this process is ours, as for hfget download
+    with HashProgress(mode, stderr_console(), sys.stderr) as on_hash, \
+            LateProgress(mode, stderr_console(), sys.stderr) as on_transfer:
+        return run(settings, request, on_hash=on_hash, on_transfer=on_transfer)

@@ -1,5 +1,5 @@
-"""Building real caches for the `cache` and shared-cache tests: downloads from the simulator by hfget and by the
-official clients, a download caught in the act or interrupted half-way, and the older ModelScope layout."""
+"""Building real caches for the `cache` and shared-cache tests: a repo whose main moves on, a download caught in the
+act or interrupted half-way, and the older ModelScope layout."""
 
 from __future__ import annotations
 
@@ -13,32 +13,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import cdn_on_another_host, hfget_process
 
 from hfget.testing.simrepo import SimRepo, blob_file, text_file
 
-MODEL = "hfget-demo/tiny-model"
-DATASET = "hfget-demo/tiny-dataset"
-
-
-def hfget_download(cli, sim, cache: Path, repo: str, *args: str) -> None:
-    result = cli("download", repo, "--endpoint", sim.url, "--cache-dir", cache, "--quiet", *args)
-    assert result.exit_code == 0, result.output
-
-
-def official_download(sim, cache: Path, repo: str, **kwargs) -> str:
-    from huggingface_hub import snapshot_download
-
-    with cdn_on_another_host(sim):
-        return snapshot_download(repo, endpoint=sim.url, cache_dir=cache, **kwargs)
-
-
-def modelscope_download(sim, ms_cache: Path, repo: str) -> None:
-    """The official `modelscope download` CLI, filling MODELSCOPE_CACHE from the simulator's ModelScope protocol."""
-    env = {**os.environ, "MODELSCOPE_ENDPOINT": sim.url, "MODELSCOPE_CACHE": str(ms_cache)}
-    cli = Path(sys.executable).with_name("modelscope")
-    proc = subprocess.run([str(cli), "download", repo], env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+from .clients import hfget_process
+from .names import MODEL
 
 
 def moving_repo(sim) -> SimRepo:
@@ -117,37 +96,6 @@ def legacy_modelscope_repo(ms_cache: Path, owner: str, name: str, files: dict[st
     (folder / ".msc").write_bytes(b"\x80\x04]\x94.")
     (folder / ".mv").write_text(f"Revision:{revision},CreatedAt:1700000000")
     return folder
-
-
-def age(paths, days: float) -> None:
-    """Make files look last used `days` ago (access and modification time), without following symlinks."""
-    when = time.time() - days * 86400
-    for path in paths:
-        os.utime(path, (when, when), follow_symlinks=False)
-
-
-@contextmanager
-def undeletable(path: Path):
-    """Make `path` impossible to delete for the duration: a read-only folder for a normal user; for root (who
-    ignores permissions) the immutable attribute, where the file system and capabilities allow it."""
-    import pytest
-
-    if os.name != "posix":
-        pytest.skip("Windows ignores a folder's read-only mode, and has no chattr")
-    if os.geteuid() != 0:
-        mode = path.parent.stat().st_mode
-        path.parent.chmod(0o555)
-        try:
-            yield
-        finally:
-            path.parent.chmod(mode)
-        return
-    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
-        pytest.skip("cannot make a file undeletable here (root without chattr +i)")
-    try:
-        yield
-    finally:
-        subprocess.run(["chattr", "-i", str(path)], capture_output=True)
 
 
 def _start_hfget(sim, cache: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
