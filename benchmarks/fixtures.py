@@ -3,7 +3,10 @@
 nginx speaks just enough of the hub protocol (DESIGN §3) for `hf download` and hfget: revision info and tree
 JSON, `resolve` URLs with `X-Repo-Commit` / `ETag` / `X-Linked-Etag` / `X-Linked-Size`, LFS files as a 302 to a
 `/cdn/{sha256}` URL on another port (another origin, as on the real hub). Each repo is served twice: unthrottled,
-and with `limit_rate` per connection, like a throttled mirror.
+and with `limit_rate` per connection, like a throttled mirror. The many-files repos (`many`, `distant`) answer
+every small file's resolve URL as today's hub does: a relative 307 to `/api/resolve-cache/...` on the same origin,
+where the bytes and the metadata are. The unthrottled hub logs each request's connection serial number
+(`hub-connections.log`), which is how the benchmark counts the TCP connections each tool opened to the hub.
 """
 
 from __future__ import annotations
@@ -66,7 +69,14 @@ LAYOUTS: dict[str, list[tuple[str, int, bool]]] = {
     ],
     "small": [(f"shard{i // 50:02d}/part-{i:04d}.json", 4_000 + (i * 7919) % 60_000, False) for i in range(400)],
     "huge": [("model.safetensors", 2048 * MIB, True), ("config.json", 700, False)],
+    # A dataset-like repo: 3000 small files of 2-40 KB in 30 folders, and one 16 MiB LFS file.
+    "many": [(f"data/{i // 100:02d}/item-{i:04d}.json", 2_000 + (i * 7919) % 38_000, False) for i in range(3000)]
+    + [("model.safetensors", 16 * MIB, True)],
+    # 1000 such files, for the distant (100 ms round trip) hub.
+    "distant": [(f"data/{i // 100:02d}/item-{i:04d}.json", 2_000 + (i * 7919) % 38_000, False) for i in range(1000)],
 }
+# Repos whose small files are behind the hub's same-origin 307 to /api/resolve-cache (DESIGN §3).
+RESOLVE_CACHE = {"many", "distant"}
 
 
 def build_repo(workdir: Path, name: str) -> BenchRepo:
@@ -125,17 +135,30 @@ def _api_documents(repo: BenchRepo, www: Path) -> None:
 
 
 def _resolve_locations(repo: BenchRepo) -> str:
-    """One exact location per file and revision: LFS files redirect to the CDN, the others are served here."""
+    """One exact location per file and revision: LFS files redirect to the CDN, the others are served here (or, for
+    the many-files repos, behind a relative 307 to their /api/resolve-cache URL, as on the hub)."""
     out = []
+    common = f'add_header X-Repo-Commit {repo.commit}; add_header Access-Control-Expose-Headers "X-Repo-Commit,X-Linked-Etag,X-Linked-Size";'
+    if repo.name in RESOLVE_CACHE:
+        for f in repo.files:
+            if not f.lfs:
+                out.append(
+                    f"location = /api/resolve-cache/models/{repo.repo_id}/{repo.commit}/{f.path} {{ {common} "
+                    f"etag off; add_header ETag '\"{f.git_sha1}\"'; alias {repo.root / 'files' / f.path}; }}"
+                )
     for revision in ("main", repo.commit):
         for f in repo.files:
             uri = f"/{repo.repo_id}/resolve/{revision}/{f.path}"
-            common = f'add_header X-Repo-Commit {repo.commit}; add_header Access-Control-Expose-Headers "X-Repo-Commit,X-Linked-Etag,X-Linked-Size";'
             if f.lfs:
                 out.append(
                     f'location = {uri} {{ {common} add_header ETag \'"{f.git_sha1}"\'; '
                     f"add_header X-Linked-Etag '\"{f.sha256}\"'; add_header X-Linked-Size {f.size}; "
                     f"return 302 $cdn/cdn/{f.sha256}; }}"
+                )
+            elif repo.name in RESOLVE_CACHE:
+                out.append(
+                    f"location = {uri} {{ {common} add_header ETag '\"{f.git_sha1}\"'; "
+                    f"return 307 /api/resolve-cache/models/{repo.repo_id}/{repo.commit}/{f.path}; }}"
                 )
             else:
                 out.append(
@@ -154,6 +177,22 @@ class Nginx:
         self.rate = rate
         self.ports = {"hub": base_port, "cdn": base_port + 1, "hub_slow": base_port + 2, "cdn_slow": base_port + 3}
         self.process: subprocess.Popen | None = None
+        self.connection_log = self.dir / "hub-connections.log"
+
+    def connections_since(self, offset: int) -> int:
+        """TCP connections that made requests to the unthrottled hub since the log had `offset` bytes."""
+        try:
+            with open(self.connection_log, "rb") as log:
+                log.seek(offset)
+                return len(set(log.read().split()))
+        except OSError:
+            return 0
+
+    def log_size(self) -> int:
+        try:
+            return self.connection_log.stat().st_size
+        except OSError:
+            return 0
 
     def url(self, throttled: bool) -> str:
         return f"http://127.0.0.1:{self.ports['hub_slow' if throttled else 'hub']}"
@@ -175,9 +214,12 @@ class Nginx:
         temp.mkdir(exist_ok=True)
 
         def hub(port: int, cdn_port: int, limit: str) -> str:
+            # The unthrottled hub logs every request's connection serial: distinct serials = connections opened.
+            log = "" if limit else f"access_log {self.connection_log} connections;"
             return f"""
   server {{
-    listen 127.0.0.1:{port}{' sndbuf=64k' if limit else ''}; {limit}
+    listen 127.0.0.1:{port}{' sndbuf=64k' if limit else ''}; {limit} {log}
+    absolute_redirect off;
     set $cdn http://127.0.0.1:{cdn_port};
     location /api/ {{ root {www}; default_type application/json; }}
     include {self.dir / 'resolve.conf'};
@@ -199,6 +241,7 @@ error_log {self.dir / 'error.log'} warn;
 events {{ worker_connections 4096; }}
 http {{
   access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000; keepalive_timeout 60;
+  log_format connections '$connection';
   default_type application/octet-stream; server_tokens off; gzip off;
   client_body_temp_path {temp}; proxy_temp_path {temp}; fastcgi_temp_path {temp};
   uwsgi_temp_path {temp}; scgi_temp_path {temp};

@@ -6,8 +6,11 @@
 
 Scenarios (DESIGN §9): `unthrottled` and `throttled` (the ~1 GiB "shards" repo: 2 × 512 MiB + small files; the
 throttled hub limits every connection to --rate bytes/s), `small` (400 small files), `huge` (one 2 GiB file, for
-peak memory). Every file every tool writes is checked against its sha256; wall time and peak RSS (the child's
-`ru_maxrss`, from wait4) are printed, with medians and the ratios the issue asks for. `--json FILE` saves it all.
+peak memory), `many` (3000 files of 2-40 KB, each behind the hub's 307 to /api/resolve-cache, and one 16 MiB LFS
+file) and `distant` (1000 such files from a hub 100 ms away: `delaylink.py` adds --delay to each direction; netem is
+not available in these kernels). Every file every tool writes is checked against its sha256; wall time, peak RSS
+(the child's `ru_maxrss`, from wait4) and the TCP connections it opened to the hub (distinct connection serials in
+nginx's log) are printed, with medians and the ratios the issues ask for. `--json FILE` saves it all.
 """
 
 from __future__ import annotations
@@ -29,12 +32,17 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from fixtures import BenchRepo, Nginx, build_repo, ensure_tools  # noqa: E402
 
+DELAY_PORT = 18700  # delaylink.py in front of the unthrottled hub, for the `distant` scenario
+
 VENV_BIN = Path(sys.executable).parent
 SCENARIOS = {  # name -> (repo, throttled, tools)
     "unthrottled": ("shards", False, ("curl", "hfget", "hf", "aria2c")),
     "throttled": ("shards", True, ("hfget", "hf", "aria2c")),
     "small": ("small", False, ("curl", "hfget", "hf", "aria2c")),
     "huge": ("huge", False, ("curl", "hfget")),
+    "many": ("many", False, ("curl", "hfget", "hf", "aria2c")),
+    # No curl: one file after another over a 100 ms round trip takes minutes (2 round trips per file).
+    "distant": ("distant", False, ("hfget", "hf", "aria2c")),
 }
 
 
@@ -45,6 +53,7 @@ class Run:
     peak_rss_mb: float
     verified: bool
     hash_seconds: float = 0.0  # time to sha256 every file afterwards (what hfget does while downloading)
+    connections: int = 0  # TCP connections it opened to the (unthrottled) hub
 
 
 @dataclass
@@ -128,12 +137,13 @@ def verify(tool: str, repo: BenchRepo, out: Path) -> tuple[bool, float]:
     return True, time.perf_counter() - started
 
 
-def measure(tool: str, repo: BenchRepo, url: str, scratch: Path, log: Path) -> Run:
+def measure(tool: str, repo: BenchRepo, url: str, scratch: Path, log: Path, nginx: Nginx) -> Run:
     out = scratch / tool
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     args, env = command(tool, repo, url, out)
     subprocess.run(["sync"], check=False)
+    log_offset = nginx.log_size()
     with open(log, "ab") as log_fh:
         log_fh.write(f"\n$ {' '.join(args)}\n".encode())
         log_fh.flush()
@@ -146,7 +156,7 @@ def measure(tool: str, repo: BenchRepo, url: str, scratch: Path, log: Path) -> R
     if process.returncode != 0:
         print(f"    {tool} exited {process.returncode} (see {log})")
     shutil.rmtree(out, ignore_errors=True)
-    return Run(tool, seconds, usage.ru_maxrss / 1024, ok, hashing)
+    return Run(tool, seconds, usage.ru_maxrss / 1024, ok, hashing, nginx.connections_since(log_offset))
 
 
 # --- reporting ----------------------------------------------------------------------------------------------------
@@ -179,12 +189,31 @@ def ratio_lines(results: dict[str, Result]) -> list[str]:
         line("small files: hfget / hf download", r.median("hfget") / r.median("hf"), 0.5)
     if has("huge", "hfget"):
         line("huge (2 GiB file): hfget peak RSS MB", results["huge"].peak("hfget"), 200)
+    # Issue #14: many small files, a distant hub, and no regression on the large files.
+    if has("many", "hfget", "curl"):
+        r = results["many"]
+        line("many (3000 small + 16 MiB): hfget / sequential curl", r.median("hfget") / r.median("curl"), 1.0)
+    if has("many", "hfget", "aria2c"):
+        r = results["many"]
+        line("many: hfget / aria2c", r.median("hfget") / r.median("aria2c"), 0.6)
+    if has("many", "hfget"):
+        line("many: TCP connections hfget opened to the hub (most of any run)",
+             max(run.connections for run in results["many"].runs["hfget"]), 64)
+    if has("distant", "hfget", "hf"):
+        r = results["distant"]
+        line("distant (1000 small, 100 ms RTT): hfget / hf download", r.median("hfget") / r.median("hf"), 0.3)
+    if has("throttled", "hfget", "aria2c"):
+        r = results["throttled"]
+        line("throttled: hfget / aria2c (issue #14: no regression)", r.median("hfget") / r.median("aria2c"), 0.7)
+    if has("unthrottled", "hfget", "curl"):
+        r = results["unthrottled"]
+        line("unthrottled: hfget / curl (issue #14: no regression)", r.median("hfget") / r.median("curl"), 1.1)
     return lines
 
 
 def table(results: dict[str, Result], repos: dict[str, BenchRepo]) -> str:
-    rows = ["| scenario | tool | runs (s) | median (s) | MB/s | peak RSS (MB) | files verified |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| scenario | tool | runs (s) | median (s) | MB/s | peak RSS (MB) | hub connections | files verified |",
+            "|---|---|---|---|---|---|---|---|"]
     for name, result in results.items():
         total = repos[SCENARIOS[name][0]].total
         for tool, runs in result.runs.items():
@@ -192,6 +221,7 @@ def table(results: dict[str, Result], repos: dict[str, BenchRepo]) -> str:
             rows.append(
                 f"| {name} | {tool} | {', '.join(f'{r.seconds:.2f}' for r in runs)} | {median:.2f} | "
                 f"{total / median / 1e6:.0f} | {result.peak(tool):.0f} | "
+                f"{', '.join(str(r.connections) for r in runs)} | "
                 f"{'all ok' if all(r.verified for r in runs) else 'FAILED'} |"
             )
     return "\n".join(rows)
@@ -207,6 +237,24 @@ def machine() -> str:
             f"Python {platform.python_version()}, {nginx}, {aria}, huggingface_hub {huggingface_hub.__version__}")
 
 
+def start_delay_link(nginx: Nginx, delay: float) -> subprocess.Popen:
+    """delaylink.py on DELAY_PORT, in front of the unthrottled hub (the CDN stays near: only the hub is far)."""
+    target = nginx.url(False).removeprefix("http://")
+    link = subprocess.Popen([sys.executable, str(HERE / "delaylink.py"), "--listen", str(DELAY_PORT), "--to", target,
+                             "--delay", str(delay)], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            import socket
+
+            socket.create_connection(("127.0.0.1", DELAY_PORT), timeout=1).close()
+            return link
+        except OSError:
+            time.sleep(0.1)
+    link.kill()
+    raise RuntimeError("delaylink.py did not start")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="repeatable; default: all")
@@ -215,12 +263,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=8_000_000, help="per-connection limit when throttled, bytes/s")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/hfget-bench"))
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--delay", type=float, default=0.05, help="seconds added to each direction (`distant`)")
     args = parser.parse_args(argv)
 
     ensure_tools()
     scenarios = args.scenario or list(SCENARIOS)
     repos = {name: build_repo(args.workdir, name) for name in {SCENARIOS[s][0] for s in scenarios}}
     nginx = Nginx(args.workdir, list(repos.values()), args.rate).start()
+    link = start_delay_link(nginx, args.delay) if "distant" in scenarios else None
     log = args.workdir / "tools.log"
     warm_up()
     print(f"machine: {machine()}\nload before: {os.getloadavg()}\nlogs: {log}", flush=True)
@@ -234,11 +284,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{name}: {repo.repo_id}, {len(repo.files)} files, {repo.total / 1e6:.0f} MB", flush=True)
             for i in range(args.runs):
                 for tool in tools:  # interleaved, so a noisy moment hits every tool alike
-                    run = measure(tool, repo, nginx.url(throttled), args.workdir / "out", log)
+                    url = f"http://127.0.0.1:{DELAY_PORT}" if name == "distant" else nginx.url(throttled)
+                    run = measure(tool, repo, url, args.workdir / "out", log, nginx)
                     result.runs.setdefault(tool, []).append(run)
                     print(f"  run {i + 1} {tool:7} {run.seconds:7.2f} s  peak {run.peak_rss_mb:6.0f} MB  "
-                          f"{'sha256 ok' if run.verified else 'VERIFY FAILED'}", flush=True)
+                          f"{run.connections:5} hub connections  "
+                          f"{'sha256 ok' if run.verified else 'VERIFY FAILED'}  load {os.getloadavg()[0]:.2f}",
+                          flush=True)
     finally:
+        if link is not None:
+            link.terminate()
+            link.wait()
         nginx.stop()
     print(f"\nload after: {os.getloadavg()}\n")
     print(table(results, repos))

@@ -58,7 +58,7 @@ def snapshot_download(
     commit; default `main`), `repo_type` (`model`, `dataset`, `space`), `cache_dir` (the hub cache, as
     `HF_HUB_CACHE`), `local_dir`, `allow_patterns` / `ignore_patterns` (its glob rules), `endpoint` (as
     `HF_ENDPOINT`: your mirror, tried first), `token` (a token; `True` or None: the one configured; `False`: none),
-    `max_workers` (files at once), `local_files_only` (no network: the cached snapshot or an error; also what
+    `max_workers` (files at once; None: sized by the link), `local_files_only` (no network: the cached snapshot or an error; also what
     `HF_HUB_OFFLINE=1` means, as in huggingface_hub), `etag_timeout` (seconds to connect). `library_name`,
     `library_version` and `user_agent` are accepted and ignored: hfget sends no telemetry.
 
@@ -161,7 +161,7 @@ class _Call:
         )
         if local_only or settings.offline:
             return self._cached(request, settings)
-        settings.max_workers, settings.connections  # bad values fail before any traffic
+        settings.max_workers, settings.connections, settings.max_per_host  # bad values fail before any traffic
         with _progress(progress) as on_event:
             result: DownloadResult = download(request, settings, on_event=on_event)
         return result.location

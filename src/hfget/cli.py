@@ -119,13 +119,26 @@ def download(
         typer.Option("--modelscope-id", help="The repo's id on ModelScope, when it differs.", show_default=False),
     ] = None,
     max_workers: Annotated[
-        Optional[int], typer.Option("--max-workers", help="Files downloaded at once (default 8).", show_default=False)
+        Optional[int],
+        typer.Option(
+            "--max-workers",
+            help="Files downloaded at once (default: sized by the link, up to --connections; many on a distant server).",
+            show_default=False,
+        ),
     ] = None,
     connections: Annotated[
         Optional[int],
         typer.Option(
             "--connections",
             help="Connections open at once, shared by the files in flight; a large file gets many (default 64).",
+            show_default=False,
+        ),
+    ] = None,
+    max_per_host: Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-per-host",
+            help="Connections open to one host at once, never more (default 64; lower it for a CDN that throttles).",
             show_default=False,
         ),
     ] = None,
@@ -141,6 +154,7 @@ def download(
         "HF_HUB_CACHE": str(cache_dir) if cache_dir else None,
         "HFGET_MAX_WORKERS": str(max_workers) if max_workers is not None else None,
         "HFGET_CONNECTIONS": str(connections) if connections is not None else None,
+        "HFGET_MAX_PER_HOST": str(max_per_host) if max_per_host is not None else None,
         "HFGET_ALLOW_TOKEN_TO_MIRROR": "1" if allow_token_to_mirror else None,
         "HFGET_ALLOW_INSECURE_TOKEN": "1" if allow_insecure_token else None,
         "HFGET_SOURCES": ",".join(source) if source else None,
@@ -170,7 +184,7 @@ def download(
         settings_box.append(settings)
         request = request_from(spec, revision, files=tuple(files or ()), include=tuple(include or ()),
                                exclude=tuple(exclude or ()), local_dir=local_dir, dry_run=dry_run)
-        settings.max_workers, settings.connections  # validate before any network traffic
+        settings.max_workers, settings.connections, settings.max_per_host  # validate before any network traffic
         from .engine.transfer import limit_malloc_arenas
 
         limit_malloc_arenas()  # this process is ours (the Python API leaves the allocator to its application)

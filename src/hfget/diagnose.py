@@ -30,7 +30,7 @@ from .doctor.netcheck import (
 )
 from .doctor.verdict import Verdict, verdict
 from .errors import EXIT_FAILURE, EXIT_OK, HfgetError
-from .net.http import HttpClient, RetryPolicy
+from .net.clients import client_factory
 from .net.proxy import resolve as resolve_proxies
 from .net.tokens import destination_note
 from .net.urls import endpoint_problem, host_label, suggested_url
@@ -77,7 +77,7 @@ def run(settings: Settings, repo: str | None = None, shells: tuple[str, ...] = (
     probes = _Probes(started, deadline=started + 3 * timeout + 1)
     route = None
     try:
-        route = plan(settings, _client_factory(settings, timeout))
+        route = plan(settings, client_factory(settings, timeout=timeout))
     except HfgetError as error:
         found.append(Check("settings", "routes", FAIL, error.message, error.hint))
     if route is not None:
@@ -157,13 +157,6 @@ class _Probes:
         thread.start()
         self._workers.append((thread, report))
 
-
-def _client_factory(settings: Settings, timeout: float):
-    verify: bool | str = settings.get("REQUESTS_CA_BUNDLE") or True
-    # One attempt per request: a diagnosis reports the first failure instead of retrying it away.
-    return lambda proxy: HttpClient(
-        proxy=proxy, verify=verify, connect_timeout=timeout, read_timeout=timeout, retry=RetryPolicy(attempts=1)
-    )
 
 
 def _hanging(report: RouteReport, budget: float) -> Check:

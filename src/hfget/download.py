@@ -6,33 +6,33 @@ sources, resolve the snapshot's metadata from the first source that answers, che
 folders and move bytes. The metadata source fixes what every file must hash to; when it fails mid-download, the next
 sources take over the remaining files (and the rest of partial ones), and their bytes are accepted only if they hash
 to the same values.
+
+The transfer stack (the engine, the HTTP client, the sources) is imported when a download starts, not with this
+module: the CLI imports it to read a request, and a bad request must fail fast.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .chain.attempts import Attempt, attempt_of, best_error, combined_failure, with_attempts
 from .chain.resolve import first_snapshot
-from .chain.route import Candidate, plan, probe
 from .config import Settings, expand_path
-from .engine.transfer import EventSink, FileJob, SourceSwitch, Transfer
 from .errors import HfgetError, UsageError, is_fall_through
 from .fs.fsutil import forget_resolved_paths
-from .modelscope import hf_id_for
-from .net.http import HttpClient, RetryPolicy
-from .net.proxy import ProxyConfig
 from .net.proxy import resolve as resolve_proxies
-from .net.tokens import destination_note
 from .redact import mask_url
 from .repo import RemoteFile, RepoRef, RepoSpec, Snapshot, is_commit_sha, select_files, validate_revision
-from .sources import unreachable_redirect
 from .store.hub_cache import HubCache
 from .store.pathnames import refuse_name_collisions, refuse_windows_names
 from .store.targets import CacheTarget, LocalDirTarget, Target
+
+if TYPE_CHECKING:
+    from .chain.route import Candidate
+    from .engine.transfer import EventSink, FileJob
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,9 @@ def request_from(
     if given and spec.revision and given != spec.revision:
         raise UsageError(f"The repo URL names the revision {spec.revision!r}, and --revision says {given!r}.",
                          "Keep one of them: leave out --revision, or paste the URL without /tree/REV.")
+    if spec.modelscope_id:
+        from .modelscope import hf_id_for
+
     repo = RepoRef(hf_id_for(spec.modelscope_id), "model") if spec.modelscope_id else spec.repo
     return DownloadRequest(
         repo=repo,
@@ -133,15 +136,6 @@ def spec_settings(spec: RepoSpec, flags: dict[str, str | None]) -> dict[str, str
     return flags
 
 
-def client_factory(settings: Settings) -> Callable[[ProxyConfig], HttpClient]:
-    connect, read = settings.seconds("HFGET_CONNECT_TIMEOUT"), settings.seconds("HFGET_READ_TIMEOUT")
-    verify: bool | str = settings.get("REQUESTS_CA_BUNDLE") or True
-    retries = settings.retries
-    return lambda proxy: HttpClient(
-        proxy=proxy, verify=verify, connect_timeout=connect, read_timeout=read, retry=RetryPolicy(attempts=retries)
-    )
-
-
 def download(
     request: DownloadRequest,
     settings: Settings,
@@ -149,10 +143,12 @@ def download(
     on_event: EventSink | None = None,
     max_workers: int | None = None,
 ) -> DownloadResult:
+    from .chain.route import plan, probe
+    from .net.clients import client_factory
+
     started = time.monotonic()
     forget_resolved_paths()  # nothing resolved by an earlier call (of the API, in the same process) is trusted
     emit = on_event or (lambda event: None)
-    workers = max_workers or settings.max_workers
     target = _target(request, settings)
     target.check_writable()
     route = plan(settings, client_factory(settings))
@@ -164,7 +160,6 @@ def download(
         selected = _select(request, snapshot)
         refuse_name_collisions(target, request.repo, selected, snapshot.files)
         refuse_windows_names(target, request.repo, selected, settings.flag("HFGET_WINDOWS_NAMES"))
-        present = {f.path for f in selected if target.is_present(f)}
         result = DownloadResult(
             repo_id=request.repo.repo_id,
             repo_type=request.repo.repo_type,
@@ -176,37 +171,16 @@ def download(
             dry_run=request.dry_run,
             attempts=attempts,
         )
+        failures: dict[str, HfgetError] = {}
         if request.dry_run:
-            result.files = [FileOutcome(f.path, f.size, "cached" if f.path in present else "planned") for f in selected]
-            result.notes = _notes(request, settings, route.candidates, attempts)
-            return result
-
-        missing = [f for f in selected if f.path not in present]
-        # Partials from an earlier run (any source, any program) already hold some of the bytes; each blob counts once.
-        target.check_free_space(sum(target.space_needed(f) for f in {f.content_key: f for f in missing}.values()))
-        takers = _ready_takers(route.candidates, winner, snapshot, missing, attempts) if missing else None
-        # From the first write to the last, the repo is held: a `cache clean` of it waits for us (and we for it).
-        with target.hold():
-            # Again, under the lock: a clean may have run since the first look, or another program finished files.
             present = {f.path for f in selected if target.is_present(f)}
-            missing = [f for f in selected if f.path not in present]
-            delivered: dict[str, tuple[RemoteFile, str]] = {}  # path -> (file as placed, source name)
-            moved: dict[str, int] = {}  # path -> bytes received over the network in this run
-            failures: dict[str, HfgetError] = {}
-            if missing:
-                takers = takers or _ready_takers(route.candidates, winner, snapshot, missing, attempts)
-                target.prepare()
-                failures = _transfer(
-                    takers, winner, snapshot, target, missing, delivered, moved, attempts, emit, workers,
-                    settings.retries, settings.connections,
-                )
-            landed = [delivered[f.path][0] if f.path in delivered else f for f in selected
-                      if f.path in present or f.path in delivered]
-            source = (winner.source.name, mask_url(winner.source.endpoint))  # recorded in the cache: no password
-            result.location = str(target.finish(landed, complete=not failures, source=source))
-            target.sweep(landed)  # hfget's own leftovers of blobs now in place, whoever placed them
-        result.files = _outcomes(selected, present, failures, moved, delivered)
-        result.elapsed = time.monotonic() - started
+            result.files = [FileOutcome(f.path, f.size, "cached" if f.path in present else "planned") for f in selected]
+        else:
+            moving = _Moving(route.candidates, winner, snapshot, target, attempts, emit)
+            failures = moving.run(selected, max_workers or settings.max_workers, settings)
+            result.location = moving.location
+            result.files = _outcomes(selected, moving.present, failures, moving.moved, moving.delivered)
+            result.elapsed = time.monotonic() - started
         result.notes = _notes(request, settings, route.candidates, attempts)
         if failures:
             raise with_attempts(combined_failure(failures, len(selected)), attempts)
@@ -216,6 +190,51 @@ def download(
         raise
     finally:
         route.close()
+
+
+@dataclass
+class _Moving:
+    """One download's bytes: the files missing from the target, moved by the takers and landed in it."""
+
+    candidates: list[Candidate]
+    winner: Candidate
+    snapshot: Snapshot
+    target: Target
+    attempts: list[Attempt]
+    emit: EventSink
+    present: set[str] = field(default_factory=set)
+    delivered: dict[str, tuple[RemoteFile, str]] = field(default_factory=dict)  # path -> (file as placed, source)
+    moved: dict[str, int] = field(default_factory=dict)  # path -> bytes received over the network in this run
+    location: str = ""
+
+    def run(self, selected: list[RemoteFile], workers: int | None, settings: Settings) -> dict[str, HfgetError]:
+        """Move what is missing; returns the files that failed. The order keeps the cache exactly as it was when
+        nothing can be had: free space and the gate are checked before the first write."""
+        target, snapshot, attempts = self.target, self.snapshot, self.attempts
+        present = {f.path for f in selected if target.is_present(f)}
+        missing = [f for f in selected if f.path not in present]
+        # Partials from an earlier run (any source, any program) already hold some of the bytes; each blob counts once.
+        target.check_free_space(sum(target.space_needed(f) for f in {f.content_key: f for f in missing}.values()))
+        takers = _ready_takers(self.candidates, self.winner, snapshot, missing, attempts) if missing else None
+        failures: dict[str, HfgetError] = {}
+        # From the first write to the last, the repo is held: a `cache clean` of it waits for us (and we for it).
+        with target.hold():
+            # Again, under the lock: a clean may have run since the first look, or another program finished files.
+            self.present = present = {f.path for f in selected if target.is_present(f)}
+            missing = [f for f in selected if f.path not in present]
+            if missing:
+                takers = takers or _ready_takers(self.candidates, self.winner, snapshot, missing, attempts)
+                target.prepare()
+                failures = _transfer(
+                    takers, self.winner, snapshot, target, missing, self.delivered, self.moved, attempts, self.emit,
+                    workers, settings.retries, settings.connections,
+                )
+            landed = [self.delivered[f.path][0] if f.path in self.delivered else f for f in selected
+                      if f.path in present or f.path in self.delivered]
+            source = (self.winner.source.name, mask_url(self.winner.source.endpoint))  # in the cache: no password
+            self.location = str(target.finish(landed, complete=not failures, source=source))
+            target.sweep(landed)  # hfget's own leftovers of blobs now in place, whoever placed them
+        return failures
 
 
 # --- resolving metadata -----------------------------------------------------------------------------------------
@@ -294,11 +313,13 @@ def _transfer(
     moved: dict[str, int],
     attempts: list[Attempt],
     emit: EventSink,
-    workers: int,
+    workers: int | None,
     retries: int,
     connections: int,
 ) -> dict[str, HfgetError]:
     """Move `missing` from the first taker, handing what fails to the next ones. Returns the final failures."""
+    from .engine.transfer import SourceSwitch, Transfer
+
     remaining = list(missing)
     failures: dict[str, HfgetError] = {}
     for candidate in takers:
@@ -334,6 +355,9 @@ def _transfer(
 def _job(
     candidate: Candidate, snapshot: Snapshot, target: Target, file: RemoteFile, delivered: dict
 ) -> FileJob:
+    from .engine.transfer import FileJob
+    from .sources import unreachable_redirect
+
     source = candidate.source
     url, grant = source.file_location(snapshot, file)
     algo, expected = file.digest
@@ -393,6 +417,8 @@ def _notes(
 ) -> list[str]:
     """What the run has to tell, once each: how the request and settings were read, where the token was withheld,
     and every host other than huggingface.co that the token was sent to."""
+    from .net.tokens import destination_note
+
     notes = [*request.notes, *settings.notes, *resolve_proxies(settings).notes]
     notes += [c.source.token_note for c in candidates if c.source.token_note]
     tried = {(a.source, a.endpoint) for a in attempts if a.outcome != "skipped"}

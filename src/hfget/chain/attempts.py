@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import (
     AuthError,
@@ -22,7 +23,9 @@ from ..errors import (
     UsageError,
 )
 from ..redact import mask_url
-from .route import Candidate
+
+if TYPE_CHECKING:  # annotations only: importing it would load the transfer stack
+    from .route import Candidate
 
 
 @dataclass

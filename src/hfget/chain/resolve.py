@@ -3,10 +3,14 @@ for a commit's listing when nothing recorded one."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import HfgetError, is_fall_through
 from ..repo import RepoRef, Snapshot
 from .attempts import Attempt, attempt_of, best_error, with_attempts
-from .route import Candidate
+
+if TYPE_CHECKING:  # annotations only: importing it would load the transfer stack
+    from .route import Candidate
 
 
 def first_snapshot(

@@ -49,8 +49,10 @@ KEYS: dict[str, str | None] = {
     "XDG_CACHE_HOME": None,
     "HFGET_ALLOW_TOKEN_TO_MIRROR": "0",
     "HFGET_ALLOW_INSECURE_TOKEN": "0",
-    "HFGET_MAX_WORKERS": "8",
+    # --max-workers: files at once; "auto" lets the governor size it from the link (many on a distant server)
+    "HFGET_MAX_WORKERS": "auto",
     "HFGET_CONNECTIONS": "64",  # --connections: at once, in total, shared by the files in flight
+    "HFGET_MAX_PER_HOST": "64",  # --max-per-host: connections open to one host at once (CDNs throttle more)
     "HFGET_PROXY": None,  # --proxy: one proxy for every source, overriding HTTP(S)_PROXY / ALL_PROXY
     "HFGET_SOURCES": "auto",  # --source, comma-separated: auto | hub | mirror | modelscope
     "HFGET_MODELSCOPE_ID": None,  # --modelscope-id: the repo's id on ModelScope when it differs
@@ -212,8 +214,16 @@ class Settings:
         return int(raw)
 
     @property
-    def max_workers(self) -> int:
-        return self._count("HFGET_MAX_WORKERS", "max workers", "--max-workers", 64)
+    def max_workers(self) -> int | None:
+        """Files at once; None ("auto"): as many as the governor finds worth it, up to the connections."""
+        if (self.get("HFGET_MAX_WORKERS") or "auto").strip().lower() == "auto":
+            return None
+        return self._count("HFGET_MAX_WORKERS", "max workers", "--max-workers", 256)
+
+    @property
+    def max_per_host(self) -> int:
+        """Connections open to one host at once, whatever the files need."""
+        return self._count("HFGET_MAX_PER_HOST", "max per host", "--max-per-host", 256)
 
     @property
     def connections(self) -> int:

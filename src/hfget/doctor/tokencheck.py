@@ -16,7 +16,8 @@ from pathlib import Path
 from ..chain.route import Candidate, plan, probe
 from ..config import DEFAULT, ENV, FLAG, Settings, Value, clean_token
 from ..errors import GatedRepoError, HfgetError, InvalidTokenError, NetworkError, NotFoundError
-from ..net.http import HttpClient, RetryPolicy, TokenGrant
+from ..net.clients import client_factory
+from ..net.http import TokenGrant
 from ..net.tokens import decide, destination_note, mask
 from ..net.urls import host_label, is_loopback_host, origin_of
 from ..repo import RepoRef
@@ -82,7 +83,7 @@ def inspect(settings: Settings, repo: RepoRef | None = None, *, timeout: float |
     found = hf_tokens(settings)
     ms_found = modelscope_tokens(settings)
     # Every source, in the planned order, whatever --source says: the token's home is always the official hub.
-    route = plan(settings.replaced(HFGET_SOURCES="auto"), _client_factory(settings, timeout))
+    route = plan(settings.replaced(HFGET_SOURCES="auto"), client_factory(settings, timeout=timeout))
     try:
         probe(route.candidates, timeout)
         reachable = [c for c in route.candidates if c.unreachable is None]
@@ -98,12 +99,6 @@ def inspect(settings: Settings, repo: RepoRef | None = None, *, timeout: float |
     finally:
         route.close()
 
-
-def _client_factory(settings: Settings, timeout: float):
-    verify: bool | str = settings.get("REQUESTS_CA_BUNDLE") or True
-    return lambda proxy: HttpClient(
-        proxy=proxy, verify=verify, connect_timeout=timeout, read_timeout=timeout, retry=RetryPolicy(attempts=1)
-    )
 
 
 def _hub_candidates(candidates: list[Candidate]) -> list[Candidate]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import HfgetError, ProtocolError, ServerError, UnreachableRedirect
 from ..net.http import RETRY_STATUS, HttpClient
@@ -47,6 +47,7 @@ class Lease:
     segment: Segment
     sent_at: float = 0.0  # when its latest request went out: failures of requests sent together are one wave
     last_byte: float = 0.0  # when it last received bytes (monotonic)
+    first_bytes: list[float] = field(default_factory=list)  # seconds each of its requests waited for its answer
 
 
 def range_header(segment: Segment, size: int) -> str | None:
@@ -86,11 +87,12 @@ def fetch(lease: Lease, client: HttpClient, *, stall_timeout: float, cancel: thr
                 )
             except UnreachableRedirect as error:
                 raise job.explain_unreachable(error) if job.explain_unreachable else error from None
+            lease.first_bytes.append(time.monotonic() - lease.sent_at)  # redirects included: what a file waits
             with response:
                 if cancel.is_set():  # stopped while this request was on its way
                     raise Stop
                 try:
-                    _check_response(lease, response, asked, url != task.link.resolve_url, epoch)
+                    _check_response(lease, response, asked, url != task.link.resolve_url, response.url != url, epoch)
                 except _StaleLink:
                     continue
                 task.link.answered(lease, epoch, url, response.url)
@@ -109,13 +111,13 @@ def fetch(lease: Lease, client: HttpClient, *, stall_timeout: float, cancel: thr
         task.link.done_with(lease)
 
 
-def _check_response(lease: Lease, response, asked: str | None, via_link: bool, epoch: int) -> None:
+def _check_response(lease: Lease, response, asked: str | None, via_link: bool, redirected: bool, epoch: int) -> None:
     task = lease.task
     status = response.status_code
     if status in REFUSED and via_link:
         task.link.refused(lease, epoch)  # expired, or signed for another range
         raise _StaleLink
-    if status in REFUSED and getattr(response, "hfget_history", None):
+    if status in REFUSED and redirected:  # the hub's fresh link was refused at once
         raise Retry(_link_refused(task, response))
     if status == 416 and lease.segment.pos > 0:
         if task.ranges_seen:

@@ -96,7 +96,6 @@ class FrontierHasher:
         self.busy = False
         self.abandoned = False  # the download started over: this hasher's bytes no longer count
         self._buffer: bytearray | None = None
-        self.read_back = 0  # bytes hashed by reading the file again (for tests and curiosity)
 
     def begin(self, at: int) -> str | None:
         """(Under the lock, right after recording a write at `at`.) Whether the calling thread hashes now:
@@ -129,7 +128,6 @@ class FrontierHasher:
                         raise OSError(f"the partial file ended at {self.cursor} while hashing")
                     self.digest.update(view[:n])
                     self.cursor += n
-                    self.read_back += n
         except BaseException:
             with self.lock:
                 self.busy = False

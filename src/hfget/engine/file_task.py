@@ -77,7 +77,6 @@ class FileTask:
         self._idle = threading.Condition(self.lock)
         self._finishing = False
         self._resetting = False  # the partial is being emptied: no new work until it is
-        self.generation = 0
         self.partial: PartialFile | None = None
         self.plan: SegmentPlan | None = None
         self.hasher: FrontierHasher | None = None
@@ -145,7 +144,6 @@ class FileTask:
 
     def _new_generation(self, done: IntervalSet) -> None:
         """(Under the lock.) Start over from `done` with a fresh plan and hasher."""
-        self.generation += 1
         if self.hasher is not None:
             self.hasher.abandoned = True
         self.plan = SegmentPlan(self.size, done, self.engine.sizes)

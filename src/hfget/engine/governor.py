@@ -10,6 +10,14 @@ link), it doubles only while a doubling brings >= 25% more bytes per second. Eit
 limit found, and probes again every few seconds as conditions change.
 A window counts only when the limit was actually binding (as many connections busy as allowed), so a tail with
 little work left teaches it nothing.
+
+Time to first byte is the other measure. Many small files from a distant server (a proxy, a mirror 100-300 ms
+away) are round trips more than bytes: each connection spends most of its time waiting for the answer to start, and
+more files in flight overlap those waits. When whole files wait for a slot and the requests' first bytes take
+`LATENCY_BOUND` or more, the scout jumps to the budget even though its connections look quiet between answers (the
+quiet rule keeps it from piling requests onto a server that *holds* ranges, whose waits run to seconds: a wait of
+`HELD_WAIT` or more is not taken for latency). When they take less, the server is near and there is no wait to
+overlap: the scout does not jump, and more connections come only by doublings that pay.
 """
 
 from __future__ import annotations
@@ -33,6 +41,11 @@ SCALING = 0.5  # after the jump: at least this share of "scout rate x connection
 # threads queue for the interpreter (measured: 400 small files took 1.9 s with 8 connections, 1.1 s with 2).
 # A throttled or distant server leaves the CPU nearly idle while its connections wait.
 CPU_BOUND = 0.7
+# Median seconds from sending a request to its first byte above which small files are waiting on the link: a loopback
+# or LAN server answers in a millisecond or two, a server across the world in 100-300 ms (two round trips with the
+# hub's redirect); below `HELD_WAIT`, since a server holding ranges (olah fetching upstream) makes them wait seconds.
+LATENCY_BOUND = 0.02
+HELD_WAIT = 1.5
 
 
 @dataclass
@@ -56,12 +69,17 @@ class ConnectionGovernor:
         self._binding_ticks = 0
         self._changed_at: float | None = None
         self._grew = False  # a step up paid off in the current probe
+        self.latency_bound = False  # the last window's files waited on round trips (see LATENCY_BOUND)
+        self.answers_at_once = False  # ... or small files were answered at once: a near server, nothing to overlap
         self.history: deque[tuple[float, int, float]] = deque(maxlen=200)  # (time, limit, rate) of decided windows
 
-    def tick(self, now: float, total_bytes: int, busy: int, cpu: float | None = None, quiet: int = 0) -> int:
+    def tick(
+        self, now: float, total_bytes: int, busy: int, cpu: float | None = None, quiet: int = 0,
+        first_byte: float | None = None,
+    ) -> int:
         """Feed the clock, the bytes received so far, the connections busy now, optionally the process's CPU seconds
-        so far (`time.process_time()`), and how many busy connections received nothing in the last SCOUT_WINDOW;
-        returns the limit."""
+        so far (`time.process_time()`), how many busy connections received nothing in the last SCOUT_WINDOW, and,
+        while whole files wait for a slot, the recent requests' median time to first byte; returns the limit."""
         if self._changed_at is None:
             self._changed_at = now
         if self._since is None and now - self._changed_at < SETTLE:
@@ -81,7 +99,9 @@ class ConnectionGovernor:
         # The scout decides only on a window in which each of its connections delivered: a server that holds a range
         # back (a caching mirror fetching the block it is in) is not "slow per connection", and jumping to the whole
         # budget would pile dozens of held requests onto it.
-        scouting = rate > 0 and not quiet
+        self.latency_bound = first_byte is not None and LATENCY_BOUND <= first_byte < HELD_WAIT
+        self.answers_at_once = first_byte is not None and first_byte < LATENCY_BOUND
+        scouting = rate > 0 and (not quiet or self.latency_bound)
         binding = self._binding_ticks >= 0.8 * self._ticks and (scouting or self.phase != "scout")
         if binding:
             self.history.append((now, self.limit, rate))
@@ -104,7 +124,10 @@ class ConnectionGovernor:
             self._grew = False
             self.best = _Best(self.limit, rate)
             machine_bound = self._cpu_share is not None and self._cpu_share >= CPU_BOUND
-            if rate / self.limit < SLOW_CONNECTION and self.limit < self.budget and not machine_bound:
+            # Small files from a server that answers at once are slow per connection because of this machine (the
+            # CPU share misleads when other programs compete for it): grow only as far as doubling pays.
+            slow = rate / self.limit < SLOW_CONNECTION and not self.answers_at_once
+            if slow and self.limit < self.budget and not machine_bound:
                 self._jump(now)
             else:
                 self._probe_up(now)

@@ -5,7 +5,8 @@ Each `FileJob` says where the bytes are (`url`), how many there must be (`size`)
 runs left elsewhere: the caller knows those names, the engine does not), and what to do with the verified file
 (`deliver`).
 
-`Transfer` keeps connections busy on up to `max_workers` files at once. A small file takes one connection; a large
+`Transfer` keeps connections busy on several files at once (`max_workers`, or as many as the governor's limit). A
+small file takes one connection, kept alive for the next file from the same server; a large
 one is cut into pieces fetched by as many connections as are free, in increasing offset order, and a connection
 with nothing left to do takes over half of the slowest connection's remaining range. How many of the up to
 `connections` connections work at once is decided while the bytes flow (`governor.py`): all of them against a
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +60,7 @@ __all__ = [
 ]
 
 DEFAULT_CONNECTIONS = 64
+FIRST_BYTE_SAMPLES = 64
 
 
 @dataclass
@@ -109,7 +112,7 @@ class Transfer:
         self,
         client: HttpClient,
         *,
-        max_workers: int = 8,
+        max_workers: int | None = None,
         connections: int = DEFAULT_CONNECTIONS,
         on_event: EventSink | None = None,
         attempts: int = 5,
@@ -119,8 +122,9 @@ class Transfer:
         adaptive: bool = True,
     ) -> None:
         self.client = client
-        self.max_workers = max_workers
+        self.max_workers = max_workers  # files at once; None: as many as the governor's limit
         self.connections = max(1, connections)
+        self.per_host = client.max_per_host  # the client's pools hold the same cap
         self.emit = on_event or (lambda event: None)
         self.attempts = attempts
         self.lock_timeout = lock_timeout
@@ -133,19 +137,11 @@ class Transfer:
         self._fatal: list[BaseException] = []
         self._leases: dict[int, Lease] = {}  # what each connection works on now
         self._last_byte: dict[int, float] = {}  # when each connection last received bytes (earlier leases)
+        self._first_bytes: deque[float] = deque(maxlen=FIRST_BYTE_SAMPLES)  # recent requests' waits for an answer
 
     def run(self, jobs: Sequence[FileJob], *, source: str | None = None) -> TransferReport:
-        report = TransferReport()
         started = time.monotonic()
-        pending = {job.key: job.pending() for job in jobs}
-        self.emit(
-            TransferStarted(
-                files=len(jobs),
-                total_bytes=sum(pending.values()),
-                source=source,
-                resumed_bytes=sum(job.size - pending[job.key] for job in jobs),
-            )
-        )
+        self._announce(jobs, source)
         engine = EngineSettings(
             connections=self.connections,
             sizes=self.piece_sizes,
@@ -157,10 +153,10 @@ class Transfer:
         )
         tasks = [FileTask(job, engine) for job in jobs]
         pool = self._pool_size(jobs)
-        # The governor's ceiling is what the jobs can use at all: many small files cannot use more connections
-        # than --max-workers, so it starts probing downwards at once.
-        governor = ConnectionGovernor(pool, floor=min(2, pool)) if self.adaptive else None
-        scheduler = Scheduler(tasks, self.max_workers, self.cancel, governor.limit if governor else self.connections)
+        budget = self._budget(tasks, pool)
+        governor = ConnectionGovernor(budget, floor=min(2, budget)) if self.adaptive else None
+        limit = governor.limit if governor else budget
+        scheduler = Scheduler(tasks, self.max_workers, self.cancel, limit, per_host=self.per_host)
         engine.wake = scheduler.wake
         engine.limit = self._piece_basis(governor)
         threads = [
@@ -171,18 +167,7 @@ class Transfer:
             thread.start()
         scheduler.open.set()
         try:
-            for thread in threads:
-                # A fatal error (a full disk) stops everything now, not when the last stalled connection gives up.
-                while thread.is_alive() and not self.cancel.is_set():
-                    thread.join(timeout=0.05)
-                    now = time.monotonic()
-                    for task in list(scheduler.active):
-                        task.check_holds(now)
-                    if governor is not None:
-                        moved = sum(task.received for task in tasks)
-                        busy, quiet = scheduler.saturation(), self._quiet(now)
-                        scheduler.set_limit(governor.tick(now, moved, busy, time.process_time(), quiet))
-                        engine.limit = self._piece_basis(governor)
+            self._supervise(threads, scheduler, governor, engine)
         except KeyboardInterrupt:
             self._stop(scheduler, threads, tasks)
             raise Interrupted(
@@ -191,17 +176,50 @@ class Transfer:
             ) from None
         if self.cancel.is_set():  # a fatal error: leave every started file resumable
             self._stop(scheduler, threads, tasks)
-        for task in tasks:
-            if task.status == "done":
-                report.done.append(task.key)
-                report.downloaded[task.key] = task.received
-            elif task.status == "failed" and task.error is not None:
-                report.failed[task.key] = task.error
-        report.elapsed = time.monotonic() - started
+        report = _report(tasks, time.monotonic() - started)
         self.emit(TransferFinished(report.bytes_downloaded, report.elapsed))
         if self._fatal:
             raise self._fatal[0]
         return report
+
+    def _announce(self, jobs: Sequence[FileJob], source: str | None) -> None:
+        pending = {job.key: job.pending() for job in jobs}
+        self.emit(
+            TransferStarted(
+                files=len(jobs),
+                total_bytes=sum(pending.values()),
+                source=source,
+                resumed_bytes=sum(job.size - pending[job.key] for job in jobs),
+            )
+        )
+
+    def _supervise(self, threads, scheduler: Scheduler, governor: ConnectionGovernor | None, engine) -> None:
+        """Wait for the connections, watching for held ranges and feeding the governor every 50 ms."""
+        for thread in threads:
+            # A fatal error (a full disk) stops everything now, not when the last stalled connection gives up.
+            while thread.is_alive() and not self.cancel.is_set():
+                thread.join(timeout=0.05)
+                now = time.monotonic()
+                for task in list(scheduler.active):
+                    task.check_holds(now)
+                if governor is not None:
+                    moved = scheduler.received()
+                    busy, quiet = scheduler.saturation(), self._quiet(now)
+                    first_byte = self._first_byte() if scheduler.files_waiting() else None
+                    limit = governor.tick(now, moved, busy, time.process_time(), quiet, first_byte)
+                    scheduler.set_limit(limit)
+                    engine.limit = self._piece_basis(governor)
+
+    def _first_byte(self) -> float | None:
+        """The median wait for an answer of the recent requests, once there are enough of them to say."""
+        samples = sorted(self._first_bytes)
+        return samples[len(samples) // 2] if len(samples) >= 4 else None
+
+    def _budget(self, tasks: list[FileTask], pool: int) -> int:
+        """Connections that can work at once: the threads, and no more than the per-host cap allows for the
+        origins the files come from. The governor looks for the best limit below it."""
+        origins = len({task.origin for task in tasks}) or 1
+        return max(1, min(pool, self.per_host * origins))
 
     def _piece_basis(self, governor: ConnectionGovernor | None) -> int:
         """How many connections pieces are sized for. While the governor scouts, the whole budget: should it jump
@@ -223,7 +241,8 @@ class Transfer:
     def _pool_size(self, jobs: Sequence[FileJob]) -> int:
         """As many threads as connections could be busy: one per small file, up to all of them on large files."""
         sizes = self.piece_sizes
-        useful = min(self.max_workers, len(jobs)) + sum(
+        files = self.max_workers or self.connections
+        useful = min(files, len(jobs)) + sum(
             max(0, -(-job.size // sizes.min_piece) - 1) for job in jobs if sizes.worth_splitting(job.size)
         )
         return max(1, min(self.connections, useful))
@@ -261,6 +280,7 @@ class Transfer:
                         self._connection(lease, scheduler)
                     finally:
                         self._last_byte[index] = self._leases.pop(index).last_byte
+                        self._first_bytes.extend(lease.first_bytes)
             except (Stop, Cancelled):
                 pass
             except HfgetError as error:
@@ -331,6 +351,17 @@ def limit_malloc_arenas() -> None:
         libc.mallopt(-8, 2)  # M_ARENA_MAX
     except (OSError, AttributeError):
         pass
+
+
+def _report(tasks: list[FileTask], elapsed: float) -> TransferReport:
+    report = TransferReport(elapsed=elapsed)
+    for task in tasks:
+        if task.status == "done":
+            report.done.append(task.key)
+            report.downloaded[task.key] = task.received
+        elif task.status == "failed" and task.error is not None:
+            report.failed[task.key] = task.error
+    return report
 
 
 def _internal(error: BaseException) -> HfgetError:

@@ -17,13 +17,16 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..config import DEFAULT, Settings
 from ..doctor.shells import Assignment
-from ..download import DownloadResult
 from ..repo import RepoRef, parse_repo_id, validate_revision
 from ..store.cached import find_snapshot
 from ..store.hub_cache import HubCache
+
+if TYPE_CHECKING:  # annotations only: importing it would load the transfer stack
+    from ..download import DownloadResult
 
 _PROXY_KEYS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")
 

@@ -73,7 +73,7 @@ def ask_a_source(settings: Settings, snapshot: SnapshotCheck) -> None:
     from the hub or a mirror. ModelScope: its own listing of the revision, under the id it is cached as."""
     from ..chain.resolve import first_snapshot
     from ..chain.route import plan, probe
-    from ..download import client_factory
+    from ..net.clients import client_factory
 
     if snapshot.cache == HF:
         revision, label = snapshot.revision, "hub listing"

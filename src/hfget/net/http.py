@@ -78,8 +78,16 @@ class Cancelled(Exception):
     """The client was interrupted (`HttpClient.interrupt`): a stop, not a failure of the server."""
 
 
+DEFAULT_MAX_PER_HOST = 64
+REDIRECT_BODY_LIMIT = 64 * 1024  # a redirect's body (an HTML stub) read to keep its connection: at most this much
+
+
 class HttpClient:
-    """Thread-safe: each thread gets its own `requests.Session` (its own keep-alive pool and cookie jar)."""
+    """Thread-safe. Connections are kept alive and shared by every thread, one pool per origin, never more than
+    `max_per_host` connections open to one host at once (a request waits for a free one): CDNs throttle clients
+    that open too many (huggingface_hub #4893), and thousands of small files then reuse a few warm connections
+    instead of paying a TCP (and TLS) handshake each. Each thread gets its own `requests.Session` (its own cookie
+    jar) over one shared adapter, so proxied requests share the same pools too."""
 
     def __init__(
         self,
@@ -89,20 +97,22 @@ class HttpClient:
         connect_timeout: float = 10.0,
         read_timeout: float = 30.0,
         retry: RetryPolicy | None = None,
-        pool_size: int = 16,
+        max_per_host: int = DEFAULT_MAX_PER_HOST,
         user_agent: str | None = None,
     ) -> None:
         self.proxy = proxy or NO_PROXY_CONFIG
         self.verify = verify
         self.timeout = (connect_timeout, read_timeout)
         self.retry = retry or RetryPolicy()
-        self.pool_size = pool_size
+        self.max_per_host = max(1, max_per_host)
         self.user_agent = user_agent or f"hfget/{__version__}"
         self._local = threading.local()
         self._sessions: list = []
+        self._adapter = None  # the sessions' shared pools (created with the first session)
         self._sockets = SocketRegistry()  # every connection opened, for interrupt()
         self._stopping = threading.Event()
-        self._direct = DirectPool(verify, self.user_agent, self._sockets)  # for streamed bodies (see _follow)
+        # For streamed bodies and HEADs (see _follow).
+        self._direct = DirectPool(verify, self.user_agent, self._sockets, self.max_per_host)
         self._lock = threading.Lock()
 
     # --- sessions -------------------------------------------------------------------------------------------
@@ -118,12 +128,17 @@ class HttpClient:
             session.trust_env = False
             session.verify = self.verify
             session.headers["User-Agent"] = self.user_agent
-            adapter = _tracked_adapter(self._sockets, pool_connections=4, pool_maxsize=self.pool_size, max_retries=0)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            self._local.session = session
             with self._lock:
+                if self._adapter is None:
+                    # Not blocking: requests waits for a free connection without a time limit. Through a proxy the
+                    # engine's own cap per origin (scheduler.py) keeps its connections within max_per_host.
+                    self._adapter = _tracked_adapter(
+                        self._sockets, pool_connections=16, pool_maxsize=self.max_per_host, max_retries=0,
+                    )
+                session.mount("http://", self._adapter)
+                session.mount("https://", self._adapter)
                 self._sessions.append(session)
+            self._local.session = session
         return session
 
     def interrupt(self) -> None:
@@ -142,6 +157,9 @@ class HttpClient:
             for session in self._sessions:
                 session.close()
             self._sessions.clear()
+            if self._adapter is not None:
+                self._adapter.close()
+                self._adapter = None
             self._direct.clear()
 
     # --- requests -------------------------------------------------------------------------------------------
@@ -180,7 +198,7 @@ class HttpClient:
                 continue
             if response.status_code in RETRY_STATUS and attempt + 1 < attempts:
                 retry_after = response.headers.get("Retry-After")
-                response.close()
+                discard(response)
                 self._pause(self.retry.delay(attempt, retry_after))
                 continue
             return response
@@ -221,13 +239,15 @@ class HttpClient:
                 response.close()
                 raise proxy_auth_error(proxy, current)
             if not follow_redirects or response.status_code not in REDIRECT_CODES:
-                response.hfget_history = seen  # type: ignore[attr-defined]
                 return response
             location = response.headers.get("Location")
             if not location:
                 return response
             seen.append(current)
-            response.close()
+            # Read the redirect's small body: its connection then goes back to the pool, and a same-origin redirect
+            # (the hub's 307 to /api/resolve-cache for every small file) is followed on that same connection.
+            # Closing it unread dropped the connection: a new TCP (and TLS) handshake for every file.
+            discard(response)
             current = urljoin(current, location)
             if current in seen:
                 break
@@ -300,6 +320,20 @@ class HttpClient:
 
 
 TRICKLE_BYTES = 16 * 1024
+
+
+def discard(response) -> None:
+    """Done with a response whose body nobody needs (a redirect, a status to retry): read it when it is small, so
+    its keep-alive connection goes back to the pool, else close it (the connection cannot be reused unread)."""
+    raw = getattr(response, "raw", None)
+    length = response.headers.get("Content-Length")
+    small = length is not None and length.isdigit() and int(length) <= REDIRECT_BODY_LIMIT
+    if raw is not None and small:
+        try:
+            raw.read(REDIRECT_BODY_LIMIT, decode_content=False)  # to its end: urllib3 then releases the connection
+        except (*transport_errors(), OSError):
+            pass  # the connection is broken: closing it below is all there is to do
+    response.close()
 
 
 def _unreachable_redirect(error: NetworkError, origin_url: str, target_url: str) -> NetworkError:

@@ -97,12 +97,15 @@ def _shut(connection) -> None:
 
 
 class DirectPool:
-    """One thread-safe keep-alive pool, created on first use, with the same TLS verification as the sessions."""
+    """Thread-safe keep-alive pools (one per origin), created on first use, with the same TLS verification as the
+    sessions. At most `max_per_host` connections to one origin exist at once: a request that would need another
+    waits until one is handed back (`block=True`)."""
 
-    def __init__(self, verify: bool | str, user_agent: str, sockets: SocketRegistry) -> None:
+    def __init__(self, verify: bool | str, user_agent: str, sockets: SocketRegistry, max_per_host: int) -> None:
         self.verify = verify
         self.user_agent = user_agent
         self.sockets = sockets
+        self.max_per_host = max_per_host
         self._pool = None
         self._lock = threading.Lock()
 
@@ -118,6 +121,9 @@ class DirectPool:
             redirect=False,
             retries=False,
             timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+            # The engine never waits here (it gives no origin more units than the cap); anything else waits at most
+            # this long for one of the host's connections to come back, then fails as a timeout would.
+            pool_timeout=timeout[0] + timeout[1],
         )
         return DirectResponse(response, url)
 
@@ -133,8 +139,9 @@ class DirectPool:
 
                     bundle = self.verify if isinstance(self.verify, str) else certifi.where()
                     tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": bundle}
-                # Big enough that no connection of the engine is ever discarded for want of room.
-                self._pool = urllib3.PoolManager(num_pools=16, maxsize=256, block=False, **tls)
+                # maxsize is both the cap and the room kept: a connection handed back is never discarded for want
+                # of space, so the engine's connections stay warm from one small file to the next.
+                self._pool = urllib3.PoolManager(num_pools=16, maxsize=self.max_per_host, block=True, **tls)
                 self.sockets.track(self._pool)
             return self._pool
 

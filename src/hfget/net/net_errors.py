@@ -50,6 +50,7 @@ class Facts:
     incomplete: bool = False
     tls: bool = False
     tls_cert: bool = False
+    no_free_connection: bool = False  # every connection to the host was in use for the whole wait (max_per_host)
 
 
 def facts_of(chain: list[BaseException]) -> Facts:
@@ -74,6 +75,7 @@ def facts_of(chain: list[BaseException]) -> Facts:
         incomplete=has(u3.IncompleteRead, http.client.IncompleteRead, u3.InvalidChunkLength),
         tls=has(ssl.SSLError, u3.SSLError, *_requests_errors("SSLError")),
         tls_cert=has(ssl.SSLCertVerificationError),
+        no_free_connection=has(u3.EmptyPoolError),
     )
 
 
@@ -154,6 +156,9 @@ def _endpoint_failure(facts: Facts, exc: BaseException, host: str) -> NetworkErr
                               "The host is unreachable or filtered from here; use a mirror or a proxy.")
     if facts.read_timeout:
         return NetworkTimeout(f"{host} stopped answering (read timed out).", _RETRY_HINT)
+    if facts.no_free_connection:
+        return NetworkTimeout(f"No connection to {host} came free in time: all that --max-per-host allows were busy.",
+                              "Run the same command again; if it recurs, raise --max-per-host.")
     if facts.reset:
         return ConnectError(f"The connection to {host} was reset by the other side.", _RETRY_HINT)
     if facts.incomplete:

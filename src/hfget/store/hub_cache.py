@@ -52,6 +52,7 @@ class HubCache:
         self.root = Path(root).expanduser().absolute()
         self._symlinks: bool | None = False if disable_symlinks else None
         self._trees: dict[str, dict] = {}  # repo folder -> where its snapshots hold which content (local_copy)
+        self._dirs: dict[tuple[str, str], Path] = {}  # (folder name, subfolder) -> path: asked ~10 times per file
 
     @property
     def symlinks(self) -> bool:
@@ -63,19 +64,29 @@ class HubCache:
     # --- paths ----------------------------------------------------------------------------------------------
 
     def repo_dir(self, repo: RepoRef) -> Path:
-        return self.root / repo.folder_name
+        return self._dir(repo, "")
+
+    def _dir(self, repo: RepoRef, sub: str) -> Path:
+        key = (repo.folder_name, sub)
+        path = self._dirs.get(key)
+        if path is None:
+            path = self._dirs[key] = (self.root / key[0] / sub) if sub else self.root / key[0]
+        return path
 
     def blob_path(self, repo: RepoRef, etag: str) -> Path:
-        return self.repo_dir(repo) / "blobs" / etag
+        return self._dir(repo, "blobs") / etag
 
     def lock_dir(self, repo: RepoRef) -> Path:
-        return self.root / ".locks" / repo.folder_name
+        path = self._dirs.get((repo.folder_name, ".locks"))
+        if path is None:
+            path = self._dirs[(repo.folder_name, ".locks")] = self.root / ".locks" / repo.folder_name
+        return path
 
     def lock_path(self, repo: RepoRef, etag: str) -> Path:
         return self.lock_dir(repo) / f"{etag}.lock"
 
     def snapshot_dir(self, repo: RepoRef, commit: str) -> Path:
-        return self.repo_dir(repo) / "snapshots" / commit
+        return self._dir(repo, "snapshots") / commit
 
     def pointer_path(self, repo: RepoRef, commit: str, path: str) -> Path:
         target = self.snapshot_dir(repo, commit).joinpath(*path.split("/"))

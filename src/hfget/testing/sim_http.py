@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import socket
 import ssl
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,6 +42,15 @@ class _Handler(FileBodies, ModelScopeRoutes, BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):  # noqa: A002 - stdlib signature; keep test output quiet
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        # As web servers do on keep-alive connections (nginx's tcp_nodelay): headers and body go out as separate
+        # writes, and without this the body of every reused connection's answer waits for the client's delayed ACK.
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
 
     @property
     def sim(self) -> HubSimulator:

@@ -143,9 +143,14 @@ class RichProgress:
 
 
 class PlainProgress:
-    """Line-oriented progress for logs: no cursor movement, no colours."""
+    """Line-oriented progress for logs: no cursor movement, no colours.
+
+    Lines are written in batches, at most every `FLUSH` seconds (and at once for the first and last lines, retries
+    and failures): thousands of small files finish in a few seconds, and a write and flush per "done" line, made
+    while every connection thread waits for this lock, cost more than fetching the files."""
 
     INTERVAL = 5.0
+    FLUSH = 0.25
 
     def __init__(self, stream: TextIO, interval: float | None = None, wording: Wording = DOWNLOAD) -> None:
         self.stream = stream
@@ -156,53 +161,69 @@ class PlainProgress:
         self.done = 0
         self.started = time.monotonic()
         self.last = self.started
+        self._pending: list[str] = []
+        self._flushed = self.started
 
     def __enter__(self) -> PlainProgress:
         return self
 
     def __exit__(self, *exc) -> None:
-        return None
+        with self.lock:
+            self._flush()
 
     def _line(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        self._pending.append(text)
+
+    def _flush(self) -> None:
+        if self._pending:
+            self.stream.write("".join(f"{line}\n" for line in self._pending))
+            self.stream.flush()
+            self._pending.clear()
+        self._flushed = time.monotonic()
 
     def __call__(self, event: Event) -> None:
         with self.lock:
-            if isinstance(event, TransferStarted):
-                self.total, self.done, self.started = event.total_bytes + event.resumed_bytes, 0, time.monotonic()
-                self.last = self.started
-                source = f" {self.wording.via} {event.source}" if event.source else ""
-                resumed = f", {human_bytes(event.resumed_bytes)} already on disk" if event.resumed_bytes else ""
-                self._line(f"{self.wording.verb} {plural(event.files, 'file')} ({human_bytes(event.total_bytes)}{resumed})"
-                           f"{source}")
-            elif isinstance(event, SourceSwitch):
-                self._line(f"Switching to {event.source} ({event.reason})")
-            elif isinstance(event, FileStarted):
-                self.done += event.resumed_from
-                if 0 < event.resumed_from < event.size:
-                    self._line(f"  resuming {event.key} at {human_bytes(event.resumed_from)}")
-            elif isinstance(event, FileProgress):
-                self.done += event.delta
-                now = time.monotonic()
-                if now - self.last >= self.interval:
-                    self.last = now
-                    rate = self.done / max(now - self.started, 1e-6)
-                    pct = 100 * self.done / self.total if self.total else 100
-                    self._line(
-                        f"  {pct:5.1f}%  {human_bytes(self.done)} / {human_bytes(self.total)}  {human_rate(rate)}"
-                    )
-            elif isinstance(event, FileRetrying):
-                self._line(f"  retry {event.attempt} {event.key}: {event.reason}")
-            elif isinstance(event, FileFinished):
-                how = self.wording.done if event.downloaded else "already there"
-                self._line(f"  done {event.key} ({human_bytes(event.size)}, {how})")
-            elif isinstance(event, FileFailed):
-                self._line(f"  FAILED {event.key}: {event.error.message}")
-            elif isinstance(event, TransferFinished):
+            self._record(event)
+            urgent = isinstance(event, (TransferStarted, TransferFinished, SourceSwitch, FileRetrying, FileFailed))
+            if self._pending and (urgent or time.monotonic() - self._flushed >= self.FLUSH):
+                self._flush()
+
+    def _record(self, event: Event) -> None:
+        if isinstance(event, TransferStarted):
+            self.total, self.done, self.started = event.total_bytes + event.resumed_bytes, 0, time.monotonic()
+            self.last = self.started
+            source = f" {self.wording.via} {event.source}" if event.source else ""
+            resumed = f", {human_bytes(event.resumed_bytes)} already on disk" if event.resumed_bytes else ""
+            self._line(f"{self.wording.verb} {plural(event.files, 'file')} ({human_bytes(event.total_bytes)}{resumed})"
+                       f"{source}")
+        elif isinstance(event, SourceSwitch):
+            self._line(f"Switching to {event.source} ({event.reason})")
+        elif isinstance(event, FileStarted):
+            self.done += event.resumed_from
+            if 0 < event.resumed_from < event.size:
+                self._line(f"  resuming {event.key} at {human_bytes(event.resumed_from)}")
+        elif isinstance(event, FileProgress):
+            self.done += event.delta
+            now = time.monotonic()
+            if now - self.last >= self.interval:
+                self.last = now
+                rate = self.done / max(now - self.started, 1e-6)
+                pct = 100 * self.done / self.total if self.total else 100
                 self._line(
-                    f"Moved {human_bytes(event.downloaded)} in {human_duration(event.elapsed)}"
-                    f" ({human_rate(event.downloaded / max(event.elapsed, 1e-6))})"
+                    f"  {pct:5.1f}%  {human_bytes(self.done)} / {human_bytes(self.total)}  {human_rate(rate)}"
                 )
+        elif isinstance(event, FileRetrying):
+            self._line(f"  retry {event.attempt} {event.key}: {event.reason}")
+        elif isinstance(event, FileFinished):
+            how = self.wording.done if event.downloaded else "already there"
+            self._line(f"  done {event.key} ({human_bytes(event.size)}, {how})")
+        elif isinstance(event, FileFailed):
+            self._line(f"  FAILED {event.key}: {event.error.message}")
+        elif isinstance(event, TransferFinished):
+            self._line(
+                f"Moved {human_bytes(event.downloaded)} in {human_duration(event.elapsed)}"
+                f" ({human_rate(event.downloaded / max(event.elapsed, 1e-6))})"
+            )
 
 
 def _short(path: str, width: int = 36) -> str:

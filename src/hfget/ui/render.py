@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..download import DownloadResult
 from ..errors import HfgetError
 from ..flows.appenv import LoadHint
 from ..units import human_bytes, human_duration, human_rate, plural
+
+if TYPE_CHECKING:  # annotations only: importing it would load the transfer stack
+    from ..download import DownloadResult
 
 
 def emit_json(data: Any, stream=None) -> None:
