@@ -61,6 +61,7 @@ class CacheTarget:
         self.owner = new_owner()  # this download: names its partials and its marker in the repo lock
         self._found: dict[str, list[partials.Leftover]] | None = None  # leftovers of earlier runs, by content key
         self._linked: set[str] = set()  # paths linked as their blob landed (set.add is atomic: no lock needed)
+        self._partials: dict[str, Path] = {}  # content key -> this download's partial (asked 4 times per file)
 
     def check_writable(self) -> None:
         self.cache.check_writable()
@@ -115,7 +116,10 @@ class CacheTarget:
             return False
 
     def partial_path(self, file: RemoteFile) -> Path:
-        return partials.hfget_partial(self._blobs, file.content_key, self.owner)
+        path = self._partials.get(file.content_key)
+        if path is None:
+            path = self._partials[file.content_key] = partials.hfget_partial(self._blobs, file.content_key, self.owner)
+        return path
 
     def lock_path(self, file: RemoteFile) -> Path:
         return self.cache.lock_path(self.repo, file.content_key)
@@ -166,7 +170,8 @@ class CacheTarget:
 
     def sweep(self, files: Iterable[RemoteFile]) -> None:
         """Once blobs are in place (whoever placed them), our own leftovers of them go (README: shared caches)."""
-        keys = {f.content_key for f in files if f.etag is not None and self.is_present(f)}
+        # A file this run placed is there (a clean waits for the repo lock we hold): no stat for each of thousands.
+        keys = {f.content_key for f in files if f.etag is not None and (f.path in self._linked or self.is_present(f))}
         with disk_errors(self.root):
             partials.sweep(self._blobs, self._locks, keys)
 
