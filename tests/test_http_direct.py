@@ -193,3 +193,23 @@ def test_https_is_verified_against_the_bundle_given_and_refused_without_it(tmp_p
             trusting.close()
             untrusting.close()
     assert ok_ and isinstance(data, dict)
+
+
+def test_connections_are_kept_alive_when_the_process_has_more_than_1024_descriptors_open(client, tmp_path):
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the descriptor limit here is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [open(tmp_path / "held", "wb") for _ in range(1100)]  # the client's sockets get numbers above 1024
+    server = ScriptedServer([ok(b"one"), ok(b"two")])
+    try:
+        assert get(client, server.url + "/1") == b"one"
+        assert get(client, server.url + "/2") == b"two"
+        assert server.connections == 1
+    finally:
+        server.close()
+        for f in held:
+            f.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

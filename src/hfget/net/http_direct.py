@@ -159,7 +159,11 @@ class LeanConnection:
     def dropped(self) -> bool:
         """A kept-alive connection the server closed (or that has stray bytes) while it was idle."""
         try:
-            return bool(select.select([self.sock], [], [], 0)[0])
+            if hasattr(select, "poll"):  # select() fails on descriptors above 1023 (a process with many files open)
+                poller = select.poll()
+                poller.register(self.sock, select.POLLIN)
+                return bool(poller.poll(0))
+            return bool(select.select([self.sock], [], [], 0)[0])  # (Windows: no poll, and no such limit)
         except (OSError, ValueError):
             return True
 
