@@ -7,6 +7,7 @@ import time
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ..cache import HF, CachedRepo, CacheRoot, CacheScan, CleanPlan, CleanResult
 from ..cache.clean import PARTIALS, REPO, REVISIONS, Step
@@ -28,21 +29,30 @@ def cache_list(console: Console, found: CacheScan, show_revisions: bool = False)
     with_partials = any(r.partials for r in repos)
     with_sources = any(r.sources for r in repos)
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    # On a narrow terminal the id column folds; every other column keeps its header readable.
+    # On a narrow terminal the refs fold first: an id is what you copy into `hfget cache clean`, so it keeps a line
+    # of its own as far as the other columns let it (26 characters on 80 columns; a longer one folds); every other
+    # column keeps its header readable.
+    id_width = min(max(16, console.width - 54),
+                   max((Text.from_markup(escape(r.key) + _flags(r)).cell_len for r in repos), default=2))
     table.add_column("cache", no_wrap=True)
-    table.add_column("id", overflow="fold", ratio=1)
+    table.add_column("id", overflow="fold", ratio=1, min_width=id_width)
     table.add_column("size", justify="right", no_wrap=True)
     table.add_column("files", justify="right", no_wrap=True)
     table.add_column("refs", min_width=6)
-    table.add_column("accessed", no_wrap=True)
-    table.add_column("modified", no_wrap=True)
+    # Under 100 columns "accessed" and "modified" become one column, "used": the later of the two, which is what
+    # `cache clean --older-than` goes by (--json and a wider terminal show both).
+    narrow = console.width < 100
+    for name in ("used",) if narrow else ("accessed", "modified"):
+        table.add_column(name, no_wrap=True)
     if with_partials:
         table.add_column("incomplete", justify="right", no_wrap=True)
     if with_sources:
         table.add_column("served by", min_width=9)
     for repo in repos:
+        used = [human_age(now - max(repo.last_accessed, repo.last_modified))] if narrow else [
+            human_age(now - repo.last_accessed), human_age(now - repo.last_modified)]
         row = [_SHORT[repo.cache], escape(repo.key) + _flags(repo), human_bytes(repo.size), str(repo.files),
-               escape(_refs(repo)), human_age(now - repo.last_accessed), human_age(now - repo.last_modified)]
+               escape(_refs(repo)), *used]
         if with_partials:
             row.append(human_bytes(repo.partial_size) if repo.partials else "")
         if with_sources:
@@ -52,8 +62,8 @@ def cache_list(console: Console, found: CacheScan, show_revisions: bool = False)
             continue
         for rev in repo.revisions:
             sub = ["", f"[dim]└[/] {escape(rev.name[:12] if repo.cache == HF else rev.name)}", human_bytes(rev.size),
-                   str(rev.files), escape(", ".join(rev.refs) or "(detached)"), "",
-                   human_age(now - rev.last_modified)]
+                   str(rev.files), escape(", ".join(rev.refs) or "(detached)"),
+                   *([] if narrow else [""]), human_age(now - rev.last_modified)]
             if with_partials:
                 sub.append("")
             if with_sources:
