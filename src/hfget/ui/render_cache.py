@@ -11,6 +11,7 @@ from rich.text import Text
 
 from ..cache import HF, CachedRepo, CacheRoot, CacheScan, CleanPlan, CleanResult
 from ..cache.clean import PARTIALS, REPO, REVISIONS, Step
+from ..cache.select import last_used
 from ..units import human_age, human_bytes
 
 _SHORT = {HF: "hf", "modelscope": "ms"}
@@ -49,7 +50,7 @@ def cache_list(console: Console, found: CacheScan, show_revisions: bool = False)
     if with_sources:
         table.add_column("served by", min_width=9)
     for repo in repos:
-        used = [human_age(now - max(repo.last_accessed, repo.last_modified))] if narrow else [
+        used = [human_age(now - last_used(repo))] if narrow else [
             human_age(now - repo.last_accessed), human_age(now - repo.last_modified)]
         row = [_SHORT[repo.cache], escape(repo.key) + _flags(repo), human_bytes(repo.size), str(repo.files),
                escape(_refs(repo)), *used]
