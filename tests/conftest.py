@@ -13,7 +13,7 @@ from hfget.cli import app
 from hfget.testing.hubsim import HubSimulator, SimUser
 from hfget.testing.simrepo import demo_repos
 
-from support import GATED_TOKEN, VALID_TOKEN, closed_port
+from support import GATED_TOKEN, VALID_TOKEN, cdn_on_another_host, closed_port
 from support.servers import release_held_ports
 
 # Every variable hfget, huggingface_hub, modelscope or requests would read from the environment.
@@ -80,6 +80,13 @@ def sim(_session_sim):
     _session_sim.block_cache = None
     yield _session_sim
     _session_sim.clear_faults()
+
+
+@pytest.fixture
+def sim_cdn_elsewhere(sim):
+    """The simulator with its CDN named as another host (cdn_on_another_host), for a test that runs huggingface_hub."""
+    with cdn_on_another_host(sim):
+        yield sim
 
 
 @pytest.fixture

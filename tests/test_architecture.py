@@ -15,7 +15,8 @@ LINT = Path(sys.executable).with_name("lint-imports")
 def _lint(project: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(project / "src")}
     return subprocess.run(
-        [str(LINT), "--no-cache", "--no-logo", str(project / "pyproject.toml")],
+        # It reads the pyproject.toml of its working folder. No --no-logo: that option is 2.14+, the floor is 2.1.
+        [str(LINT), "--no-cache"],
         cwd=project, env=env, capture_output=True, text=True, timeout=120,
     )
 

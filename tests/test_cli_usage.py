@@ -4,6 +4,7 @@ secret in a usage error, "1 file" not "1 files"."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -15,7 +16,8 @@ from support import MODEL, VALID_TOKEN, closed_port
     [
         (["download", MODEL, "--max-workers", "lots", "--json"], "'lots' is not a valid int"),
         (["download", MODEL, "--json", "--repo-type", "checkpoint"], "'checkpoint' is not one of"),
-        (["download", MODEL, "--no-such-option", "--json"], "No such option: --no-such-option"),
+        # click's words: "No such option: --x" (typer's own click, 0.28+), "No such option '--x'." (click 8.5)
+        (["download", MODEL, "--no-such-option", "--json"], "No such option:? '?--no-such-option"),
         (["token-check", "--json", "--repo-type", "nope"], "'nope' is not one of"),
         (["diagnose", "--timeout", "soon", "--json"], "'soon' is not a valid float"),
         (["cache", "list", "--json", "--only", "pip"], "'pip' is not one of"),
@@ -25,9 +27,9 @@ def test_a_usage_error_with_json_is_json_on_stdout(cli, args, needle):
     result = cli(*args)
     assert result.exit_code == 2
     error = json.loads(result.stdout)["error"]
-    assert error["kind"] == "usage" and error["exit_code"] == 2 and needle in error["message"]
+    assert error["kind"] == "usage" and error["exit_code"] == 2 and re.search(needle, error["message"])
     assert json.loads(result.stdout)["ok"] is False
-    assert needle in result.stderr  # the usual usage message is still there for a person
+    assert re.search(needle, result.stderr)  # the usual usage message is still there for a person
 
 
 def test_a_usage_error_without_json_prints_nothing_on_stdout(cli):

@@ -60,7 +60,9 @@ def test_zsh_loads_the_script_and_the_completer_answers(tmp_path):
 
 
 def test_install_completion_writes_the_users_shell_config(tmp_path):
-    done = _shell("bash", "hfget --install-completion", tmp_path)
+    # `; exit $?` keeps bash in between: for a lone command it execs hfget, whose parent is then whatever ran pytest
+    # (make's sh for `make test-min`), and typer names the shell from the parent process.
+    done = _shell("bash", "hfget --install-completion; exit $?", tmp_path)
     assert done.returncode == 0, done.stderr
     assert "completion installed" in done.stdout
     assert "hfget" in (tmp_path / ".bashrc").read_text()

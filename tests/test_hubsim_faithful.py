@@ -11,7 +11,7 @@ from huggingface_hub import errors as hf_errors
 
 from support import DATASET, GATED_TOKEN, MODEL, VALID_TOKEN, expected_files
 
-pytestmark = pytest.mark.official_client
+pytestmark = [pytest.mark.official_client, pytest.mark.usefixtures("sim_cdn_elsewhere")]
 
 
 def _hashes(folder: Path) -> dict[str, str]:

@@ -132,6 +132,7 @@ def _partial_of(client: str, blobs: Path, etag: str) -> list[Path]:
 
 
 @pytest.mark.parametrize("client", ["0.x", "2.x"])
+@pytest.mark.usefixtures("sim_cdn_elsewhere")  # huggingface_hub below 2.2 needs the CDN on another host name
 def test_hfget_after_a_killed_official_client_resumes_its_prefix_and_gets_every_byte_right(
         sim, cache, cli, hf0, big, client):
     f = _weights(sim, big.repo_id)
@@ -169,6 +170,7 @@ def test_hfget_after_a_killed_official_client_resumes_its_prefix_and_gets_every_
 # --- a clean while huggingface_hub 2.x is writing -------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("sim_cdn_elsewhere")  # huggingface_hub below 2.2 needs the CDN on another host name
 def test_cache_clean_incomplete_while_hf_download_is_writing(sim, cache, cli, big):
     f = _weights(sim, big.repo_id)
     blobs = _blobs(cache, big.repo_id)
@@ -196,6 +198,7 @@ def test_cache_clean_incomplete_while_hf_download_is_writing(sim, cache, cli, bi
 # --- three at once -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("sim_cdn_elsewhere")  # huggingface_hub below 2.2 needs the CDN on another host name
 def test_two_hfget_and_one_hf_download_on_one_repo_at_once(sim, cache):
     sim.rate_limit = 3_000_000  # per connection: the three overlap
     runs = [

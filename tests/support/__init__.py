@@ -8,6 +8,7 @@ from .caches import (
     moving_repo,
 )
 from .clients import (
+    cdn_on_another_host,
     expected_files,
     hfget_download,
     hfget_process,
@@ -51,6 +52,7 @@ __all__ = [
     "VALID_TOKEN",
     "advance",
     "age",
+    "cdn_on_another_host",
     "closed_port",
     "dead_hfget_partial",
     "download_in_progress",

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from hfget.testing.hubsim import HubSimulator
@@ -34,10 +35,27 @@ def hfget_download(cli, sim, cache: Path, repo: str, *args: str) -> None:
     assert result.exit_code == 0, result.output
 
 
+@contextmanager
+def cdn_on_another_host(sim: HubSimulator):
+    """Point the simulator's LFS redirects at `localhost` instead of its own 127.0.0.1 while an official
+    huggingface_hub client downloads: another host name, as the real hub's CDN is.
+
+    huggingface_hub before 2.2 took a redirect to another port of the same host for the hub itself (it compared host
+    names; 2.2 compares origins), followed it, and found no X-Repo-Commit on the CDN's answer. Against the real hub its
+    CDN is another host and every 2.x works, so the tests that use it to build caches name the CDN as the hub does."""
+    saved = sim.cdn_base
+    sim.cdn_base = f"http://localhost:{sim.cdn_port}"
+    try:
+        yield sim
+    finally:
+        sim.cdn_base = saved
+
+
 def official_download(sim, cache: Path, repo: str, **kwargs) -> str:
     from huggingface_hub import snapshot_download
 
-    return snapshot_download(repo, endpoint=sim.url, cache_dir=cache, **kwargs)
+    with cdn_on_another_host(sim):
+        return snapshot_download(repo, endpoint=sim.url, cache_dir=cache, **kwargs)
 
 
 def official_offline_load(
