@@ -68,3 +68,33 @@ def test_the_readme_tree_shows_every_room_and_few_top_level_modules():
         for module in (package / sub).glob("*.py"):
             if module.name != "__init__.py" and sub not in ("testing",):
                 assert module.name in tree, f"{sub}/{module.name} is missing from the README's Development tree"
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def long_functions(root: Path, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """Functions (and methods) of more than `limit` lines, decorators and docstrings included."""
+    import ast
+
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                if node.end_lineno - start + 1 > limit:
+                    found.append(f"{path.relative_to(root.parent)}:{start} {node.name} ({node.end_lineno - start + 1})")
+    return found
+
+
+def test_no_function_is_longer_than_a_screen():
+    """Functions over 60 lines get split where it reads better (a command's options are named at module level)."""
+    assert long_functions(ROOT / "src" / "hfget") == []
+
+
+def test_the_length_check_sees_a_long_function(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    body = "\n".join(f"    x{i} = {i}" for i in range(60))
+    (package / "m.py").write_text(f"@staticmethod\ndef long():\n{body}\n\n\ndef short():\n    return 1\n")
+    assert long_functions(package) == ["pkg/m.py:1 long (62)"]

@@ -164,6 +164,26 @@ def test_partials_and_a_download_in_progress_are_shown(sim, cache, cli, filled):
     assert listed[moving.repo_id]["in_use"] is False and listed[moving.repo_id]["incomplete"]["count"] == 1
 
 
+def test_on_an_80_column_terminal_every_row_fits_and_ids_stay_whole(sim, cache, cli, filled):
+    """An id is what you copy into `hfget cache clean`: on 80 columns it is not folded, no column is cut off, and
+    "accessed"/"modified" become one "used" column (the later of the two); a partial adds its column too."""
+    moving = moving_repo(sim)
+    with download_in_progress(sim, cache, moving.repo_id):
+        table = cli("cache", "list", "--revisions", "--cache-dir", cache, env={"COLUMNS": "80"})
+    assert table.exit_code == 0, table.output
+    lines = table.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("cache"))
+    assert header.split() == ["cache", "id", "size", "files", "refs", "used", "incomplete"], table.stdout
+    start = lines.index(header)
+    rows = lines[start:next(i for i in range(start, len(lines)) if lines[i][:1].isdigit())]  # up to "3 repos, ..."
+    assert all(len(line) <= 80 for line in rows), rows
+    for repo_id in (MODEL, moving.repo_id):  # 21 and 26 characters: whole (and "(in use)" on a line of its own)
+        assert any(repo_id in line for line in rows), (repo_id, rows)
+    assert any("dataset/hfget-demo/tiny-d" in line for line in rows), rows  # 31: folds after 26
+    wide = cli("cache", "list", "--cache-dir", cache, env={"COLUMNS": "140"}).stdout
+    assert "accessed" in wide and "modified" in wide
+
+
 def test_a_damaged_repo_is_listed_not_hidden(sim, cache, cli, filled):
     snapshot = next((cache / MODEL_DIR / "snapshots").iterdir())
     blob = (snapshot / "config.json").resolve()

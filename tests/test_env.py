@@ -124,7 +124,33 @@ def test_download_ends_with_how_to_load_it_and_json_carries_it(sim, cache, cli, 
     local = cli("download", MODEL, "--endpoint", sim.url, "--local-dir", tmp_path / "m", "--json")
     assert json.loads(local.stdout)["load"] == {
         "repo_id": MODEL, "path": str(tmp_path / "m"), "code": f'from_pretrained("{tmp_path / "m"}")', "env": {},
-        "line": f'from_pretrained("{tmp_path / "m"}")'}
+        "line": f'from_pretrained("{tmp_path / "m"}")', "note": None}
     data = json.loads(cli("download", DATASET, "--repo-type", "dataset", "--endpoint", sim.url,
                           "--cache-dir", cache, "--json").stdout)
     assert data["load"]["code"] == 'load_dataset("hfget-demo/tiny-dataset")'
+
+
+def test_after_one_named_file_the_load_line_is_the_call_that_loads_that_file(sim, cache, cli):
+    """`from_pretrained` offline would look for the rest of the repo; the line names the call that returns this
+    file, and that line, run as printed by the official client in a fresh process, does."""
+    result = cli("download", MODEL, "tokenizer/vocab.txt", "-r", "v1.0", "--endpoint", sim.url, "--cache-dir", cache,
+                 "--json")
+    load = json.loads(result.stdout)["load"]
+    assert load["code"] == 'hf_hub_download("hfget-demo/tiny-model", "tokenizer/vocab.txt", revision="v1.0")'
+    assert load["note"] is None
+    code = f"from huggingface_hub import hf_hub_download; print({load['code']})"
+    env = {**os.environ, **load["env"]}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert Path(out.stdout.strip()).read_bytes() == sim.repo(MODEL).commits[sim.repo(MODEL).resolve("v1.0")][
+        "tokenizer/vocab.txt"].content.all_bytes()
+
+
+def test_after_some_files_the_load_line_says_only_those_are_cached(sim, cache, cli):
+    result = cli("download", MODEL, "--include", "*.json", "--endpoint", sim.url, "--cache-dir", cache)
+    assert result.exit_code == 0, result.output
+    lines = " ".join(result.stdout.split())
+    assert 'from_pretrained("hfget-demo/tiny-model")' in lines
+    assert "only the files you selected are in the cache" in lines
+    full = json.loads(cli("download", MODEL, "--endpoint", sim.url, "--cache-dir", cache, "--json").stdout)
+    assert full["load"]["note"] is None  # the whole repo: nothing to warn about

@@ -11,8 +11,6 @@ and statuses only, so the text changes nothing.
 from __future__ import annotations
 
 import socket
-import ssl
-import threading
 from contextlib import contextmanager
 
 import pytest
@@ -21,69 +19,32 @@ from hfget.errors import ConnectError, DnsError, NetworkTimeout, ProxyError, Tls
 from hfget.net.http import HttpClient, RetryPolicy
 from hfget.net.net_errors import classify_exception
 from hfget.net.proxy import ProxyConfig, parse
-from support import MODEL, closed_port, pproxy, self_signed_cert, tls_context
+
+from support import MODEL, closed_port, pproxy, self_signed_cert, tcp_server, tls_context
 
 
-@contextmanager
-def tcp_server(reply, tls: ssl.SSLContext | None = None):
-    """A loopback server answering each connection with `reply(conn)`; yields its port."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(32)
-    server.settimeout(0.1)
-    stop = threading.Event()
-
-    def serve(conn: socket.socket) -> None:
-        try:
-            if tls is not None:
-                conn = tls.wrap_socket(conn, server_side=True)
-            reply(conn)
-        except OSError:
-            pass
-        finally:
-            if not stop.is_set():
-                conn.close()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(5)
-        server.close()
-
-
-def _hang(conn):
+def _hang(conn, stop):
     conn.recv(65536)
-    threading.Event().wait(5)
+    stop.wait(5)
 
 
-def _close_at_once(conn):
+def _close_at_once(conn, stop):
     conn.recv(65536)
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST, not FIN
 
 
-def _short_body(conn):
+def _short_body(conn, stop):
     conn.recv(65536)
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
 
 
-def _ok(conn):
+def _ok(conn, stop):
     conn.recv(65536)
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
 
 
 def _connect_answer(status: bytes):
-    def reply(conn):
+    def reply(conn, stop):
         conn.recv(65536)
         conn.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\n\r\n")
     return reply

@@ -8,6 +8,7 @@ traffic went through it.
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 import pytest
 
@@ -192,3 +193,30 @@ def test_the_lower_case_proxy_wins_and_diagnose_shows_the_conflict(sim, cache, c
     bad = cli("download", MODEL, "--endpoint", only_via_proxy, "--cache-dir", tmp_path / "c2",
               env={"https_proxy": dead, "http_proxy": dead, "HTTPS_PROXY": working, "HTTP_PROXY": working})
     assert bad.exit_code == 1 and f"The proxy {dead} (HTTP_PROXY from env (http_proxy)) cannot be reached" in bad.stderr
+
+
+@pytest.mark.parametrize("scheme", ["http", "socks5h"])
+def test_a_password_that_is_not_latin_1_works_through_a_real_proxy(sim, cache, cli, tmp_path, only_via_proxy, scheme):
+    """A Chinese password, percent-encoded as a proxy URL must carry it (requests alone raises UnicodeEncodeError:
+    it encodes proxy credentials as latin-1). The proxy receives the UTF-8 bytes and lets the download through."""
+    password = "密码-s3cret"
+    with pproxy(sim.port, tmp_path / "pproxy.log", auth=f"alice:{password}") as port:
+        proxy = f"{scheme}://alice:{quote(password)}@127.0.0.1:{port}"
+        result = cli("download", MODEL, "--endpoint", only_via_proxy, "--proxy", proxy, "--cache-dir", cache)
+    assert result.exit_code == 0, result.output
+    assert "Internal error" not in result.output and quote(password) not in result.output and password not in result.output
+    assert official_offline_load(cache, MODEL)["files"] == expected_files(sim, MODEL)
+
+
+def test_a_percent_escape_that_is_not_utf_8_is_sent_as_typed_not_an_internal_error(sim, warm_cache, cli, tmp_path,
+                                                                                    only_via_proxy):
+    """`%80` in a password (hypothesis found it): the proxy gets the byte 0x80, as curl would send it; this proxy
+    expects another password, so the answer is the usual wrong-credentials error, with the password masked."""
+    before = tree_state(warm_cache)
+    with pproxy(sim.port, tmp_path / "pproxy.log", auth="alice:s3cret-pass") as port:
+        proxy = f"http://alice:Pw%80Z9@127.0.0.1:{port}"
+        result = cli("download", MODEL, "--endpoint", only_via_proxy, "--proxy", proxy, "--cache-dir", warm_cache)
+    assert result.exit_code == 1, result.output
+    assert "Internal error" not in result.output and "Traceback" not in result.output
+    assert "rejected the credentials" in " ".join(result.stderr.split()) or "407" in result.stderr, result.stderr
+    assert "Pw%80Z9" not in result.output and tree_state(warm_cache) == before

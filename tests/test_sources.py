@@ -8,6 +8,7 @@ import pytest
 
 from hfget.testing.hubsim import HubSimulator, SimUser, modelscope_commit
 from hfget.testing.simrepo import SimRepo, blob_file, demo_repos, text_file
+
 from support import (
     GATED_TOKEN,
     MODEL,
@@ -15,6 +16,7 @@ from support import (
     VALID_TOKEN,
     closed_port,
     expected_files,
+    hfget_partials,
     official_offline_load,
     tree_state,
 )
@@ -111,6 +113,27 @@ def test_use_modelscope_puts_it_first_and_ids_are_mapped(cache, cli, monkeypatch
                             "--cache-dir", cache, "--json"))
         assert summary["source"] == "modelscope"
     assert official_offline_load(cache, "meta-llama/Tiny-Llama")["files"].keys() == {"config.json", "model.safetensors"}
+
+
+def test_a_closed_gate_is_the_error_when_the_other_source_then_fails_on_the_network(sim, cache, cli, monkeypatch):
+    """The hub says the repo is gated; ModelScope serves its listing but every file body breaks off. What the user
+    must do is open the gate (accept the license, set HF_TOKEN), so that is the error, with ModelScope's failure in
+    the table. (Seen on a loaded machine with ModelScope on a refused port whose probe had not yet answered: the
+    connection error was reported instead.)"""
+    before = tree_state(cache)
+    with HubSimulator(demo_repos(large_mb=1)) as ms:
+        monkeypatch.setenv("MODELSCOPE_ENDPOINT", ms.url)
+        ms.add_fault("reset", "*", after=0)
+        result = cli("download", "hfget-demo/gated-model", "--endpoint", sim.url, "--cache-dir", cache, "--json",
+                     env={"HFGET_RETRIES": "1", "HFGET_READ_TIMEOUT": "2"})
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)["error"]
+    assert "is gated" in error["message"] and "HF_TOKEN" in error["hint"], error
+    assert [a["source"] for a in error["attempts"] if a["outcome"] == "failed"][-1] == "modelscope", error["attempts"]
+    repo = cache / "models--hfget-demo--gated-model"
+    assert not hfget_partials(repo / "blobs")  # nothing half-written kept (the bodies broke off at their first byte)
+    assert not [p for p in (repo / "snapshots").rglob("*") if p.is_file()]  # no file of it to load
+    assert {k for k in tree_state(cache) if not k.startswith((".locks", "models--", "CACHEDIR.TAG"))} == set(before)
 
 
 def test_gated_repo_needs_a_token_and_opens_with_one(sim, cache, cli, monkeypatch):

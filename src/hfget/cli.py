@@ -23,6 +23,7 @@ from .ui.cli_common import (
     EnvFile,
     JsonOut,
     JsonUsageGroup,
+    ModelScopeEndpoint,
     Proxy,
     Quiet,
     RepoType,
@@ -67,94 +68,101 @@ def _root(
 # --- commands ---------------------------------------------------------------------------------------------------
 
 
+# --- hfget download's options (the shared ones are in ui/cli_common.py) --------------------------------------------
+
+_RepoArg = Annotated[
+    Optional[str],
+    typer.Argument(help="Repo id, owner/name, or the URL of its page (huggingface.co, a mirror, modelscope.cn; "
+                   "hf://) (default: DEFAULT_MODEL from the settings).", show_default=False),
+]
+_FilesArg = Annotated[
+    Optional[list[str]], typer.Argument(help="Only these files (paths in the repo).", show_default=False)
+]
+_Revision = Annotated[
+    Optional[str], typer.Option("--revision", "-r", help="Branch, tag or commit (default: main).", show_default=False)
+]
+_RepoTypeOpt = Annotated[
+    Optional[RepoType], typer.Option("--repo-type", help="Kind of repo (default: model).", show_default=False)
+]
+_Include = Annotated[
+    Optional[list[str]], typer.Option("--include", help="Glob of files to take (repeatable).", show_default=False)
+]
+_Exclude = Annotated[
+    Optional[list[str]], typer.Option("--exclude", help="Glob of files to skip (repeatable).", show_default=False)
+]
+_LocalDir = Annotated[
+    Optional[Path], typer.Option("--local-dir", help="Write a plain folder here instead of the cache.")
+]
+_AllowTokenToMirror = Annotated[
+    bool, typer.Option("--allow-token-to-mirror", help="Also send the HF token to a non-official endpoint.")
+]
+_AllowInsecureToken = Annotated[
+    bool, typer.Option("--allow-insecure-token", help="Allow sending the token over plain http to a remote host.")
+]
+_Sources = Annotated[
+    Optional[list[str]],
+    typer.Option("--source", help="auto, hub, mirror or modelscope; repeat to set the order (default: auto).",
+                 show_default=False),
+]
+_ModelScopeId = Annotated[
+    Optional[str],
+    typer.Option("--modelscope-id", help="The repo's id on ModelScope, when it differs.", show_default=False),
+]
+_MaxWorkers = Annotated[
+    Optional[int],
+    typer.Option("--max-workers", show_default=False,
+                 help="Files downloaded at once (default: sized by the link, up to --connections; many on a distant "
+                      "server)."),
+]
+_Connections = Annotated[
+    Optional[int],
+    typer.Option("--connections", show_default=False,
+                 help="Connections open at once, shared by the files in flight; a large file gets many (default 64)."),
+]
+_MaxPerHost = Annotated[
+    Optional[int],
+    typer.Option("--max-per-host", show_default=False,
+                 help="Connections open to one host at once, never more (default 64; lower it for a CDN that "
+                      "throttles)."),
+]
+_DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would be downloaded; write nothing.")]
+
+
 @app.command()
 def download(
-    repo: Annotated[
-        Optional[str],
-        typer.Argument(help="Repo id, owner/name, or the URL of its page (huggingface.co, a mirror, modelscope.cn; "
-                       "hf://) (default: DEFAULT_MODEL from the settings).", show_default=False),
-    ] = None,
-    files: Annotated[
-        Optional[list[str]], typer.Argument(help="Only these files (paths in the repo).", show_default=False)
-    ] = None,
-    revision: Annotated[
-        Optional[str], typer.Option("--revision", "-r", help="Branch, tag or commit (default: main).", show_default=False)
-    ] = None,
-    repo_type: Annotated[
-        Optional[RepoType], typer.Option("--repo-type", help="Kind of repo (default: model).", show_default=False)
-    ] = None,
-    include: Annotated[
-        Optional[list[str]], typer.Option("--include", help="Glob of files to take (repeatable).", show_default=False)
-    ] = None,
-    exclude: Annotated[
-        Optional[list[str]], typer.Option("--exclude", help="Glob of files to skip (repeatable).", show_default=False)
-    ] = None,
+    repo: _RepoArg = None,
+    files: _FilesArg = None,
+    revision: _Revision = None,
+    repo_type: _RepoTypeOpt = None,
+    include: _Include = None,
+    exclude: _Exclude = None,
     cache_dir: CacheDir = None,
-    local_dir: Annotated[
-        Optional[Path], typer.Option("--local-dir", help="Write a plain folder here instead of the cache.")
-    ] = None,
+    local_dir: _LocalDir = None,
     endpoint: Endpoint = None,
     token: Token = None,
-    allow_token_to_mirror: Annotated[
-        bool, typer.Option("--allow-token-to-mirror", help="Also send the HF token to a non-official endpoint.")
-    ] = False,
-    allow_insecure_token: Annotated[
-        bool, typer.Option("--allow-insecure-token", help="Allow sending the token over plain http to a remote host.")
-    ] = False,
-    source: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--source",
-            help="auto, hub, mirror or modelscope; repeat to set the order (default: auto).",
-            show_default=False,
-        ),
-    ] = None,
+    allow_token_to_mirror: _AllowTokenToMirror = False,
+    allow_insecure_token: _AllowInsecureToken = False,
+    source: _Sources = None,
     proxy: Proxy = None,
-    modelscope_endpoint: Annotated[
-        Optional[str],
-        typer.Option("--modelscope-endpoint", help="ModelScope URL (overrides MODELSCOPE_ENDPOINT).", show_default=False),
-    ] = None,
-    modelscope_id: Annotated[
-        Optional[str],
-        typer.Option("--modelscope-id", help="The repo's id on ModelScope, when it differs.", show_default=False),
-    ] = None,
-    max_workers: Annotated[
-        Optional[int],
-        typer.Option(
-            "--max-workers",
-            help="Files downloaded at once (default: sized by the link, up to --connections; many on a distant server).",
-            show_default=False,
-        ),
-    ] = None,
-    connections: Annotated[
-        Optional[int],
-        typer.Option(
-            "--connections",
-            help="Connections open at once, shared by the files in flight; a large file gets many (default 64).",
-            show_default=False,
-        ),
-    ] = None,
-    max_per_host: Annotated[
-        Optional[int],
-        typer.Option(
-            "--max-per-host",
-            help="Connections open to one host at once, never more (default 64; lower it for a CDN that throttles).",
-            show_default=False,
-        ),
-    ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be downloaded; write nothing.")] = False,
+    modelscope_endpoint: ModelScopeEndpoint = None,
+    modelscope_id: _ModelScopeId = None,
+    max_workers: _MaxWorkers = None,
+    connections: _Connections = None,
+    max_per_host: _MaxPerHost = None,
+    dry_run: _DryRun = False,
     json_out: JsonOut = False,
     quiet: Quiet = False,
     env_file: EnvFile = None,
 ) -> None:
     """Download a repo (or some of its files) into the Hugging Face cache, verified and resumable."""
+    number = lambda value: str(value) if value is not None else None  # noqa: E731
     flags = {
         "HF_ENDPOINT": endpoint,
         "HF_TOKEN": token,
         "HF_HUB_CACHE": str(cache_dir) if cache_dir else None,
-        "HFGET_MAX_WORKERS": str(max_workers) if max_workers is not None else None,
-        "HFGET_CONNECTIONS": str(connections) if connections is not None else None,
-        "HFGET_MAX_PER_HOST": str(max_per_host) if max_per_host is not None else None,
+        "HFGET_MAX_WORKERS": number(max_workers),
+        "HFGET_CONNECTIONS": number(connections),
+        "HFGET_MAX_PER_HOST": number(max_per_host),
         "HFGET_ALLOW_TOKEN_TO_MIRROR": "1" if allow_token_to_mirror else None,
         "HFGET_ALLOW_INSECURE_TOKEN": "1" if allow_insecure_token else None,
         "HFGET_SOURCES": ",".join(source) if source else None,
@@ -165,44 +173,59 @@ def download(
     settings_box: list = []
     secrets = lambda: known_secrets(settings_box, token, urls=(proxy, endpoint, repo))  # noqa: E731
     with boundary(json_out, secrets=secrets, quiet=quiet):
-        from . import config
         from .download import download as run_download
-        from .download import request_from, spec_settings
-        from .errors import UsageError
-        from .repo import parse_repo_spec
+        from .flows.appenv import Selection
         from .ui.progress import for_mode
-        from .ui.render import download_summary, dry_run_table, emit_json
 
-        repo_text = repo or config.resolve(flags, env_file=env_file).get("DEFAULT_MODEL")
-        if not repo_text:
-            raise UsageError(
-                "No repo given, and DEFAULT_MODEL is not set.",
-                "Pass a repo id (hfget download Qwen/Qwen3-4B) or set DEFAULT_MODEL=owner/name in .env.",
-            )
-        spec = parse_repo_spec(repo_text, repo_type.value if repo_type else None)
-        settings = config.resolve(spec_settings(spec, flags), env_file=env_file)
+        selection = Selection(tuple(files or ()), tuple(include or ()), tuple(exclude or ()))
+        request, settings = _download_request(repo, repo_type, revision, selection, local_dir, dry_run, flags,
+                                              env_file)
         settings_box.append(settings)
-        request = request_from(spec, revision, files=tuple(files or ()), include=tuple(include or ()),
-                               exclude=tuple(exclude or ()), local_dir=local_dir, dry_run=dry_run)
-        settings.max_workers, settings.connections, settings.max_per_host  # validate before any network traffic
         from .engine.transfer import limit_malloc_arenas
 
         limit_malloc_arenas()  # this process is ours (the Python API leaves the allocator to its application)
-        stdout = Console(highlight=False, soft_wrap=True)
         mode = "none" if dry_run else progress_mode(quiet, json_out)
         with for_mode(mode, stderr_console(), sys.stderr) as progress:
             result = run_download(request, settings, on_event=progress)
-        from .flows.appenv import load_instructions
-        from .ui.render import load_line
+        _show_download(result, settings, selection, local_dir is not None, json_out=json_out, quiet=quiet)
 
-        load = None if dry_run else load_instructions(result, settings, local_dir=local_dir is not None)
-        if json_out:
-            emit_json({"ok": True, **result.to_dict(), "load": load.to_dict() if load else None})
-        elif dry_run:
-            dry_run_table(stdout, result)
-        elif not quiet:
-            download_summary(stdout, result)
-            load_line(stdout, load)
+
+def _download_request(repo, repo_type, revision, selection, local_dir, dry_run, flags, env_file):
+    """The request and the settings for it: the repo argument in any form (or DEFAULT_MODEL), validated before any
+    network traffic."""
+    from . import config
+    from .download import request_from, spec_settings
+    from .errors import UsageError
+    from .repo import parse_repo_spec
+
+    repo_text = repo or config.resolve(flags, env_file=env_file).get("DEFAULT_MODEL")
+    if not repo_text:
+        raise UsageError(
+            "No repo given, and DEFAULT_MODEL is not set.",
+            "Pass a repo id (hfget download Qwen/Qwen3-4B) or set DEFAULT_MODEL=owner/name in .env.",
+        )
+    spec = parse_repo_spec(repo_text, repo_type.value if repo_type else None)
+    settings = config.resolve(spec_settings(spec, flags), env_file=env_file)
+    request = request_from(spec, revision, files=selection.files, include=selection.include,
+                           exclude=selection.exclude, local_dir=local_dir, dry_run=dry_run)
+    settings.max_workers, settings.connections, settings.max_per_host  # noqa: B018 - validated here, not mid-download
+    return request, settings
+
+
+def _show_download(result, settings, selection, local_dir: bool, *, json_out: bool, quiet: bool) -> None:
+    """The summary (or the dry run's table, or the JSON), ending with how to load what was fetched."""
+    from .flows.appenv import load_instructions
+    from .ui.render import download_summary, dry_run_table, emit_json, load_line
+
+    load = None if result.dry_run else load_instructions(result, settings, local_dir, selection)
+    stdout = Console(highlight=False, soft_wrap=True)
+    if json_out:
+        emit_json({"ok": True, **result.to_dict(), "load": load.to_dict() if load else None})
+    elif result.dry_run:
+        dry_run_table(stdout, result)
+    elif not quiet:
+        download_summary(stdout, result)
+        load_line(stdout, load)
 
 
 @app.command()
@@ -214,10 +237,7 @@ def diagnose(
     endpoint: Endpoint = None,
     proxy: Proxy = None,
     token: Token = None,
-    modelscope_endpoint: Annotated[
-        Optional[str],
-        typer.Option("--modelscope-endpoint", help="ModelScope URL (overrides MODELSCOPE_ENDPOINT).", show_default=False),
-    ] = None,
+    modelscope_endpoint: ModelScopeEndpoint = None,
     timeout: Annotated[
         Optional[float],
         typer.Option("--timeout", help="Seconds each step may take (default 4; the whole run takes at most ~3x).", show_default=False),

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from .chain.attempts import Attempt, attempt_of, best_error, combined_failure, with_attempts
 from .chain.resolve import first_snapshot
 from .config import Settings, expand_path
-from .errors import HfgetError, UsageError, is_fall_through
+from .errors import HfgetError, NetworkError, UsageError, is_fall_through
 from .fs.fsutil import forget_resolved_paths
 from .net.proxy import resolve as resolve_proxies
 from .redact import mask_url
@@ -183,13 +183,22 @@ def download(
             result.elapsed = time.monotonic() - started
         result.notes = _notes(request, settings, route.candidates, attempts)
         if failures:
-            raise with_attempts(combined_failure(failures, len(selected)), attempts)
+            raise with_attempts(_final_failure(failures, len(selected), moving.closed_gates, attempts), attempts)
         return result
     except HfgetError as error:
         error.notes = _notes(request, settings, route.candidates, attempts)
         raise
     finally:
         route.close()
+
+
+def _final_failure(failures: dict[str, HfgetError], total: int, closed_gates: list[HfgetError],
+                   attempts: list[Attempt]) -> HfgetError:
+    """What failed, or — when a source that has the files refused for want of access and the ones left could not be
+    reached — that refusal: opening the gate (a token, the license accepted) is what the user can do."""
+    if closed_gates and all(isinstance(e, NetworkError) for e in failures.values()):
+        return best_error(closed_gates, attempts)
+    return combined_failure(failures, total)
 
 
 @dataclass
@@ -206,6 +215,7 @@ class _Moving:
     delivered: dict[str, tuple[RemoteFile, str]] = field(default_factory=dict)  # path -> (file as placed, source)
     moved: dict[str, int] = field(default_factory=dict)  # path -> bytes received over the network in this run
     location: str = ""
+    closed_gates: list[HfgetError] = field(default_factory=list)  # sources that refused for want of access
 
     def run(self, selected: list[RemoteFile], workers: int | None, settings: Settings) -> dict[str, HfgetError]:
         """Move what is missing; returns the files that failed. The order keeps the cache exactly as it was when
@@ -215,7 +225,8 @@ class _Moving:
         missing = [f for f in selected if f.path not in present]
         # Partials from an earlier run (any source, any program) already hold some of the bytes; each blob counts once.
         target.check_free_space(sum(target.space_needed(f) for f in {f.content_key: f for f in missing}.values()))
-        takers = _ready_takers(self.candidates, self.winner, snapshot, missing, attempts) if missing else None
+        takers = _ready_takers(self.candidates, self.winner, snapshot, missing, attempts, self.closed_gates) \
+            if missing else None
         failures: dict[str, HfgetError] = {}
         # From the first write to the last, the repo is held: a `cache clean` of it waits for us (and we for it).
         with target.hold():
@@ -223,7 +234,8 @@ class _Moving:
             self.present = present = {f.path for f in selected if target.is_present(f)}
             missing = [f for f in selected if f.path not in present]
             if missing:
-                takers = takers or _ready_takers(self.candidates, self.winner, snapshot, missing, attempts)
+                takers = takers or _ready_takers(self.candidates, self.winner, snapshot, missing, attempts,
+                                                 self.closed_gates)
                 target.prepare()
                 failures = _transfer(
                     takers, self.winner, snapshot, target, missing, self.delivered, self.moved, attempts, self.emit,
@@ -264,11 +276,11 @@ def _outcomes(selected, present, failures, moved, delivered) -> list[FileOutcome
 
 def _ready_takers(
     candidates: list[Candidate], winner: Candidate, snapshot: Snapshot, missing: list[RemoteFile],
-    attempts: list[Attempt],
+    attempts: list[Attempt], closed_gates: list[HfgetError],
 ) -> list[Candidate]:
     takers = _takers(candidates, winner, snapshot)
     if snapshot.gated:  # before the first write: a gate nobody opens must leave the cache as it was
-        takers = _past_the_gate(takers, snapshot, missing[0], attempts)
+        takers = _past_the_gate(takers, snapshot, missing[0], attempts, closed_gates)
     return takers
 
 
@@ -286,10 +298,11 @@ def _takers(candidates: list[Candidate], winner: Candidate, snapshot: Snapshot) 
 
 
 def _past_the_gate(
-    takers: list[Candidate], snapshot: Snapshot, probe_file: RemoteFile, attempts: list[Attempt]
+    takers: list[Candidate], snapshot: Snapshot, probe_file: RemoteFile, attempts: list[Attempt],
+    errors: list[HfgetError],
 ) -> list[Candidate]:
-    """Drop the candidates whose gate stays closed (no token, token withheld, access not granted)."""
-    errors: list[HfgetError] = []
+    """Drop the candidates whose gate stays closed (no token, token withheld, access not granted); their errors are
+    added to `errors`."""
     for i, candidate in enumerate(takers):
         try:
             candidate.source.check_access(snapshot, probe_file)

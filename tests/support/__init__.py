@@ -37,6 +37,7 @@ from .servers import (
     pproxy,
     release_held_ports,
     self_signed_cert,
+    tcp_server,
     tls_context,
 )
 
@@ -66,6 +67,7 @@ __all__ = [
     "leftovers",
     "legacy_modelscope_repo",
     "misbehaving_server",
+    "tcp_server",
     "modelscope_download",
     "modelscope_download_in_progress",
     "moving_repo",

@@ -67,35 +67,29 @@ def pproxy(target_port: int, log: Path, auth: str | None = None, protocols: str 
 
 
 @contextmanager
-def misbehaving_server(mode: str, body: bytes = b""):
-    """A loopback server that accepts TCP connections and then: `hang` (never answers), `trickle` (one byte of a
-    never-ending response every 0.3 s, so no read timeout ever fires) or `portal` (a 200 HTML page for every
-    request, like a captive portal). Yields its port."""
+def tcp_server(reply, tls: ssl.SSLContext | None = None):
+    """A loopback server answering each connection with `reply(conn, stop)` (in a thread of its own; `stop` is set
+    when the server shuts down, for replies that wait), then closing it; yields its port."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(64)
+    server.settimeout(0.1)
     stop = threading.Event()
     held: list[socket.socket] = []
 
     def serve(conn: socket.socket) -> None:
         try:
-            if mode == "portal":
-                conn.recv(65536)
-                page = body or b"<html><body>Please log in to use the Wi-Fi</body></html>"
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n"
-                             b"Content-Length: %d\r\n\r\n%s" % (len(page), page))
-            elif mode == "trickle":
-                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10_000:
-                    if stop.wait(0.3):
-                        break
-                    conn.sendall(bytes([byte]))
-            else:
-                stop.wait()
+            if tls is not None:
+                conn = tls.wrap_socket(conn, server_side=True)
+                held.append(conn)
+            reply(conn, stop)
         except OSError:
             pass
+        finally:
+            if not stop.is_set():
+                conn.close()  # the answer ends here: a body shorter than its length ends early, a linger resets
 
     def accept() -> None:
-        server.settimeout(0.1)
         while not stop.is_set():
             try:
                 conn, _ = server.accept()
@@ -114,6 +108,28 @@ def misbehaving_server(mode: str, body: bytes = b""):
         for conn in held:
             conn.close()
         server.close()
+
+
+def misbehaving_server(mode: str, body: bytes = b""):
+    """A loopback server that accepts TCP connections and then: `hang` (never answers), `trickle` (one byte of a
+    never-ending response every 0.3 s, so no read timeout ever fires) or `portal` (a 200 HTML page for every
+    request, like a captive portal). A context manager yielding its port."""
+
+    def reply(conn: socket.socket, stop: threading.Event) -> None:
+        if mode == "portal":
+            conn.recv(65536)
+            page = body or b"<html><body>Please log in to use the Wi-Fi</body></html>"
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(page), page))
+        elif mode == "trickle":
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10_000:
+                if stop.wait(0.3):
+                    break
+                conn.sendall(bytes([byte]))
+        else:
+            stop.wait()
+
+    return tcp_server(reply)
 
 
 def self_signed_cert(folder: Path, names: tuple[str, ...] = ("127.0.0.1",)) -> tuple[Path, Path]:

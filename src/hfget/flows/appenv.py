@@ -144,6 +144,7 @@ class LoadHint:
     path: str
     code: str
     env: dict[str, str]
+    note: str | None = None  # what the call needs that the download did not fetch (some files were left out)
 
     @property
     def line(self) -> str:
@@ -151,20 +152,52 @@ class LoadHint:
         return f"{env} + {self.code}" if env else self.code
 
     def to_dict(self) -> dict:
-        return {"repo_id": self.repo_id, "path": self.path, "code": self.code, "env": self.env, "line": self.line}
+        return {"repo_id": self.repo_id, "path": self.path, "code": self.code, "env": self.env, "line": self.line,
+                "note": self.note}
 
 
-def load_instructions(result: DownloadResult, settings: Settings, local_dir: bool) -> LoadHint:
+def load_instructions(result: DownloadResult, settings: Settings, local_dir: bool,
+                      selection: Selection | None = None) -> LoadHint:
+    """The call that loads what was fetched. One file named: the call that loads that file (offline,
+    `from_pretrained` would look for the rest of the repo); some files selected: the usual call, with a note that it
+    loads only if those are all the code reads."""
+    selection = selection or Selection()
+    note = None
+    if selection.partial and not selection.single:
+        note = "only the files you selected are in the cache: this loads if they are all your code reads"
     if local_dir:  # a plain folder: the path is the id, nothing to set
         target = json.dumps(result.location)
         call = "load_dataset" if result.repo_type == "dataset" else "from_pretrained"
-        return LoadHint(result.repo_id, result.location, f"{call}({target})", {})
+        return LoadHint(result.repo_id, result.location, f"{call}({target})", {}, note)
     env = {"HF_HUB_OFFLINE": "1", **{a.name: a.value for a in _cache_location(settings)}}
-    args = f'"{result.repo_id}"' + (f', revision="{result.revision}"' if result.revision != "main" else "")
+    args = f'"{result.repo_id}"'
+    if selection.single:
+        args += f", {json.dumps(selection.single)}"
+    args += f', revision="{result.revision}"' if result.revision != "main" else ""
+    if selection.single:
+        kind = f', repo_type="{result.repo_type}"' if result.repo_type != "model" else ""
+        return LoadHint(result.repo_id, result.location, f"hf_hub_download({args}{kind})", env)
     if result.repo_type == "dataset":
         code = f"load_dataset({args})"
     elif result.repo_type == "space":
         code = f"snapshot_download({args}, repo_type=\"space\")"
     else:
         code = f"from_pretrained({args})"
-    return LoadHint(result.repo_id, result.location, code, env)
+    return LoadHint(result.repo_id, result.location, code, env, note)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which files of the repo a download asked for: all of them (the default), one named file, or some."""
+
+    files: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.files or self.include or self.exclude)
+
+    @property
+    def single(self) -> str | None:
+        return self.files[0] if len(self.files) == 1 and not (self.include or self.exclude) else None

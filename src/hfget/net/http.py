@@ -29,7 +29,7 @@ from ..errors import (
 )
 from .http_direct import DirectPool, SocketRegistry
 from .net_errors import classify_exception, proxy_auth_error, transport_errors
-from .proxy import NO_PROXY_CONFIG, ProxyConfig
+from .proxy import NO_PROXY_CONFIG, ProxyConfig, basic_auth_header
 from .urls import Origin, host_label, origin_of
 
 REDIRECT_CODES = (301, 302, 303, 307, 308)
@@ -120,9 +120,7 @@ class HttpClient:
     def session(self):
         session = getattr(self._local, "session", None)
         if session is None:
-            import requests
-
-            session = requests.Session()
+            session = _session_class()()
             # Proxies come from hfget's resolved settings (with provenance), never implicitly from the environment,
             # and .netrc must not add credentials behind the user's back.
             session.trust_env = False
@@ -356,6 +354,19 @@ def _unreachable_redirect(error: NetworkError, origin_url: str, target_url: str)
     )
 
 
+def _session_class():
+    """requests.Session without its own redirect machinery: `_follow` follows redirects itself (the token rules
+    need it). requests still works out the next request of every redirect for `response.next`, rebuilding proxy
+    credentials as latin-1 on the way — a crash for any other password — and spending CPU on every hub 307."""
+    import requests
+
+    class Session(requests.Session):
+        def resolve_redirects(self, *args, **kwargs):
+            return iter(())
+
+    return Session
+
+
 def _tracked_adapter(sockets: SocketRegistry, **kwargs):
     """A requests HTTPAdapter whose pools (direct and through proxies) register their connections in `sockets`."""
     from requests.adapters import HTTPAdapter
@@ -364,6 +375,9 @@ def _tracked_adapter(sockets: SocketRegistry, **kwargs):
         def init_poolmanager(self, *args, **kw) -> None:
             super().init_poolmanager(*args, **kw)
             sockets.track(self.poolmanager)
+
+        def proxy_headers(self, proxy):
+            return basic_auth_header(proxy)  # any password, not only the latin-1 ones requests can encode
 
         def proxy_manager_for(self, proxy, **kw):
             fresh = proxy not in self.proxy_manager

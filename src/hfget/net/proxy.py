@@ -10,10 +10,11 @@ where it came from, shown with its password masked: nothing here lets a `ValueEr
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote, unquote_to_bytes, urlsplit
 
 from ..config import Settings
 from ..errors import UsageError
@@ -171,6 +172,19 @@ def parse(raw: str, key: str, origin: str) -> Proxy:
         credentials = quote(user, safe=_USERINFO_SAFE) + (":" + quote(password, safe=_USERINFO_SAFE) if colon else "")
         credentials += "@"
     return Proxy(f"{scheme.lower()}://{credentials}{hostport}", key, origin, note)
+
+
+def basic_auth_header(proxy_url: str) -> dict[str, str]:
+    """The Proxy-Authorization header for the credentials in `proxy_url`, as the bytes its percent-escapes stand for.
+
+    requests encodes proxy credentials as latin-1 and raises UnicodeEncodeError on anything else: a Chinese password,
+    or an escape that is not UTF-8 (`%80`). Basic auth carries bytes (RFC 7617 names UTF-8); these are the bytes the
+    user typed, as curl sends them."""
+    parts = urlsplit(proxy_url)
+    if parts.username is None:
+        return {}
+    pair = unquote_to_bytes(parts.username) + b":" + unquote_to_bytes(parts.password or "")
+    return {"Proxy-Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
 
 
 def bypasses(host: str, port: int | None, no_proxy: tuple[str, ...]) -> bool:

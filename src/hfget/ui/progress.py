@@ -55,6 +55,8 @@ class NoProgress:
 
 class RichProgress:
     MAX_ROWS = 8
+    MIN_BAR = 6
+    NUMBERS_WIDTH = 17 + 10 + 5 + 4  # bytes done/total, speed, time left, and the gaps between the five columns
 
     def __init__(self, console: Console, wording: Wording = DOWNLOAD) -> None:
         from rich.progress import (
@@ -66,14 +68,21 @@ class RichProgress:
             TransferSpeedColumn,
         )
 
+        from rich.table import Column
+
         self.console = console
         self.wording = wording
+        # Every cell on one line, whatever the terminal's width (80 columns included): the numbers keep their room,
+        # the bar takes what is left, and a long file name or source is cut (…) rather than wrapped, which would
+        # break each row in two and leave the units ("MB") on a line of their own.
+        self.name_width = max(12, console.width - self.NUMBERS_WIDTH - self.MIN_BAR)
         self.progress = Progress(
-            TextColumn("{task.description}", justify="left"),
-            BarColumn(bar_width=None),
-            DownloadColumn(binary_units=False),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(compact=True, elapsed_when_finished=True),
+            TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis",
+                                                                  max_width=self.name_width)),
+            BarColumn(bar_width=None, table_column=Column(min_width=self.MIN_BAR)),
+            DownloadColumn(binary_units=False, table_column=Column(no_wrap=True, justify="right", min_width=17)),
+            TransferSpeedColumn(table_column=Column(no_wrap=True, justify="right", min_width=10)),
+            TimeRemainingColumn(compact=True, elapsed_when_finished=True, table_column=Column(no_wrap=True)),
             console=console,
             transient=False,
             refresh_per_second=8,
@@ -116,7 +125,8 @@ class RichProgress:
                 p.advance(self.overall, event.resumed_from)
                 if event.resumed_from < event.size and len(self.rows) < self.MAX_ROWS:
                     self.rows[event.key] = p.add_task(
-                        f"  [cyan]{escape(_short(event.key))}[/]", total=event.size, completed=event.resumed_from
+                        f"  [cyan]{escape(_short(event.key, self.name_width - 2))}[/]", total=event.size,
+                        completed=event.resumed_from,
                     )
                 if event.resumed_from and event.resumed_from < event.size:
                     p.console.print(f"[dim]↻ resuming {escape(event.key)} at {human_bytes(event.resumed_from)}[/]",

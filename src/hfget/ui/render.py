@@ -113,3 +113,5 @@ def load_line(console: Console, hint: LoadHint) -> None:
     how = f"with {escape(env)}: " if env else ""
     shell = " [dim](hfget env prints it for your shell)[/]" if env else ""
     console.print(f"  load it {how}[bold]{escape(hint.code)}[/]{shell}", highlight=False, soft_wrap=True)
+    if hint.note:
+        console.print(f"  [dim]({escape(hint.note)})[/]", highlight=False, soft_wrap=True)

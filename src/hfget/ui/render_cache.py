@@ -7,9 +7,11 @@ import time
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ..cache import HF, CachedRepo, CacheRoot, CacheScan, CleanPlan, CleanResult
 from ..cache.clean import PARTIALS, REPO, REVISIONS, Step
+from ..cache.select import last_used
 from ..units import human_age, human_bytes
 
 _SHORT = {HF: "hf", "modelscope": "ms"}
@@ -22,44 +24,8 @@ def cache_list(console: Console, found: CacheScan, show_revisions: bool = False)
         console.print("No cached repo matches." if found.scanned else "Nothing cached.", highlight=False)
         _notes(console, found.notes)
         return
-    now = time.time()
     repos = found.repos
-    # Columns that would be empty for every row are left out: the table has to fit 80 columns where it can.
-    with_partials = any(r.partials for r in repos)
-    with_sources = any(r.sources for r in repos)
-    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    # On a narrow terminal the id column folds; every other column keeps its header readable.
-    table.add_column("cache", no_wrap=True)
-    table.add_column("id", overflow="fold", ratio=1)
-    table.add_column("size", justify="right", no_wrap=True)
-    table.add_column("files", justify="right", no_wrap=True)
-    table.add_column("refs", min_width=6)
-    table.add_column("accessed", no_wrap=True)
-    table.add_column("modified", no_wrap=True)
-    if with_partials:
-        table.add_column("incomplete", justify="right", no_wrap=True)
-    if with_sources:
-        table.add_column("served by", min_width=9)
-    for repo in repos:
-        row = [_SHORT[repo.cache], escape(repo.key) + _flags(repo), human_bytes(repo.size), str(repo.files),
-               escape(_refs(repo)), human_age(now - repo.last_accessed), human_age(now - repo.last_modified)]
-        if with_partials:
-            row.append(human_bytes(repo.partial_size) if repo.partials else "")
-        if with_sources:
-            row.append(escape(", ".join(repo.sources)))
-        table.add_row(*row)
-        if not show_revisions:
-            continue
-        for rev in repo.revisions:
-            sub = ["", f"[dim]└[/] {escape(rev.name[:12] if repo.cache == HF else rev.name)}", human_bytes(rev.size),
-                   str(rev.files), escape(", ".join(rev.refs) or "(detached)"), "",
-                   human_age(now - rev.last_modified)]
-            if with_partials:
-                sub.append("")
-            if with_sources:
-                sub.append(escape(rev.source or ""))
-            table.add_row(*sub, style="dim")
-    console.print(table)
+    console.print(_repos_table(console.width, repos, show_revisions))
     partials = sum(len(r.partials) for r in repos)
     shown = f"{len(repos)} repo{'s' if len(repos) != 1 else ''}"
     if len(repos) != found.scanned:
@@ -76,6 +42,48 @@ def cache_list(console: Console, found: CacheScan, show_revisions: bool = False)
         if repo.in_use:
             notes.append(f"{repo.key}: a download is running in it right now; cache clean leaves it alone.")
     _notes(console, notes)
+
+
+def _repos_table(width: int, repos, show_revisions: bool) -> Table:
+    now = time.time()
+    # Columns that would be empty for every row are left out: the table has to fit 80 columns where it can.
+    with_partials = any(r.partials for r in repos)
+    with_sources = any(r.sources for r in repos)
+    # Under 100 columns "accessed" and "modified" become one column, "used": the later of the two, which is what
+    # `cache clean --older-than` goes by (--json and a wider terminal show both).
+    narrow = width < 100
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    # On a narrow terminal the refs fold first: an id is what you copy into `hfget cache clean`, so it keeps a line
+    # of its own as far as the other columns let it (26 characters on 80 columns; a longer one folds); every other
+    # column keeps its header readable.
+    id_width = min(max(16, width - 54), max(Text.from_markup(escape(r.key) + _flags(r)).cell_len for r in repos))
+    table.add_column("cache", no_wrap=True)
+    table.add_column("id", overflow="fold", ratio=1, min_width=id_width)
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("files", justify="right", no_wrap=True)
+    table.add_column("refs", min_width=6)
+    for name in ("used",) if narrow else ("accessed", "modified"):
+        table.add_column(name, no_wrap=True)
+    if with_partials:
+        table.add_column("incomplete", justify="right", no_wrap=True)
+    if with_sources:
+        table.add_column("served by", min_width=9)
+    for repo in repos:
+        used = [human_age(now - last_used(repo))] if narrow else [
+            human_age(now - repo.last_accessed), human_age(now - repo.last_modified)]
+        row = [_SHORT[repo.cache], escape(repo.key) + _flags(repo), human_bytes(repo.size), str(repo.files),
+               escape(_refs(repo)), *used]
+        row += [human_bytes(repo.partial_size) if repo.partials else ""] if with_partials else []
+        row += [escape(", ".join(repo.sources))] if with_sources else []
+        table.add_row(*row)
+        for rev in repo.revisions if show_revisions else ():
+            sub = ["", f"[dim]└[/] {escape(rev.name[:12] if repo.cache == HF else rev.name)}", human_bytes(rev.size),
+                   str(rev.files), escape(", ".join(rev.refs) or "(detached)"),
+                   *([] if narrow else [""]), human_age(now - rev.last_modified)]
+            sub += [""] if with_partials else []
+            sub += [escape(rev.source or "")] if with_sources else []
+            table.add_row(*sub, style="dim")
+    return table
 
 
 def _roots(console: Console, roots: tuple[CacheRoot, ...], sizes: dict[str, int]) -> None:
