@@ -8,6 +8,7 @@ connection closed while idle, a body cut short, a hostile header flood): the cli
 from __future__ import annotations
 
 import gzip
+import os
 import socket
 import threading
 
@@ -202,7 +203,7 @@ def test_connections_are_kept_alive_when_the_process_has_more_than_1024_descript
     if hard != resource.RLIM_INFINITY and hard < 1200:
         pytest.skip(f"the descriptor limit here is {hard}")
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
-    held = [open(tmp_path / "held", "wb") for _ in range(1100)]  # the client's sockets get numbers above 1024
+    held = [os.open(tmp_path / "held", os.O_RDONLY | os.O_CREAT) for _ in range(1100)]  # sockets above 1024
     server = ScriptedServer([ok(b"one"), ok(b"two")])
     try:
         assert get(client, server.url + "/1") == b"one"
@@ -210,6 +211,6 @@ def test_connections_are_kept_alive_when_the_process_has_more_than_1024_descript
         assert server.connections == 1
     finally:
         server.close()
-        for f in held:
-            f.close()
+        for fd in held:
+            os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
