@@ -79,10 +79,12 @@ def _umask_by_setting_it() -> int:
     return umask
 
 
-def chmod_like_umask(path: Path) -> None:
+def chmod_like_umask(path: Path, umask: int | None = None) -> None:
+    """`umask`: the caller's reading of `current_umask()` (a cache placing thousands of small files reads it once per
+    call instead of once per file)."""
     # mkstemp creates 0600 files; cache files should be readable like any file the user creates (0644 by default).
     try:
-        os.chmod(path, 0o666 & ~current_umask())
+        os.chmod(path, 0o666 & ~(current_umask() if umask is None else umask))
     except OSError as exc:
         # FAT and exFAT (USB drives, shared Windows folders) have no Unix modes: there is nothing to set, as
         # huggingface_hub also shrugs off. Any other failure is a real one.

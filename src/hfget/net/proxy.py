@@ -73,6 +73,8 @@ class ProxyConfig:
         return self.http is not None or self.https is not None
 
     def for_url(self, url: str) -> Proxy | None:
+        if self.http is None and self.https is None:  # asked twice per small file: no URL parsing when unset
+            return None
         parts = urlsplit(url)
         if bypasses(parts.hostname or "", _port(parts), self.no_proxy):
             return None

@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import CachePermissionError, DiskFullError
-from ..fs.fsutil import atomic_write, chmod_like_umask, disk_errors, ensure_inside, permission_error
+from ..fs.fsutil import atomic_write, chmod_like_umask, current_umask, disk_errors, ensure_inside, permission_error
 from ..fs.symlinks import symlinks_work
 from ..repo import RemoteFile, RepoRef, is_commit_sha
 
@@ -53,6 +53,17 @@ class HubCache:
         self._symlinks: bool | None = False if disable_symlinks else None
         self._trees: dict[str, dict] = {}  # repo folder -> where its snapshots hold which content (local_copy)
         self._dirs: dict[tuple[str, str], Path] = {}  # (folder name, subfolder) -> path: asked ~10 times per file
+        self._umask: int | None = None  # read once per HubCache (one per call): /proc per file cost 6 system calls
+
+    @property
+    def umask(self) -> int:
+        if self._umask is None:
+            self._umask = current_umask()
+        return self._umask
+
+    @property
+    def symlinks_probed(self) -> bool:
+        return self._symlinks is not None
 
     @property
     def symlinks(self) -> bool:
@@ -72,6 +83,9 @@ class HubCache:
         if path is None:
             path = self._dirs[key] = (self.root / key[0] / sub) if sub else self.root / key[0]
         return path
+
+    def blob_dir(self, repo: RepoRef) -> Path:
+        return self._dir(repo, "blobs")
 
     def blob_path(self, repo: RepoRef, etag: str) -> Path:
         return self._dir(repo, "blobs") / etag
@@ -247,7 +261,7 @@ class HubCache:
         """Move a verified file into `blobs/` by atomic rename (same directory, so same file system)."""
         blob = self.blob_path(repo, etag)
         with disk_errors(self.root):
-            chmod_like_umask(verified)
+            chmod_like_umask(verified, self.umask)
             os.replace(verified, blob)
         return blob
 
@@ -256,7 +270,7 @@ class HubCache:
         moves a new blob there."""
         pointer = self.pointer_path(repo, commit, file.path)
         with disk_errors(self.root):
-            chmod_like_umask(verified)
+            chmod_like_umask(verified, self.umask)
             pointer.parent.mkdir(parents=True, exist_ok=True)
             os.replace(verified, pointer)
         return pointer
@@ -304,7 +318,7 @@ class HubCache:
                 raise FileNotFoundError(errno.ENOENT, "no copy of this file is left in the cache", str(pointer))
             pointer.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, tmp)
-            chmod_like_umask(tmp)
+            chmod_like_umask(tmp, self.umask)
             os.replace(tmp, pointer)
         return pointer
 

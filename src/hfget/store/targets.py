@@ -61,6 +61,7 @@ class CacheTarget:
         self.owner = new_owner()  # this download: names its partials and its marker in the repo lock
         self._found: dict[str, list[partials.Leftover]] | None = None  # leftovers of earlier runs, by content key
         self._linked: set[str] = set()  # paths linked as their blob landed (set.add is atomic: no lock needed)
+        self._partials: dict[str, Path] = {}  # content key -> this download's partial (asked 4 times per file)
 
     def check_writable(self) -> None:
         self.cache.check_writable()
@@ -99,8 +100,12 @@ class CacheTarget:
         if file.etag is not None:
             if self.cache.has_blob(self.repo, file):
                 return True
+            # (Nothing cached yet: no need to probe for symlinks, so a dry run writes nothing. Once probed, the
+            # answer alone decides: asked for every file, twice.)
+            if self.cache.symlinks_probed and self.cache.symlinks:
+                return False
             if not (self.cache.repo_dir(self.repo) / "snapshots").is_dir() or self.cache.symlinks:
-                return False  # (nothing cached yet: no need to probe for symlinks, so a dry run writes nothing)
+                return False
             assert self.snapshot is not None
             return (self.cache.holds(self.repo, self.snapshot.commit, file)
                     or self.cache.local_copy(self.repo, file, self.snapshot.commit) is not None)
@@ -111,14 +116,17 @@ class CacheTarget:
             return False
 
     def partial_path(self, file: RemoteFile) -> Path:
-        return partials.hfget_partial(self._blobs, file.content_key, self.owner)
+        path = self._partials.get(file.content_key)
+        if path is None:
+            path = self._partials[file.content_key] = partials.hfget_partial(self._blobs, file.content_key, self.owner)
+        return path
 
     def lock_path(self, file: RemoteFile) -> Path:
         return self.cache.lock_path(self.repo, file.content_key)
 
     @property
     def _blobs(self) -> Path:
-        return self.cache.repo_dir(self.repo) / "blobs"
+        return self.cache.blob_dir(self.repo)  # (asked several times per file: the cache keeps the path)
 
     @property
     def _locks(self) -> Path:
@@ -162,7 +170,8 @@ class CacheTarget:
 
     def sweep(self, files: Iterable[RemoteFile]) -> None:
         """Once blobs are in place (whoever placed them), our own leftovers of them go (README: shared caches)."""
-        keys = {f.content_key for f in files if f.etag is not None and self.is_present(f)}
+        # A file this run placed is there (a clean waits for the repo lock we hold): no stat for each of thousands.
+        keys = {f.content_key for f in files if f.etag is not None and (f.path in self._linked or self.is_present(f))}
         with disk_errors(self.root):
             partials.sweep(self._blobs, self._locks, keys)
 
