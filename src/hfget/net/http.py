@@ -205,8 +205,9 @@ class HttpClient:
     def _follow(self, method, url, headers, grant, stream, follow_redirects, timeout, max_redirects):
         # Streamed bodies (the transfer engine's pieces, metadata read by read_body) and HEADs skip requests'
         # per-request machinery (session merging, cookie jars, hooks: about half a millisecond of CPU each, paid
-        # hundreds of times per large file) and go to the lean client of http_direct.py; a download without a proxy
-        # then never imports requests (a tenth of a second of start-up). Through a proxy, requests does it all.
+        # hundreds of times per large file) and go to the lean client (http_direct.py, http1.py); a download
+        # without a proxy then never imports requests (a tenth of a second of start-up). Through a proxy, requests
+        # does it all.
         direct = stream or method == "HEAD"
         seen: list[str] = []
         current = url
