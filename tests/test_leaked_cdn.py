@@ -54,3 +54,19 @@ def test_with_modelscope_reachable_the_files_come_from_it(leaky_mirror, modelsco
     mirror_attempt = next(a for a in data["attempts"] if a["source"] == "mirror" and a["outcome"] == "partial")
     assert f"to host {LEAKED}" in mirror_attempt["why"]
     assert official_offline_load(cache, MODEL)["files"] == expected_files(leaky_mirror, MODEL)
+
+
+def test_a_source_that_was_never_reached_does_not_hide_what_the_mirror_said():
+    """On a loaded machine the chain can hand the file to the next source before that source's probe has answered;
+    when it then cannot even connect, the mirror's redirect to a blocked host stays the error (seen once in CI as
+    "Connection to 127.0.0.1:… was refused" instead of the test above's message)."""
+    from hfget.download import more_telling
+    from hfget.errors import ConnectError, DnsError, ServerError, UnreachableRedirect
+
+    leaked = UnreachableRedirect("mirror redirected model.safetensors to host cas-bridge.xethub.invalid", "")
+    refused, no_host = ConnectError("refused", ""), DnsError("no such host", "")
+    assert more_telling(leaked, refused) is leaked and more_telling(leaked, no_host) is leaked
+    assert more_telling(None, refused) is refused  # the only failure
+    server = ServerError("HTTP 500", "")
+    assert more_telling(refused, server) is server  # a source that answered says more
+    assert more_telling(server, ServerError("HTTP 502", "")).message == "HTTP 502"  # both answered: the latest

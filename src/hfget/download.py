@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from .chain.attempts import Attempt, attempt_of, best_error, combined_failure, with_attempts
 from .chain.resolve import first_snapshot
 from .config import Settings, expand_path
-from .errors import HfgetError, NetworkError, UsageError, is_fall_through
+from .errors import ConnectError, DnsError, HfgetError, NetworkError, UsageError, is_fall_through
 from .fs.fsutil import forget_resolved_paths
 from .net.proxy import resolve as resolve_proxies
 from .redact import mask_url
@@ -360,9 +360,19 @@ def _transfer(
             outcome = "ok" if not step else ("partial" if done else "failed")
             detail = f"{done} file(s) moved" + (f"; {len(step)} failed: {next(iter(step.values())).message}" if step else "")
             attempts.append(attempt_of(candidate, outcome, detail))
-        failures = step
+        failures = {path: more_telling(failures.get(path), error) for path, error in step.items()}
         remaining = [f for f in remaining if f.path in step]
     return failures
+
+
+def more_telling(earlier: HfgetError | None, later: HfgetError) -> HfgetError:
+    """The error to report for a file that two sources failed, one after the other. A source that could not be
+    reached at all (refused, no such host: handed the file while its probe had not answered yet, on a loaded
+    machine) says less than one that answered: a mirror's redirect to a blocked CDN host, a server error."""
+    unreached = (ConnectError, DnsError)
+    if earlier is not None and isinstance(later, unreached) and not isinstance(earlier, unreached):
+        return earlier
+    return later
 
 
 def _job(
