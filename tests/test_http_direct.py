@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import os
 import socket
-import threading
 
 import pytest
 
@@ -19,35 +18,23 @@ from hfget.net.http import HttpClient, RetryPolicy
 from hfget.testing.hubsim import HubSimulator
 from hfget.testing.simrepo import demo_repos
 
-from support import MODEL, self_signed_cert, tls_context
+from support import MODEL, LoopbackServer, self_signed_cert, tls_context
 
 
-class ScriptedServer:
+class ScriptedServer(LoopbackServer):
     """Answers request number i (counted over all connections) with `script[i]` (bytes, or a callable that gets
     the connection), then keeps the connection open for the next request unless the answer says `close`."""
 
     def __init__(self, script: list) -> None:
         self.script = script
         self.requests: list[bytes] = []
-        self.connections = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def connections(self) -> int:
+        return self.accepted
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
         buffer = b""
         with conn:
             while True:
@@ -66,9 +53,6 @@ class ScriptedServer:
                 conn.sendall(answer)
                 if b"Connection: close" in answer:
                     return
-
-    def close(self) -> None:
-        self._listener.close()
 
 
 def ok(body: bytes, *extra: str) -> bytes:

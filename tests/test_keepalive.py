@@ -17,48 +17,25 @@ from hfget.engine.governor import ConnectionGovernor
 from hfget.testing.hubsim import HubSimulator
 from hfget.testing.simrepo import SimRepo, blob_file
 
-from support import expected_files
+from support import LoopbackServer, expected_files
 
 REPO = "hfget-demo/many-small"
 FILES = 120
 
 
-class CountingForwarder:
+class CountingForwarder(LoopbackServer):
     """Accepts on a loopback port and pipes each connection to `target`; `accepted` counts the connections."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
-        self.accepted = 0
-        self._listener = socket.create_server(("127.0.0.1", 0), backlog=256)
-        self.port = self._listener.getsockname()[1]
-        self._sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(backlog=256)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            upstream = socket.create_connection(self.target)
-            for sock in (client, upstream):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                self._sockets.append(sock)
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
-
-    def close(self) -> None:
-        self._listener.close()
-        for sock in self._sockets:
-            try:
-                sock.close()
-            except OSError:
-                pass
+    def handle(self, client: socket.socket) -> None:
+        upstream = self.hold(socket.create_connection(self.target))
+        for sock in (client, upstream):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for a, b in ((client, upstream), (upstream, client)):
+            threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
 
 
 def _pipe(src: socket.socket, dst: socket.socket) -> None:

@@ -31,6 +31,7 @@ from .names import (
     needs_posix_signals,
 )
 from .servers import (
+    LoopbackServer,
     closed_port,
     free_port,
     misbehaving_server,
@@ -66,6 +67,7 @@ __all__ = [
     "interrupt_halfway",
     "leftovers",
     "legacy_modelscope_repo",
+    "LoopbackServer",
     "misbehaving_server",
     "tcp_server",
     "modelscope_download",

@@ -66,47 +66,82 @@ def pproxy(target_port: int, log: Path, auth: str | None = None, protocols: str 
         proc.wait(timeout=10)
 
 
+class LoopbackServer:
+    """A TCP server on 127.0.0.1 for the tests: accepts in a thread, hands each connection to `handle` in a thread
+    of its own and counts them (`accepted`); `close()` stops it (`stopped` is set, for handlers that wait) and closes
+    every connection it accepted or was given to `hold`. Subclasses set their own attributes before calling
+    `__init__`, which starts accepting at once."""
+
+    def __init__(self, backlog: int = 128) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=backlog)
+        self.port = self._listener.getsockname()[1]
+        self.accepted = 0
+        self.stopped = threading.Event()
+        self._held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def hold(self, sock: socket.socket) -> socket.socket:
+        self._held.append(sock)
+        return sock
+
+    def handle(self, conn: socket.socket) -> None:  # pragma: no cover - every server has its own
+        raise NotImplementedError
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self._handle, args=(self.hold(conn),), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        try:
+            self.handle(conn)
+        except OSError:
+            if not self.stopped.is_set():  # a connection closed by close() is the end, not a failure
+                raise
+
+    def close(self) -> None:
+        self.stopped.set()
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked in its thread
+        except OSError:
+            pass
+        self._listener.close()
+        for sock in self._held:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+
 @contextmanager
 def tcp_server(reply, tls: ssl.SSLContext | None = None):
     """A loopback server answering each connection with `reply(conn, stop)` (in a thread of its own; `stop` is set
     when the server shuts down, for replies that wait), then closing it; yields its port."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    server.settimeout(0.1)
-    stop = threading.Event()
-    held: list[socket.socket] = []
 
-    def serve(conn: socket.socket) -> None:
-        try:
-            if tls is not None:
-                conn = tls.wrap_socket(conn, server_side=True)
-                held.append(conn)
-            reply(conn, stop)
-        except OSError:
-            pass
-        finally:
-            if not stop.is_set():
-                conn.close()  # the answer ends here: a body shorter than its length ends early, a linger resets
-
-    def accept() -> None:
-        while not stop.is_set():
+    class Replies(LoopbackServer):
+        def handle(self, conn: socket.socket) -> None:
             try:
-                conn, _ = server.accept()
-            except (socket.timeout, OSError):
-                continue
-            held.append(conn)
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+                if tls is not None:
+                    conn = self.hold(tls.wrap_socket(conn, server_side=True))
+                reply(conn, self.stopped)
+            except OSError:
+                pass
+            finally:
+                if not self.stopped.is_set():
+                    conn.close()  # the answer ends here: a body shorter than its length ends early, a linger resets
 
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
+    server = Replies(backlog=64)
     try:
-        yield server.getsockname()[1]
+        yield server.port
     finally:
-        stop.set()
-        thread.join(5)
-        for conn in held:
-            conn.close()
         server.close()
 
 
