@@ -8,6 +8,7 @@ into the hfget error of the right kind (DNS, connect, TLS, timeout, proxy) with 
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -355,6 +356,7 @@ def _unreachable_redirect(error: NetworkError, origin_url: str, target_url: str)
     )
 
 
+@functools.cache  # one class, defined when the first session is made (a class holds no state of a call)
 def _session_class():
     """requests.Session without its own redirect machinery: `_follow` follows redirects itself (the token rules
     need it). requests still works out the next request of every redirect for `response.next`, rebuilding proxy
